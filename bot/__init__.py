@@ -1,0 +1,1 @@
+"""OCOP bot wiring: settings, application factory, channel adapters, CLI."""

@@ -1,0 +1,104 @@
+"""Application factory: builds the PTB Application from settings; nothing happens at import."""
+
+from __future__ import annotations
+
+import logging
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from telegram import BotCommand, Update
+from telegram.constants import ParseMode
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    ContextTypes,
+    Defaults,
+    TypeHandler,
+)
+from telegram.request import BaseRequest
+
+from bot.channels.telegram import make_update_handler
+from bot.settings import Settings
+from handlers.context import Services
+from handlers.events import Reply
+from handlers.i18n import LANGUAGES, _, use_language
+from models.admin_units import Area
+from models.db import create_engine, create_sessionmaker
+
+log = logging.getLogger(__name__)
+
+# Commands shown in Telegram's menu; the Vietnamese aliases work too but are not listed twice.
+MENU_COMMANDS = ("start", "register", "status", "cancel", "help", "language")
+
+
+def build_services(settings: Settings) -> Services:
+    return Services(
+        area=Area(settings.ocop_province_code, settings.ocop_commune_codes),
+        timezone=ZoneInfo(settings.ocop_timezone),
+    )
+
+
+def command_descriptions() -> list[BotCommand]:
+    descriptions = {
+        "start": _("Main menu"),
+        "register": _("Register a product"),
+        "status": _("My registrations"),
+        "cancel": _("Cancel the current registration"),
+        "help": _("Help"),
+        "language": _("Change language"),
+    }
+    return [BotCommand(name, descriptions[name]) for name in MENU_COMMANDS]
+
+
+async def publish_commands(application: Application) -> None:
+    for language in LANGUAGES:
+        use_language(language)
+        await application.bot.set_my_commands(
+            command_descriptions(), language_code=None if language == "vi" else language
+        )
+
+
+async def report_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    log.error("error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        use_language(None)
+        reply = Reply(_("Sorry, something went wrong. Your answers are saved; please try again."))
+        await context.bot.send_message(update.effective_chat.id, reply.text)
+
+
+def build_application(
+    settings: Settings,
+    *,
+    engine: AsyncEngine | None = None,
+    services: Services | None = None,
+    request: BaseRequest | None = None,
+) -> Application:
+    """The bot, wired: Telegram transport, database, handlers. Call `run_polling` or drive it."""
+    if not settings.telegram_bot_token:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    own_engine = engine is None
+    db = engine if engine is not None else create_engine(settings.database_url)
+
+    async def dispose(_application: Application) -> None:
+        if own_engine:
+            await db.dispose()
+
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token)
+        .base_url(settings.telegram_api_url)
+        .base_file_url(settings.file_url)
+        .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=ZoneInfo(settings.ocop_timezone)))
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .post_init(publish_commands)
+        .post_shutdown(dispose)
+    )
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request)
+    application = builder.build()
+    handler = make_update_handler(create_sessionmaker(db), services or build_services(settings))
+    # One handler for everything: routing happens in handlers/, not in PTB filters.
+    application.add_handler(TypeHandler(Update, handler))
+    application.add_error_handler(report_error)
+    return application

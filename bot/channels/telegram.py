@@ -1,0 +1,167 @@
+"""Telegram adapter: PTB updates become events; replies become messages with keyboards."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram import (
+    Bot,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import ChatType, MessageLimit
+from telegram.error import BadRequest
+from telegram.ext import ContextTypes
+
+from bot.channels.text import split_message
+from handlers.context import Services
+from handlers.events import Event, EventKind, Outcome, Reply, Request
+from handlers.router import handle_event
+
+CHANNEL = "telegram"
+log = logging.getLogger(__name__)
+
+ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+
+
+def _message_event(message: Message, base: Event) -> Event:
+    if message.contact is not None:
+        contact_user = message.contact.user_id
+        return replace(
+            base,
+            kind=EventKind.CONTACT,
+            phone=message.contact.phone_number,
+            contact_user_id=str(contact_user) if contact_user else None,
+        )
+    if message.location is not None:
+        return replace(
+            base,
+            kind=EventKind.LOCATION,
+            latitude=message.location.latitude,
+            longitude=message.location.longitude,
+        )
+    if message.text is not None:
+        if message.text.startswith("/"):
+            head, *args = message.text[1:].split()
+            return replace(
+                base, kind=EventKind.COMMAND, command=head.split("@")[0].lower(), args=tuple(args)
+            )
+        return replace(base, kind=EventKind.TEXT, text=message.text)
+    if message.photo:
+        return replace(base, kind=EventKind.PHOTO)
+    if message.document is not None:
+        return replace(base, kind=EventKind.DOCUMENT)
+    return base
+
+
+def to_event(update: Update) -> Event | None:
+    """The channel-neutral event of a private-chat update; None for what the bot ignores."""
+    user, chat = update.effective_user, update.effective_chat
+    if user is None or chat is None or user.is_bot or chat.type != ChatType.PRIVATE:
+        return None
+    base = Event(
+        channel=CHANNEL,
+        kind=EventKind.OTHER,
+        user_id=str(user.id),
+        chat_id=str(chat.id),
+        update_id=str(update.update_id),
+        display_name=user.full_name,
+        username=user.username,
+        language_code=user.language_code,
+    )
+    if update.callback_query is not None:
+        return replace(base, kind=EventKind.CHOICE, choice=update.callback_query.data or "")
+    if update.message is not None:
+        return _message_event(update.message, base)
+    return None
+
+
+def markup(reply: Reply) -> ReplyMarkup | None:
+    if reply.choices:
+        return InlineKeyboardMarkup(
+            [
+                [InlineKeyboardButton(choice.label, callback_data=choice.data) for choice in row]
+                for row in reply.choices
+            ]
+        )
+    if reply.keyboard:
+        return ReplyKeyboardMarkup(
+            [
+                [
+                    KeyboardButton(
+                        button.label,
+                        request_contact=button.request is Request.CONTACT or None,
+                        request_location=button.request is Request.LOCATION or None,
+                    )
+                    for button in row
+                ]
+                for row in reply.keyboard
+            ],
+            resize_keyboard=True,
+        )
+    if reply.remove_keyboard:
+        return ReplyKeyboardRemove()
+    return None
+
+
+async def send_reply(bot: Bot, chat_id: int, reply: Reply) -> None:
+    if reply.document is not None:
+        await bot.send_document(
+            chat_id,
+            document=reply.document.content,
+            filename=reply.document.file_name,
+            caption=reply.text[: MessageLimit.CAPTION_LENGTH] or None,
+            reply_markup=markup(reply),
+        )
+        return
+    chunks = split_message(reply.text, MessageLimit.MAX_TEXT_LENGTH)
+    for index, chunk in enumerate(chunks):
+        last = index == len(chunks) - 1
+        await bot.send_message(chat_id, chunk, reply_markup=markup(reply) if last else None)
+
+
+async def deliver(
+    bot: Bot, chat_id: int, outcome: Outcome, query: CallbackQuery | None = None
+) -> None:
+    if query is not None:
+        await query.answer(outcome.toast)
+        if query.message is not None and outcome.replies:
+            # The pressed message's buttons are spent; fresh ones come with the reply.
+            try:
+                await query.edit_message_reply_markup(None)
+            except BadRequest:
+                log.debug("buttons of message %s already gone", query.message.message_id)
+    for reply in outcome.replies:
+        await send_reply(bot, chat_id, reply)
+
+
+def make_update_handler(
+    sessionmaker: async_sessionmaker[AsyncSession], services: Services
+) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
+    """The one PTB callback: event in, one transaction, replies out (after the commit)."""
+
+    async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        event = to_event(update)
+        if event is None:
+            return
+        try:
+            async with sessionmaker() as session, session.begin():
+                outcome = await handle_event(session, services, event)
+        except IntegrityError:
+            # Another process handled the same update id first (PostgreSQL, several bots).
+            log.info("update %s already handled elsewhere", event.update_id)
+            return
+        await deliver(context.bot, int(event.chat_id), outcome, update.callback_query)
+
+    return on_update

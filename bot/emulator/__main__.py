@@ -1,0 +1,60 @@
+"""Run the Telegram Bot API emulator standalone: ``python -m bot.emulator --port 8081``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+from bot.emulator.telegram import TelegramEmulator
+
+
+def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot.emulator",
+        description="Serve a local fake Telegram Bot API for demos; drive it with curl.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    parser.add_argument("--port", type=int, default=8081, help="port (0 picks a free one)")
+    parser.add_argument("--token", default="123456:TEST", help="bot token the bot must use")
+    parser.add_argument("--bot-username", default="ocop_test_bot", help="the bot's @username")
+    return parser.parse_args(argv)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    emulator = TelegramEmulator(
+        token=args.token, host=args.host, port=args.port, bot_username=args.bot_username
+    )
+    await emulator.start()
+    base = f"http://{emulator.host}:{emulator.port}"
+    send = f'curl -s {base}/_emulator/send_text -d \'{{"user_id": 1, "text": "/start"}}\''
+    print(
+        f"Telegram Bot API emulator listening on {base}\n"
+        "Run the bot with:\n"
+        f"  TELEGRAM_API_URL={emulator.api_url}\n"
+        f"  TELEGRAM_FILE_URL={emulator.file_url}\n"
+        f"  TELEGRAM_BOT_TOKEN={emulator.token}\n"
+        "Talk to it as user 1 (API in `python -m pydoc bot.emulator.telegram`):\n"
+        f"  {send}\n"
+        f"  curl -s '{base}/_emulator/messages?chat_id=1'\n"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+    stopped = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        await emulator.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Conversations and commands, written against channel-neutral events and replies."""

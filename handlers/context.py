@@ -1,0 +1,40 @@
+"""What a handler gets besides the event: the open session, the user, and shared services."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.admin_units import Area
+from models.base import utcnow
+from models.users import User
+
+
+@dataclass(frozen=True)
+class Services:
+    """Built once at start-up from the settings and shared by every event."""
+
+    area: Area
+    timezone: ZoneInfo
+    clock: Callable[[], dt.datetime] = field(default=utcnow)
+
+    def today(self) -> dt.date:
+        return self.clock().astimezone(self.timezone).date()
+
+
+@dataclass(frozen=True)
+class Context:
+    session: AsyncSession
+    user: User
+    services: Services
+
+    @property
+    def area(self) -> Area:
+        return self.services.area
+
+    def today(self) -> dt.date:
+        return self.services.today()

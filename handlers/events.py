@@ -1,0 +1,87 @@
+"""Channel-neutral events (what a user did) and replies (what the bot answers)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class EventKind(enum.StrEnum):
+    TEXT = "text"
+    COMMAND = "command"
+    CHOICE = "choice"
+    CONTACT = "contact"
+    LOCATION = "location"
+    PHOTO = "photo"
+    DOCUMENT = "document"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Event:
+    channel: str
+    user_id: str
+    chat_id: str
+    kind: EventKind
+    update_id: str | None = None
+    display_name: str = ""
+    username: str | None = None
+    language_code: str | None = None
+    text: str | None = None
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    choice: str | None = None
+    phone: str | None = None
+    contact_user_id: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+class Request(enum.StrEnum):
+    """A special input the channel should offer (Telegram: a reply-keyboard button)."""
+
+    CONTACT = "contact"
+    LOCATION = "location"
+
+
+@dataclass(frozen=True)
+class Choice:
+    label: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Document:
+    file_name: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class KeyButton:
+    """A button of a reply keyboard: sends its label as text, or a contact/location."""
+
+    label: str
+    request: Request | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message to the user. Text is HTML with user values already escaped.
+
+    `choices` are inline buttons; `keyboard` rows replace the user's keyboard (needed for contact
+    and location requests); `remove_keyboard` takes such a keyboard away again.
+    """
+
+    text: str
+    choices: tuple[tuple[Choice, ...], ...] = ()
+    keyboard: tuple[tuple[KeyButton, ...], ...] = ()
+    remove_keyboard: bool = False
+    document: Document | None = None
+
+
+@dataclass
+class Outcome:
+    """What handling one event produced: replies, and a notice for the pressed button."""
+
+    replies: list[Reply] = field(default_factory=list)
+    toast: str | None = None

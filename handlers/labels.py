@@ -1,0 +1,52 @@
+"""Catalog strings for the domain enums, so every label a user sees is translatable."""
+
+from __future__ import annotations
+
+from handlers.i18n import N_, _
+from models.domain import ProductGroup, RegistrationKind, RegistrationStatus, SubjectType, Target
+
+KIND = {
+    RegistrationKind.NEW: N_("New product"),
+    RegistrationKind.REEVALUATION: N_("Re-evaluation of an expiring product"),
+    RegistrationKind.UPGRADE: N_("Upgrade to a higher star"),
+}
+
+TARGET = {
+    Target.STAR3: N_("3 stars"),
+    Target.STAR4: N_("4 stars"),
+    Target.STAR5: N_("5 stars"),
+    Target.UP_3_TO_4: N_("Upgrade from 3 to 4 stars"),
+    Target.UP_4_TO_5: N_("Upgrade from 4 to 5 stars"),
+}
+
+GROUP = {
+    ProductGroup.FOOD: N_("Food"),
+    ProductGroup.BEVERAGE: N_("Beverages"),
+    ProductGroup.HERBAL: N_("Medicinal herbs and herbal products"),
+    ProductGroup.HANDICRAFT: N_("Handicrafts and fine arts"),
+    ProductGroup.ORNAMENTAL: N_("Ornamental plants and animals"),
+    ProductGroup.TOURISM: N_("Community tourism, eco-tourism and tourist sites"),
+}
+
+SUBJECT_TYPE = {
+    SubjectType.ENTERPRISE: N_("Enterprise"),
+    SubjectType.COOPERATIVE: N_("Cooperative"),
+    SubjectType.COOPERATIVE_GROUP: N_("Cooperative group"),
+    SubjectType.HOUSEHOLD: N_("Registered household business"),
+}
+
+STATUS = {
+    RegistrationStatus.SUBMITTED: N_("Submitted, waiting for review"),
+    RegistrationStatus.ACCEPTED: N_("Accepted, sent to evaluation"),
+    RegistrationStatus.RETURNED: N_("Returned for completion"),
+    RegistrationStatus.REJECTED: N_("Rejected"),
+    RegistrationStatus.CERTIFIED: N_("Certified"),
+    RegistrationStatus.FAILED: N_("Not certified"),
+    RegistrationStatus.DEFERRED: N_("Moved to next year"),
+}
+
+YES, NO = N_("Yes"), N_("No")
+
+
+def stars(count: int) -> str:
+    return _("{count} stars").format(count=count)

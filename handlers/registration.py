@@ -1,0 +1,364 @@
+"""The producer's registration form, declared top to bottom as steps (see registration.mmd)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from typing import Any
+
+from handlers import labels
+from handlers.context import Context
+from handlers.engine import Answers, Flow, Step
+from handlers.events import Choice, Reply, Request
+from handlers.i18n import N_, _
+from handlers.validators import (
+    Invalid,
+    Option,
+    display_phone,
+    parse_address,
+    parse_name,
+    parse_past_date,
+    parse_phone,
+)
+from models.domain import (
+    ProductGroup,
+    RegistrationKind,
+    SubjectType,
+    Target,
+    star_before,
+    targets_for,
+)
+from models.registrations import RegistrationInput, last_registration_of, submit_registration
+
+FLOW_NAME = "register"
+# Above this many communes the buttons would fill the screen; the producer types the name.
+MAX_COMMUNE_BUTTONS = 12
+REUSED = ("subject_type", "subject_name", "owner", "address", "phone")
+
+
+def _labelled(mapping: dict[Any, str]) -> list[Option]:
+    return [Option(str(key), _(label)) for key, label in mapping.items()]
+
+
+def _is_renewal(answers: Answers) -> bool:
+    return answers.get("kind") in (RegistrationKind.REEVALUATION, RegistrationKind.UPGRADE)
+
+
+def _targets(answers: Answers) -> list[Target]:
+    star = answers.get("current_star")
+    return targets_for(RegistrationKind(answers["kind"]), int(star) if star else None)
+
+
+# --- commune ---------------------------------------------------------------------------
+
+
+def _commune_options(_answers: Answers, ctx: Context) -> list[Option]:
+    communes = ctx.area.communes
+    if len(communes) > MAX_COMMUNE_BUTTONS:
+        return []
+    return [Option(c.code, c.short_name) for c in communes]
+
+
+def _parse_commune_text(text: str, _answers: Answers, ctx: Context) -> Answers:
+    typed = " ".join(text.split())
+    matches = ctx.area.match(typed)
+    if len(matches) == 1:
+        match = matches[0]
+        return {
+            "commune": match.commune.code,
+            "commune_input": typed,
+            "legacy_commune": match.legacy_name,
+        }
+    if matches:
+        raise Invalid(
+            _("“{text}” was split between several communes. Which one is yours now?").format(
+                text=html.escape(typed)
+            ),
+            [Option(m.commune.code, m.commune.short_name) for m in matches],
+        )
+    raise Invalid(
+        _("I could not find “{text}” in {area}. Did you mean one of these?").format(
+            text=html.escape(typed), area=html.escape(ctx.area.province_name)
+        ),
+        [Option(c.code, c.short_name) for c in ctx.area.suggest(typed)],
+    )
+
+
+def _parse_commune_choice(code: str, _answers: Answers, ctx: Context) -> Answers:
+    if ctx.area.get(code) is None:
+        raise Invalid(_("Please choose one of the buttons."))
+    return {"commune": code, "commune_input": None, "legacy_commune": None}
+
+
+def _show_commune(answers: Answers, ctx: Context) -> str:
+    commune = ctx.area.get(answers["commune"])
+    name = commune.name if commune else answers["commune"]
+    legacy = answers.get("legacy_commune")
+    return _("{name} (formerly {legacy})").format(name=name, legacy=legacy) if legacy else name
+
+
+# --- reuse of the previous registration's details ----------------------------------------
+
+
+def _has_previous(answers: Answers) -> bool:
+    return bool(answers.get("_previous"))
+
+
+def _reuse_note(answers: Answers, ctx: Context) -> str:
+    previous = answers["_previous"]
+    return "\n".join(
+        f"• {html.escape(value)}"
+        for value in (
+            previous["subject_name"],
+            _(labels.SUBJECT_TYPE[SubjectType(previous["subject_type"])]),
+            previous["owner"],
+            previous["address"],
+            display_phone(previous["phone"]),
+        )
+    )
+
+
+def _parse_reuse(value: str, answers: Answers, _ctx: Context) -> Answers:
+    if value == "yes":
+        return {"reuse": "yes", **{key: answers["_previous"][key] for key in REUSED}}
+    return {"reuse": "no"}
+
+
+async def previous_details(ctx: Context) -> Answers:
+    """Owner, subject, address and phone of the producer's last registration, if any."""
+    last = await last_registration_of(ctx.session, ctx.user.id)
+    if last is None:
+        return {}
+    return {
+        "_previous": {
+            "subject_type": last.subject_type.value,
+            "subject_name": last.subject_name,
+            "owner": last.owner_name,
+            "address": last.address,
+            "phone": last.phone,
+        }
+    }
+
+
+# --- the form --------------------------------------------------------------------------
+
+
+def _text(key: str, parse: Any) -> Any:
+    def parse_text(text: str, _answers: Answers, _ctx: Context) -> Answers:
+        return {key: parse(text)}
+
+    return parse_text
+
+
+def _star_options(_answers: Answers, _ctx: Context) -> list[Option]:
+    return [Option(str(star), labels.stars(star)) for star in (3, 4, 5)]
+
+
+def _parse_issue_date(text: str, _answers: Answers, ctx: Context) -> Answers:
+    return {"issue_date": parse_past_date(text, ctx.today()).isoformat()}
+
+
+def _show_enum(key: str, mapping: dict[Any, str]) -> Any:
+    return lambda answers, _ctx: _(mapping[answers[key]])
+
+
+def _yes_no(_answers: Answers, _ctx: Context) -> list[Option]:
+    return [Option("yes", _(labels.YES)), Option("no", _(labels.NO))]
+
+
+def _show_date(answers: Answers, _ctx: Context) -> str:
+    value = answers.get("issue_date")
+    return dt.date.fromisoformat(value).strftime("%d/%m/%Y") if value else _("Not known")
+
+
+def _show_location(answers: Answers, _ctx: Context) -> str:
+    point = answers.get("location")
+    return f"{point[0]:.5f}, {point[1]:.5f}" if point else _("Not given")
+
+
+STEPS = (
+    Step(
+        "kind",
+        N_("What would you like to register?"),
+        label=N_("Registration"),
+        options=lambda a, c: _labelled(labels.KIND),
+        show=_show_enum("kind", labels.KIND),
+        resets=("current_star", "issue_date", "target"),
+        columns=1,
+    ),
+    Step(
+        "commune",
+        N_(
+            "Which commune or ward is the product made in? Tap it, or type its name "
+            "(old names before 2025 are fine too)."
+        ),
+        label=N_("Commune"),
+        options=_commune_options,
+        parse_text=_parse_commune_text,
+        parse_choice=_parse_commune_choice,
+        fills=("commune_input", "legacy_commune"),
+        show=_show_commune,
+    ),
+    Step(
+        "product",
+        N_("What is the product's name? (for example: Nước mắm cá cơm Sa Huỳnh)"),
+        label=N_("Product"),
+        parse_text=_text("product", parse_name),
+    ),
+    Step(
+        "group",
+        N_("Which product group does it belong to?"),
+        label=N_("Product group"),
+        options=lambda a, c: _labelled(labels.GROUP),
+        show=_show_enum("group", labels.GROUP),
+        columns=1,
+    ),
+    Step(
+        "current_star",
+        N_("How many stars does the product have now?"),
+        label=N_("Current star"),
+        options=_star_options,
+        # An upgrade's target ("from 3 to 4 stars") already says the current star.
+        when=lambda a: a.get("kind") == RegistrationKind.REEVALUATION,
+        resets=("target",),
+        show=lambda a, c: labels.stars(int(a["current_star"])),
+        columns=3,
+    ),
+    Step(
+        "issue_date",
+        N_(
+            "When was its OCOP certificate issued? Type the date as day/month/year, "
+            "for example 15/03/2023. If you do not remember, tap “I don't know”."
+        ),
+        label=N_("Certificate issued"),
+        parse_text=_parse_issue_date,
+        when=_is_renewal,
+        skip_label=N_("I don't know"),
+        show=_show_date,
+    ),
+    Step(
+        "reuse",
+        N_("Use the same producer details as last time?"),
+        options=_yes_no,
+        parse_choice=_parse_reuse,
+        when=_has_previous,
+        note=_reuse_note,
+    ),
+    Step(
+        "subject_type",
+        N_("What kind of producer are you?"),
+        label=N_("Producer type"),
+        options=lambda a, c: _labelled(labels.SUBJECT_TYPE),
+        show=_show_enum("subject_type", labels.SUBJECT_TYPE),
+        columns=1,
+    ),
+    Step(
+        "subject_name",
+        N_("What is the registered name of the enterprise, cooperative or group?"),
+        label=N_("Producer name"),
+        parse_text=_text("subject_name", parse_name),
+        when=lambda a: a.get("subject_type") != SubjectType.HOUSEHOLD,
+    ),
+    Step(
+        "owner",
+        N_("Who is the legal representative? Type their full name."),
+        label=N_("Legal representative"),
+        parse_text=_text("owner", parse_name),
+    ),
+    Step(
+        "address",
+        N_("Where is the product made? Type the address (village, commune)."),
+        label=N_("Production address"),
+        parse_text=_text("address", parse_address),
+    ),
+    Step(
+        "location",
+        N_(
+            "If you are at the production site now, you can send its location. "
+            "Otherwise tap “Skip”."
+        ),
+        label=N_("Location"),
+        request=Request.LOCATION,
+        skip_label=N_("Skip"),
+        show=_show_location,
+        text_hint=N_("Tap “📍 Send my location”, or “Skip”."),
+    ),
+    Step(
+        "phone",
+        N_("What phone number can the officials call? Tap the button to share it, or type it."),
+        label=N_("Phone"),
+        request=Request.CONTACT,
+        parse_text=_text("phone", parse_phone),
+        show=lambda a, c: display_phone(a["phone"]),
+    ),
+    Step(
+        "target",
+        N_("Which star level are you registering for?"),
+        label=N_("Target"),
+        options=lambda a, c: [Option(t.value, _(labels.TARGET[t])) for t in _targets(a)],
+        when=lambda a: "kind" in a,
+        show=_show_enum("target", labels.TARGET),
+        columns=1,
+    ),
+    Step(
+        "ecommerce",
+        N_("Is the product sold on an e-commerce platform (Shopee, Lazada, Postmart, …)?"),
+        label=N_("Sold online"),
+        options=_yes_no,
+        show=lambda a, c: _(labels.YES) if a["ecommerce"] == "yes" else _(labels.NO),
+    ),
+)
+
+
+def to_input(answers: Answers, today: dt.date) -> RegistrationInput:
+    household = answers["subject_type"] == SubjectType.HOUSEHOLD
+    location = answers.get("location")
+    issue_date = answers.get("issue_date")
+    target = Target(answers["target"])
+    star = answers.get("current_star") or star_before(target)
+    return RegistrationInput(
+        kind=RegistrationKind(answers["kind"]),
+        target=target,
+        programme_year=today.year,
+        commune_code=answers["commune"],
+        commune_input=answers.get("commune_input"),
+        legacy_commune=answers.get("legacy_commune"),
+        product_name=answers["product"],
+        product_group=ProductGroup(answers["group"]),
+        subject_type=SubjectType(answers["subject_type"]),
+        subject_name=answers["owner"] if household else answers["subject_name"],
+        owner_name=answers["owner"],
+        address=answers["address"],
+        phone=answers["phone"],
+        latitude=location[0] if location else None,
+        longitude=location[1] if location else None,
+        ecommerce=answers["ecommerce"] == "yes",
+        current_star=int(star) if star else None,
+        certificate_issue_date=dt.date.fromisoformat(issue_date) if issue_date else None,
+    )
+
+
+async def complete(answers: Answers, ctx: Context) -> list[Reply]:
+    registration = await submit_registration(
+        ctx.session, ctx.user.id, ctx.user.channel, to_input(answers, ctx.today())
+    )
+    lines = [
+        _("✅ Your registration was received."),
+        _("Receipt code: <b>{code}</b>").format(code=registration.code),
+        "",
+        *FLOW.summary_lines(answers, ctx),
+        "",
+        _("The commune's OCOP officials will review it. See its status any time with /status."),
+    ]
+    another = Choice(_("📝 Register another product"), "m:new")
+    mine = Choice(_("📋 My registrations"), "m:status")
+    return [Reply("\n".join(lines), choices=((another,), (mine,)))]
+
+
+FLOW = Flow(
+    name=FLOW_NAME,
+    steps=STEPS,
+    summary_title=N_("Please check your registration"),
+    submit_label=N_("✅ Submit registration"),
+    complete=complete,
+)

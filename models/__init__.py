@@ -1,0 +1,1 @@
+"""SQLAlchemy models and data-access functions (session first, never commit)."""

@@ -1,0 +1,251 @@
+"""Subjects, products and their OCOP registrations, with receipt codes and status history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import Enum, ForeignKey, Integer, String, Text, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, utcnow
+from models.domain import (
+    ProductGroup,
+    RegistrationKind,
+    RegistrationStatus,
+    SubjectType,
+    Target,
+)
+
+
+def _enum(cls: type) -> Enum:
+    return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+
+
+class Subject(Base):
+    """A producer ("chủ thể"): enterprise, cooperative, cooperative group or household."""
+
+    __tablename__ = "subjects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    subject_type: Mapped[SubjectType] = mapped_column(_enum(SubjectType))
+    representative: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(300))
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    product_group: Mapped[ProductGroup] = mapped_column(_enum(ProductGroup))
+    commune_code: Mapped[str] = mapped_column(String(10), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Registration(Base):
+    """One row of the year's registration table, with everything the producer told us."""
+
+    __tablename__ = "registrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    kind: Mapped[RegistrationKind] = mapped_column(_enum(RegistrationKind))
+    target: Mapped[Target] = mapped_column(_enum(Target))
+    programme_year: Mapped[int] = mapped_column(Integer, index=True)
+    commune_code: Mapped[str] = mapped_column(String(10), index=True)
+    commune_input: Mapped[str | None] = mapped_column(String(200))
+    legacy_commune: Mapped[str | None] = mapped_column(String(200))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), index=True)
+    product_name: Mapped[str] = mapped_column(String(200))
+    product_group: Mapped[ProductGroup] = mapped_column(_enum(ProductGroup))
+    owner_name: Mapped[str] = mapped_column(String(200))
+    subject_name: Mapped[str] = mapped_column(String(200))
+    subject_type: Mapped[SubjectType] = mapped_column(_enum(SubjectType))
+    address: Mapped[str] = mapped_column(String(300))
+    phone: Mapped[str] = mapped_column(String(20))
+    latitude: Mapped[float | None]
+    longitude: Mapped[float | None]
+    ecommerce: Mapped[bool]
+    current_star: Mapped[int | None]
+    certificate_issue_date: Mapped[dt.date | None]
+    certificate_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"))
+    status: Mapped[RegistrationStatus] = mapped_column(_enum(RegistrationStatus), index=True)
+    status_note: Mapped[str | None] = mapped_column(Text)
+    submitted_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    status_changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RegistrationStatusChange(Base):
+    """Every status a registration went through, when and by whom."""
+
+    __tablename__ = "registration_status_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id"), index=True)
+    status: Mapped[RegistrationStatus] = mapped_column(_enum(RegistrationStatus))
+    changed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CodeCounter(Base):
+    """Last receipt number given out per programme year; a row lock makes numbers unique."""
+
+    __tablename__ = "code_counters"
+
+    year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(default=0)
+
+
+@dataclass(frozen=True)
+class RegistrationInput:
+    """A completed registration form, as the conversation collected it."""
+
+    kind: RegistrationKind
+    target: Target
+    programme_year: int
+    commune_code: str
+    commune_input: str | None
+    legacy_commune: str | None
+    product_name: str
+    product_group: ProductGroup
+    subject_type: SubjectType
+    subject_name: str
+    owner_name: str
+    address: str
+    phone: str
+    latitude: float | None
+    longitude: float | None
+    ecommerce: bool
+    current_star: int | None
+    certificate_issue_date: dt.date | None
+
+
+def format_code(year: int, number: int) -> str:
+    return f"OCOP-{year}-{number:04d}"
+
+
+async def next_code(session: AsyncSession, year: int) -> str:
+    bumped = await session.scalar(
+        update(CodeCounter)
+        .where(CodeCounter.year == year)
+        .values(last=CodeCounter.last + 1)
+        .returning(CodeCounter.last)
+    )
+    if bumped is None:
+        session.add(CodeCounter(year=year, last=1))
+        await session.flush()
+        bumped = 1
+    return format_code(year, bumped)
+
+
+async def _find_or_add_subject(
+    session: AsyncSession, user_id: int, form: RegistrationInput
+) -> Subject:
+    subject = await session.scalar(
+        select(Subject).where(
+            Subject.owner_user_id == user_id,
+            Subject.name == form.subject_name,
+            Subject.subject_type == form.subject_type,
+        )
+    )
+    if subject is None:
+        subject = Subject(
+            owner_user_id=user_id, name=form.subject_name, subject_type=form.subject_type
+        )
+        session.add(subject)
+    subject.representative = form.owner_name
+    subject.address = form.address
+    subject.phone = form.phone
+    await session.flush()
+    return subject
+
+
+async def _find_or_add_product(
+    session: AsyncSession, subject: Subject, form: RegistrationInput
+) -> Product:
+    product = await session.scalar(
+        select(Product).where(Product.subject_id == subject.id, Product.name == form.product_name)
+    )
+    if product is None:
+        product = Product(subject_id=subject.id, name=form.product_name)
+        session.add(product)
+    product.product_group = form.product_group
+    product.commune_code = form.commune_code
+    await session.flush()
+    return product
+
+
+async def submit_registration(
+    session: AsyncSession, user_id: int, channel: str, form: RegistrationInput
+) -> Registration:
+    """Store a submitted registration with a fresh receipt code (the caller commits)."""
+    subject = await _find_or_add_subject(session, user_id, form)
+    product = await _find_or_add_product(session, subject, form)
+    now = utcnow()
+    registration = Registration(
+        code=await next_code(session, form.programme_year),
+        kind=form.kind,
+        target=form.target,
+        programme_year=form.programme_year,
+        commune_code=form.commune_code,
+        commune_input=form.commune_input,
+        legacy_commune=form.legacy_commune,
+        product_id=product.id,
+        subject_id=subject.id,
+        product_name=form.product_name,
+        product_group=form.product_group,
+        owner_name=form.owner_name,
+        subject_name=form.subject_name,
+        subject_type=form.subject_type,
+        address=form.address,
+        phone=form.phone,
+        latitude=form.latitude,
+        longitude=form.longitude,
+        ecommerce=form.ecommerce,
+        current_star=form.current_star,
+        certificate_issue_date=form.certificate_issue_date,
+        status=RegistrationStatus.SUBMITTED,
+        submitted_by_user_id=user_id,
+        channel=channel,
+        submitted_at=now,
+        status_changed_at=now,
+    )
+    session.add(registration)
+    await session.flush()
+    session.add(
+        RegistrationStatusChange(
+            registration_id=registration.id,
+            status=RegistrationStatus.SUBMITTED,
+            changed_by_user_id=user_id,
+            changed_at=now,
+        )
+    )
+    return registration
+
+
+async def registrations_of(
+    session: AsyncSession, user_id: int, limit: int = 20
+) -> list[Registration]:
+    rows = await session.scalars(
+        select(Registration)
+        .where(Registration.submitted_by_user_id == user_id)
+        .order_by(Registration.submitted_at.desc(), Registration.id.desc())
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def last_registration_of(session: AsyncSession, user_id: int) -> Registration | None:
+    found = await registrations_of(session, user_id, limit=1)
+    return found[0] if found else None

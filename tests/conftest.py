@@ -1,0 +1,107 @@
+"""Fixtures: the emulator, a database (SQLite file; PostgreSQL when reachable), the running bot."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.emulator import TelegramEmulator
+from bot.settings import Settings
+from models.db import create_engine
+from tests.harness import BotUnderTest
+
+DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--no-postgres", action="store_true", help="skip the PostgreSQL variants")
+
+
+async def _postgres_reachable(url: str) -> str | None:
+    """None when a connection works, else why not."""
+    engine = create_engine(url)
+    try:
+        async with asyncio.timeout(5):
+            async with engine.connect():
+                return None
+    except Exception as error:  # any failure means: not reachable here
+        return f"{type(error).__name__}: {error}"
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.config.getoption("--no-postgres"):
+        pytest.skip("PostgreSQL variants disabled with --no-postgres")
+    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_PG_URL)
+    problem = asyncio.run(_postgres_reachable(url))
+    if problem:
+        pytest.skip(f"PostgreSQL not reachable at {url} ({problem}); set TEST_DATABASE_URL")
+    yield url
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A fresh SQLite file per test; tests marked `both_databases` also run on PostgreSQL."""
+    if getattr(request, "param", "sqlite") == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite+aiosqlite:///{tmp_path}/ocop.db"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_url" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_databases"
+    ):
+        metafunc.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_databases: run on the SQLite file and on PostgreSQL (when reachable)"
+    )
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    from models.all import Base
+
+    db = create_engine(database_url)
+    async with db.begin() as connection:
+        await connection.run_sync(Base.metadata.drop_all)
+        await connection.run_sync(Base.metadata.create_all)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[TelegramEmulator]:
+    server = TelegramEmulator()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def settings(emulator: TelegramEmulator, database_url: str) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        telegram_bot_token=emulator.token,
+        telegram_api_url=emulator.api_url,
+        database_url=database_url,
+    )
+
+
+@pytest.fixture
+async def bot(
+    settings: Settings, engine: AsyncEngine, emulator: TelegramEmulator
+) -> AsyncIterator[BotUnderTest]:
+    running = BotUnderTest(settings, engine, emulator)
+    await running.start()
+    yield running
+    await running.stop()

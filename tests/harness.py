@@ -1,0 +1,161 @@
+"""Drives the real bot over the emulator: a running Application and producers who talk to it."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import Counter
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from telegram import Update
+from telegram.ext import Application, ContextTypes, TypeHandler
+
+from bot.app import build_application
+from bot.emulator import TelegramEmulator
+from bot.settings import Settings
+from handlers.context import Services
+from models.admin_units import Area
+
+JSON = dict[str, Any]
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+class BotUnderTest:
+    """The real Application, polling the emulator over HTTP, plus a way to know when an
+    update has been fully handled (a last handler group that records its id)."""
+
+    def __init__(self, settings: Settings, engine: AsyncEngine, emulator: TelegramEmulator) -> None:
+        self.settings, self.engine, self.emulator = settings, engine, emulator
+        self.clock = Clock(dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.UTC))
+        self.services = Services(
+            area=Area(settings.ocop_province_code, settings.ocop_commune_codes),
+            timezone=ZoneInfo(settings.ocop_timezone),
+            clock=self.clock,
+        )
+        self.application: Application | None = None  # type: ignore[type-arg]
+        self._handled: Counter[int] = Counter()  # times each update id went through
+        self._changed = asyncio.Condition()
+
+    async def _mark_handled(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        async with self._changed:
+            self._handled[update.update_id] += 1
+            self._changed.notify_all()
+
+    async def start(self) -> None:
+        application = build_application(self.settings, engine=self.engine, services=self.services)
+        application.add_handler(TypeHandler(Update, self._mark_handled), group=99)
+        await application.initialize()
+        await application.start()
+        assert application.updater is not None
+        await application.updater.start_polling(poll_interval=0.0, timeout=5)
+        self.application = application
+
+    async def stop(self) -> None:
+        application, self.application = self.application, None
+        if application is None:
+            return
+        assert application.updater is not None
+        await application.updater.stop()
+        await application.stop()
+        await application.shutdown()
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def deliver(self, update: JSON, *, redeliver: bool = False) -> list[JSON]:
+        """Wait until the bot has handled `update`; return the messages it sent to that chat
+        meanwhile. With `redeliver`, the emulator first delivers the same update again."""
+        chat_id = _chat_of(update)
+        before = len(self.emulator.messages_to(chat_id))
+        update_id = update["update_id"]
+        async with self._changed:
+            # A fresh update may be through already (it was queued before this call).
+            target = self._handled[update_id] + 1 if redeliver else 1
+        if redeliver:
+            self.emulator.enqueue_raw(update)
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: self._handled[update_id] >= target), timeout=15
+            )
+        return self.emulator.messages_to(chat_id)[before:]
+
+
+def _chat_of(update: JSON) -> int:
+    if "callback_query" in update:
+        return int(update["callback_query"]["message"]["chat"]["id"])
+    return int(update["message"]["chat"]["id"])
+
+
+class Producer:
+    """A person on Telegram talking to the bot; every action waits for the bot's answer."""
+
+    def __init__(self, bot: BotUnderTest, user_id: int, first_name: str = "Ba") -> None:
+        self.bot, self.user_id, self.first_name = bot, user_id, first_name
+        self.replies: list[JSON] = []
+
+    @property
+    def emulator(self) -> TelegramEmulator:
+        return self.bot.emulator
+
+    async def _do(self, update: JSON) -> list[JSON]:
+        self.replies = await self.bot.deliver(update)
+        return self.replies
+
+    async def say(self, text: str) -> list[JSON]:
+        update = self.emulator.send_text(self.user_id, text, first_name=self.first_name)
+        return await self._do(update)
+
+    async def tap(self, label: str) -> list[JSON]:
+        return await self._do(self.emulator.press_button(self.user_id, label))
+
+    async def press(self, message_id: int, callback_data: str) -> list[JSON]:
+        return await self._do(self.emulator.press(self.user_id, message_id, callback_data))
+
+    async def share_contact(self, phone: str) -> list[JSON]:
+        update = self.emulator.share_contact(self.user_id, phone, contact_user_id=self.user_id)
+        return await self._do(update)
+
+    async def share_location(self, latitude: float, longitude: float) -> list[JSON]:
+        return await self._do(self.emulator.share_location(self.user_id, latitude, longitude))
+
+    async def send_photo(self) -> list[JSON]:
+        return await self._do(self.emulator.send_photo(self.user_id))
+
+    async def redeliver(self, update: JSON) -> list[JSON]:
+        """Telegram delivering the same update again (same update_id)."""
+        self.replies = await self.bot.deliver(update, redeliver=True)
+        return self.replies
+
+    @property
+    def text(self) -> str:
+        """Everything the bot said in answer to the last action."""
+        return "\n".join(message.get("text") or "" for message in self.replies)
+
+    def buttons(self) -> list[str]:
+        """Inline button labels of the newest message that has any."""
+        for message in reversed(self.emulator.messages_to(self.user_id)):
+            markup = message.get("reply_markup") or {}
+            rows = markup.get("inline_keyboard")
+            if rows:
+                return [button["text"] for row in rows for button in row]
+        return []
+
+    def keyboard(self) -> JSON | None:
+        """The reply keyboard (contact/location requests) of the last answer, if it had one."""
+        for message in reversed(self.replies):
+            markup = message.get("reply_markup")
+            if markup and "keyboard" in markup:
+                return dict(markup)
+        return None
