@@ -1,0 +1,78 @@
+"""The `ocop-bot` command as an operator uses it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.emulator import TelegramEmulator
+
+OCOP_BOT = str(Path(sys.executable).with_name("ocop-bot"))
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], ["run", "--help"], ["migrate", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "apply pending migrations" in out
+    assert "DATABASE_URL" in out
+
+
+def test_run_without_a_token_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    assert main(["run"]) == 2
+    assert "@BotFather" in capsys.readouterr().err
+
+
+def test_migrate_creates_the_schema(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/fresh/ocop.db")
+    assert main(["migrate"]) == 0
+    with sqlite3.connect(tmp_path / "fresh" / "ocop.db") as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert {"registrations", "conversations", "processed_updates", "certificates"} <= tables
+
+
+async def test_ocop_bot_run_serves_a_conversation(
+    emulator: TelegramEmulator, tmp_path: Path
+) -> None:
+    """The installed entry point: migrates a fresh database, polls, answers, stops on SIGTERM."""
+    environment = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": emulator.token,
+        "TELEGRAM_API_URL": emulator.api_url,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/data/ocop.db",
+    }
+    process = await asyncio.create_subprocess_exec(
+        OCOP_BOT,
+        "run",
+        cwd=tmp_path,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        emulator.send_text(4001, "/start")
+        [welcome] = await emulator.wait_for_messages(4001, 1, timeout=60)
+        assert "Chương trình OCOP" in welcome["text"]
+        emulator.press_button(4001, "Đăng ký sản phẩm mới")
+        messages = await emulator.wait_for_messages(4001, 2, timeout=30)
+        assert "xã/phường nào" in messages[1]["text"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+    log = output.decode()
+    assert process.returncode == 0, log
+    assert emulator.token not in log  # httpx would log request URLs, which contain the token

@@ -1,0 +1,45 @@
+"""The Alembic migrations build exactly the schema the models describe, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from bot.migrate import upgrade
+from models.all import Base
+from models.db import create_engine
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def _reset_and_compare(url: str, reset: bool) -> list[Any]:
+    engine = create_engine(url)
+    try:
+        if reset:
+            async with engine.begin() as connection:
+                await connection.run_sync(Base.metadata.drop_all)
+                await connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        await asyncio.to_thread(upgrade, url)
+        async with engine.connect() as connection:
+            return await connection.run_sync(_differences)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.both_databases
+async def test_migrations_match_the_models(database_url: str) -> None:
+    assert await _reset_and_compare(database_url, reset=True) == []
+
+
+async def test_migrating_twice_is_harmless(database_url: str) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    assert await _reset_and_compare(database_url, reset=False) == []
