@@ -284,7 +284,7 @@ class Engine:
             if step.parse_text is None:
                 raise Invalid(_("Please choose one of the buttons."))
         if step.parse_text is None:
-            raise Invalid(_("Please use the buttons."))
+            raise Invalid(_(step.text_hint) if step.text_hint else _("Please use the buttons."))
         return step.parse_text(text, answers, ctx)
 
     def _accept(

@@ -6,6 +6,9 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -28,3 +31,15 @@ class Base(DeclarativeBase):
         dt.datetime: DateTime(timezone=True),
         dict[str, Any]: JSON,
     }
+
+
+async def insert_if_absent(session: AsyncSession, model: type[Base], **values: Any) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING; True when the row is new.
+
+    Concurrent writers of the same key (two processes on PostgreSQL) wait for each other and
+    exactly one wins, instead of one of them failing with an IntegrityError.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    result = await session.execute(insert(model).values(**values).on_conflict_do_nothing())
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from sqlalchemy import Enum, ForeignKey, Integer, String, Text, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, utcnow
+from models.base import Base, insert_if_absent, utcnow
 from models.domain import (
     ProductGroup,
     RegistrationKind,
@@ -136,17 +136,15 @@ def format_code(year: int, number: int) -> str:
 
 
 async def next_code(session: AsyncSession, year: int) -> str:
+    """The next receipt code of the year; the counter row's lock serializes concurrent submits."""
+    await insert_if_absent(session, CodeCounter, year=year, last=0)
     bumped = await session.scalar(
         update(CodeCounter)
         .where(CodeCounter.year == year)
         .values(last=CodeCounter.last + 1)
         .returning(CodeCounter.last)
     )
-    if bumped is None:
-        session.add(CodeCounter(year=year, last=1))
-        await session.flush()
-        bumped = 1
-    return format_code(year, bumped)
+    return format_code(year, int(bumped or 0))
 
 
 async def _find_or_add_subject(

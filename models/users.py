@@ -8,7 +8,7 @@ from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, utcnow
+from models.base import Base, insert_if_absent, utcnow
 from models.domain import Role
 
 DEFAULT_LANGUAGE = "vi"
@@ -83,9 +83,11 @@ async def claim_update(
     session: AsyncSession, channel: str, update_id: str, user_id: int | None
 ) -> bool:
     """Record an update as handled; False when it already was (a redelivery)."""
-    existing = await session.get(ProcessedUpdate, (channel, update_id))
-    if existing is not None:
-        return False
-    session.add(ProcessedUpdate(channel=channel, update_id=update_id, user_id=user_id))
-    await session.flush()
-    return True
+    return await insert_if_absent(
+        session,
+        ProcessedUpdate,
+        channel=channel,
+        update_id=update_id,
+        user_id=user_id,
+        processed_at=utcnow(),
+    )

@@ -156,3 +156,27 @@ async def test_pre_2025_commune_names_map_to_the_current_unit(
     assert registration.commune_input == typed
     assert registration.legacy_commune is not None
     assert registration.legacy_commune.startswith(legacy)
+
+
+async def test_names_with_html_characters_are_shown_as_typed(
+    bot: BotUnderTest, engine: AsyncEngine
+) -> None:
+    producer = Producer(bot, user_id=2008)
+    await _at_product_name(producer)
+    await producer.say("Mắm <ngon> & rẻ")
+    await producer.tap("Thực phẩm")
+    await producer.tap("Doanh nghiệp")
+    await producer.say("Công ty A&B")
+    await producer.say("Lê Văn <Tèo>")
+    await producer.say("Thôn 1")
+    # Sharing the location from the production site is stored with the registration.
+    await producer.share_location(14.6551, 109.0121)
+    await producer.say("0905 123 456")
+    await producer.tap("3 sao")
+    await producer.tap("Không")
+    assert "Mắm &lt;ngon&gt; &amp; rẻ" in producer.text
+    assert "14.65510, 109.01210" in producer.text
+    await producer.tap("Gửi hồ sơ")
+    [registration] = await stored_registrations(engine)
+    assert registration.product_name == "Mắm <ngon> & rẻ"
+    assert (registration.latitude, registration.longitude) == (14.6551, 109.0121)

@@ -7,7 +7,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import (
     Bot,
@@ -155,13 +154,8 @@ def make_update_handler(
         event = to_event(update)
         if event is None:
             return
-        try:
-            async with sessionmaker() as session, session.begin():
-                outcome = await handle_event(session, services, event)
-        except IntegrityError:
-            # Another process handled the same update id first (PostgreSQL, several bots).
-            log.info("update %s already handled elsewhere", event.update_id)
-            return
+        async with sessionmaker() as session, session.begin():
+            outcome = await handle_event(session, services, event)
         await deliver(context.bot, int(event.chat_id), outcome, update.callback_query)
 
     return on_update
