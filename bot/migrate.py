@@ -24,3 +24,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     if is_sqlite(database_url):
         prepare_sqlite_file(database_url)
     command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    command.downgrade(alembic_config(database_url), revision)

@@ -1,6 +1,15 @@
 """Imports every model module so `Base.metadata` knows all tables (migrations, tests)."""
 
-from models import certificates, conversations, registrations, users
+from models import audit, certificates, conversations, digests, officials, registrations, users
 from models.base import Base
 
-__all__ = ["Base", "certificates", "conversations", "registrations", "users"]
+__all__ = [
+    "Base",
+    "audit",
+    "certificates",
+    "conversations",
+    "digests",
+    "officials",
+    "registrations",
+    "users",
+]

@@ -20,4 +20,9 @@ class Certificate(Base):
     expiry_date: Mapped[dt.date] = mapped_column(index=True)
     decision_number: Mapped[str | None] = mapped_column(String(100))
     issuing_level: Mapped[str | None] = mapped_column(String(50))
+    # The registration whose evaluation produced it; None for certificates imported from a list.
+    # (registrations.certificate_id points the other way, at the certificate a renewal renews.)
+    registration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("registrations.id", use_alter=True)
+    )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

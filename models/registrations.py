@@ -46,6 +46,7 @@ class Product(Base):
     name: Mapped[str] = mapped_column(String(200))
     product_group: Mapped[ProductGroup] = mapped_column(_enum(ProductGroup))
     commune_code: Mapped[str] = mapped_column(String(10), index=True)
+    ecommerce: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -180,6 +181,7 @@ async def _find_or_add_product(
         session.add(product)
     product.product_group = form.product_group
     product.commune_code = form.commune_code
+    product.ecommerce = form.ecommerce
     await session.flush()
     return product
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint, select
+from sqlalchemy import JSON, Enum, ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -30,6 +30,8 @@ class User(Base):
         default=Role.PRODUCER,
     )
     phone: Mapped[str | None] = mapped_column(String(20))
+    # An official's communes; None means the whole area. Meaningless for producers.
+    scope: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

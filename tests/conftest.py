@@ -8,10 +8,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.emulator import TelegramEmulator
 from bot.settings import Settings
+from models.all import Base
 from models.db import create_engine
 from tests.harness import BotUnderTest
 
@@ -35,15 +38,50 @@ async def _postgres_reachable(url: str) -> str | None:
         await engine.dispose()
 
 
+async def _recreate_database(server_url: str, name: str) -> None:
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database of our own on the server at TEST_DATABASE_URL, so a run never touches (or is
+    confused by) whatever else lives in the server's `test` database."""
     if request.config.getoption("--no-postgres"):
         pytest.skip("PostgreSQL variants disabled with --no-postgres")
-    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_PG_URL)
-    problem = asyncio.run(_postgres_reachable(url))
+    server_url = os.environ.get("TEST_DATABASE_URL", DEFAULT_PG_URL)
+    problem = asyncio.run(_postgres_reachable(server_url))
     if problem:
-        pytest.skip(f"PostgreSQL not reachable at {url} ({problem}); set TEST_DATABASE_URL")
-    yield url
+        pytest.skip(f"PostgreSQL not reachable at {server_url} ({problem}); set TEST_DATABASE_URL")
+    name = f"ocop_test_{os.getpid()}"
+    asyncio.run(_recreate_database(server_url, name))
+    yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(_drop_database(server_url, name))
+
+
+async def _drop_database(server_url: str, name: str) -> None:
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await engine.dispose()
+
+
+async def reset_schema(engine: AsyncEngine) -> None:
+    """An empty database: on PostgreSQL the whole public schema goes (tables of any version)."""
+    async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+        else:
+            await connection.run_sync(Base.metadata.drop_all)
+            await connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
 
 @pytest.fixture
@@ -69,11 +107,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    from models.all import Base
-
     db = create_engine(database_url)
+    await reset_schema(db)
     async with db.begin() as connection:
-        await connection.run_sync(Base.metadata.drop_all)
         await connection.run_sync(Base.metadata.create_all)
     yield db
     await db.dispose()

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from bot.migrate import upgrade
+from bot.migrate import downgrade, upgrade
 from models.all import Base
 from models.db import create_engine
+from tests.conftest import reset_schema
 
 
 def _differences(connection: Connection) -> list[Any]:
@@ -25,9 +25,7 @@ async def _reset_and_compare(url: str, reset: bool) -> list[Any]:
     engine = create_engine(url)
     try:
         if reset:
-            async with engine.begin() as connection:
-                await connection.run_sync(Base.metadata.drop_all)
-                await connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            await reset_schema(engine)
         await asyncio.to_thread(upgrade, url)
         async with engine.connect() as connection:
             return await connection.run_sync(_differences)
@@ -42,4 +40,11 @@ async def test_migrations_match_the_models(database_url: str) -> None:
 
 async def test_migrating_twice_is_harmless(database_url: str) -> None:
     await asyncio.to_thread(upgrade, database_url)
+    assert await _reset_and_compare(database_url, reset=False) == []
+
+
+@pytest.mark.both_databases
+async def test_the_schema_can_be_rolled_back_and_rebuilt(database_url: str) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    await asyncio.to_thread(downgrade, database_url, "base")
     assert await _reset_and_compare(database_url, reset=False) == []
