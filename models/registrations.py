@@ -44,7 +44,8 @@ class Product(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    product_group: Mapped[ProductGroup] = mapped_column(_enum(ProductGroup))
+    # Unknown for products imported from an old certificate list without a group column.
+    product_group: Mapped[ProductGroup | None] = mapped_column(_enum(ProductGroup))
     commune_code: Mapped[str] = mapped_column(String(10), index=True)
     ecommerce: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -170,7 +170,7 @@ def upgrade() -> None:
                 native_enum=False,
                 length=16,
             ),
-            nullable=False,
+            nullable=True,
         ),
         sa.Column("commune_code", sa.String(length=10), nullable=False),
         sa.Column("ecommerce", sa.Boolean(), nullable=False),
