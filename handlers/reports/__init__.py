@@ -1,0 +1,1 @@
+"""Pure report builders over a session: digest, official export, statistics, imports."""
