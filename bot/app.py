@@ -18,13 +18,15 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot.channels.telegram import make_update_handler
+from bot.channels.telegram import CHANNEL, make_update_handler
+from bot.jobs import parse_time, schedule_jobs
 from bot.settings import Settings
 from handlers.context import Services
 from handlers.events import Reply
 from handlers.i18n import LANGUAGES, _, use_language
 from models.admin_units import Area
 from models.db import create_engine, create_sessionmaker
+from models.officials import ensure_admins
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,15 @@ def build_application(
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     own_engine = engine is None
     db = engine if engine is not None else create_engine(settings.database_url)
+    sessionmaker = create_sessionmaker(db)
+    shared = services or build_services(settings)
+
+    async def prepare(application: Application) -> None:
+        """Runs once the bot is connected, before the first update."""
+        await publish_commands(application)
+        async with sessionmaker() as session, session.begin():
+            await ensure_admins(session, CHANNEL, settings.ocop_admins)
+        schedule_jobs(application, sessionmaker, shared, parse_time(settings.ocop_digest_time))
 
     async def dispose(_application: Application) -> None:
         if own_engine:
@@ -91,13 +102,13 @@ def build_application(
         .base_file_url(settings.file_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=ZoneInfo(settings.ocop_timezone)))
         .rate_limiter(AIORateLimiter(max_retries=3))
-        .post_init(publish_commands)
+        .post_init(prepare)
         .post_shutdown(dispose)
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     application = builder.build()
-    handler = make_update_handler(create_sessionmaker(db), services or build_services(settings))
+    handler = make_update_handler(sessionmaker, shared)
     # One handler for everything: routing happens in handlers/, not in PTB filters.
     application.add_handler(TypeHandler(Update, handler))
     application.add_error_handler(report_error)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import io
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO, TextIO
 
 from telegram import Update
 
@@ -50,7 +54,80 @@ def _parser() -> argparse.ArgumentParser:
         help="apply pending database migrations and exit",
         description="Bring the database at DATABASE_URL up to the newest schema.",
     )
+    export = commands.add_parser(
+        "export",
+        help="write the official registration table of a year (XLSX or CSV)",
+        description="Write the registration table of a programme year in the official layout "
+        "(sheet 1) with every field (sheet 2), or as CSV.",
+    )
+    export.add_argument("--year", type=int, required=True, help="programme year, e.g. 2026")
+    export.add_argument("-o", "--output", required=True, help="file to write (.xlsx or .csv)")
+    export.add_argument(
+        "--commune", action="append", default=[], help="only this commune code (repeatable)"
+    )
+    importer = commands.add_parser(
+        "import",
+        help="import existing OCOP certificates from an XLSX or CSV file",
+        description="Import certificates (product, owner, subject, commune, address, phone, "
+        "star, issue date, decision number, e-commerce). Valid rows are imported; each "
+        "rejected row is reported with its row number and why.",
+    )
+    importer.add_argument("file", help="the filled template (.xlsx or .csv)")
     return parser
+
+
+async def _export(
+    settings: Settings, year: int, output: BinaryIO | TextIO, communes: list[str]
+) -> int:
+    from bot.app import build_services
+    from handlers.reports.export import (
+        ExportFilter,
+        write_registration_csv,
+        write_registration_xlsx,
+    )
+    from models.db import create_engine, create_sessionmaker
+
+    services = build_services(settings)
+    selection = ExportFilter(year=year, communes=tuple(communes) or None)
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            if isinstance(output, io.TextIOBase):
+                return await write_registration_csv(session, services.area, selection, output)
+            return await write_registration_xlsx(
+                session,
+                services.area,
+                selection,
+                output,  # type: ignore[arg-type]
+            )
+    finally:
+        await engine.dispose()
+
+
+async def _import(settings: Settings, path: str, content: bytes) -> int:
+    from bot.app import build_services
+    from handlers.i18n import use_language
+    from handlers.reports.certificate_import import ImportFileError, import_certificates
+    from models.db import create_engine, create_sessionmaker
+
+    use_language("vi")
+    services = build_services(settings)
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            try:
+                result = await import_certificates(
+                    session, services.area, content, path, today=services.today()
+                )
+            except ImportFileError as error:
+                print(error.message, file=sys.stderr)
+                return 1
+        print(f"imported: {result.imported}")
+        for row in result.rejected:
+            print(f"row {row.row}: {'; '.join(row.reasons)}")
+        return 0 if not result.rejected else 3
+    finally:
+        await engine.dispose()
 
 
 def run(settings: Settings) -> int:
@@ -79,12 +156,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging()
     settings = Settings()
-    if args.command == "migrate":
-        from bot.migrate import upgrade
+    if args.command == "run":
+        return run(settings)
+    from bot.migrate import upgrade
 
-        upgrade(settings.database_url)
+    upgrade(settings.database_url)
+    if args.command == "export":
+        output = Path(args.output)
+        if output.suffix.lower() == ".csv":
+            # The BOM makes Excel read the Vietnamese text as UTF-8.
+            with output.open("w", encoding="utf-8-sig", newline="") as text:
+                count = asyncio.run(_export(settings, args.year, text, args.commune))
+        else:
+            with output.open("wb") as binary:
+                count = asyncio.run(_export(settings, args.year, binary, args.commune))
+        print(f"{count} registrations written to {output}")
         return 0
-    return run(settings)
+    if args.command == "import":
+        content = Path(args.file).read_bytes()
+        return asyncio.run(_import(settings, args.file, content))
+    return 0
 
 
 if __name__ == "__main__":

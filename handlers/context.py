@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -26,11 +26,17 @@ class Services:
         return self.clock().astimezone(self.timezone).date()
 
 
+async def _ignore_progress(_text: str) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Context:
     session: AsyncSession
     user: User
     services: Services
+    # Sends a short "working on it" message at once, before the event's work is done.
+    progress: Callable[[str], Awaitable[None]] = _ignore_progress
 
     @property
     def area(self) -> Area:

@@ -58,7 +58,10 @@ class Flow:
     steps: tuple[Step, ...]
     summary_title: str
     submit_label: str
-    complete: Callable[[Answers, Context], Awaitable[list[Reply]]]
+    complete: Callable[[Answers, Context], Awaitable[Outcome]]
+    cancelled: str = "Registration cancelled. Nothing was sent."
+    # Without a confirmation the flow completes as soon as its last question is answered.
+    confirm: bool = True
     by_key: dict[str, Step] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -112,9 +115,12 @@ class Engine:
 
     # --- starting and rendering -------------------------------------------------------
 
-    def begin(self, conversation: Conversation, ctx: Context, preset: Answers) -> list[Reply]:
+    def begin(
+        self, conversation: Conversation, ctx: Context, preset: Answers, step: str | None = None
+    ) -> list[Reply]:
+        """Start the flow with some answers known; `step` jumps to a question (or the summary)."""
         conversation.flow = self.flow.name
-        _store(conversation, dict(preset), self.flow.next_step(preset))
+        _store(conversation, dict(preset), step or self.flow.next_step(preset))
         return self.render(conversation, ctx)
 
     def render(
@@ -134,9 +140,9 @@ class Engine:
         lines = []
         if notice:
             lines += [f"⚠️ {notice}", ""]
-        lines.append(
-            "<i>" + _("Question {n} of {total}").format(n=position, total=len(applicable)) + "</i>"
-        )
+        if len(applicable) > 1:
+            progress = _("Question {n} of {total}").format(n=position, total=len(applicable))
+            lines.append(f"<i>{progress}</i>")
         lines.append(_(step.prompt))
         extra = step.note(answers, ctx) if step.note else None
         if extra:
@@ -199,9 +205,9 @@ class Engine:
             and event.kind is EventKind.TEXT
             and fold(event.text or "") == fold(_(before.skip_label))
         ):
-            outcome = Outcome(self._accept(conversation, ctx, before, {before.key: None}))
+            outcome = await self._accept(conversation, ctx, before, {before.key: None})
         else:
-            outcome = Outcome(self._on_input(conversation, ctx, event))
+            outcome = await self._on_input(conversation, ctx, event)
         after = self._step(conversation) if conversation.flow else None
         if before is not None and before.request and not (after and after.request):
             self._drop_keyboard(outcome)
@@ -230,14 +236,12 @@ class Engine:
         if action == "x":
             return Outcome(self.cancel(conversation))
         if action == "ok" and conversation.step == SUMMARY:
-            replies = await self.flow.complete(conversation.answers, ctx)
-            self.finish(conversation)
-            return Outcome(replies)
+            return await self._complete(conversation, ctx)
         if action == "e" and conversation.step == SUMMARY and argument in self.flow.by_key:
             _store(conversation, conversation.answers, argument, editing=True)
             return Outcome(self.render(conversation, ctx))
         if action == "s" and step is not None and step.skip_label:
-            return Outcome(self._accept(conversation, ctx, step, {step.key: None}))
+            return await self._accept(conversation, ctx, step, {step.key: None})
         if action == "o" and step is not None and step.options is not None:
             values = {option.value for option in step.options(conversation.answers, ctx)}
             try:
@@ -249,19 +253,20 @@ class Engine:
                     raise Invalid(_("Please choose one of the buttons."))
             except Invalid as invalid:
                 return Outcome(self.render(conversation, ctx, invalid.message, invalid.options))
-            return Outcome(self._accept(conversation, ctx, step, update))
+            return await self._accept(conversation, ctx, step, update)
         notice = _("That button belongs to an earlier message. Here is the current question.")
         return Outcome(self.render(conversation, ctx, notice), toast=notice)
 
-    def _on_input(self, conversation: Conversation, ctx: Context, event: Event) -> list[Reply]:
+    async def _on_input(self, conversation: Conversation, ctx: Context, event: Event) -> Outcome:
         step = self._step(conversation)
         if step is None:  # the summary: only its buttons mean something
-            return self.render(conversation, ctx, _("Please use the buttons below the summary."))
+            notice = _("Please use the buttons below the summary.")
+            return Outcome(self.render(conversation, ctx, notice))
         try:
             update = self._parse(step, conversation.answers, ctx, event)
         except Invalid as invalid:
-            return self.render(conversation, ctx, invalid.message, invalid.options)
-        return self._accept(conversation, ctx, step, update)
+            return Outcome(self.render(conversation, ctx, invalid.message, invalid.options))
+        return await self._accept(conversation, ctx, step, update)
 
     def _parse(self, step: Step, answers: Answers, ctx: Context, event: Event) -> Answers:
         if step.request is Request.CONTACT and event.kind is EventKind.CONTACT:
@@ -287,9 +292,9 @@ class Engine:
             raise Invalid(_(step.text_hint) if step.text_hint else _("Please use the buttons."))
         return step.parse_text(text, answers, ctx)
 
-    def _accept(
+    async def _accept(
         self, conversation: Conversation, ctx: Context, step: Step, update: Answers
-    ) -> list[Reply]:
+    ) -> Outcome:
         answers = dict(conversation.answers)
         changed = any(answers.get(key) != value for key, value in update.items())
         if changed:
@@ -297,7 +302,14 @@ class Engine:
                 answers.pop(key, None)
         answers.update(update)
         _store(conversation, answers, self.flow.next_step(answers))
-        return self.render(conversation, ctx)
+        if conversation.step == SUMMARY and not self.flow.confirm:
+            return await self._complete(conversation, ctx)
+        return Outcome(self.render(conversation, ctx))
+
+    async def _complete(self, conversation: Conversation, ctx: Context) -> Outcome:
+        outcome = await self.flow.complete(conversation.answers, ctx)
+        self.finish(conversation)
+        return outcome
 
     def back(self, conversation: Conversation, ctx: Context) -> list[Reply]:
         answers = dict(conversation.answers)
@@ -320,7 +332,7 @@ class Engine:
 
     def cancel(self, conversation: Conversation) -> list[Reply]:
         self.finish(conversation)
-        return [Reply(_("Registration cancelled. Nothing was sent."), remove_keyboard=True)]
+        return [Reply(_(self.flow.cancelled), remove_keyboard=True)]
 
     @staticmethod
     def finish(conversation: Conversation) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 
@@ -15,6 +16,15 @@ class EventKind(enum.StrEnum):
     PHOTO = "photo"
     DOCUMENT = "document"
     OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file the user sent; `fetch` downloads it only when a handler decides to read it."""
+
+    file_name: str
+    size: int | None
+    fetch: Callable[[], Awaitable[bytes]]
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,9 @@ class Event:
     contact_user_id: str | None = None
     latitude: float | None = None
     longitude: float | None = None
+    attachment: Attachment | None = None
+    # How this channel links into the bot with a start code (Telegram: t.me/<bot>?start=).
+    deep_link: str | None = None
 
 
 class Request(enum.StrEnum):
@@ -79,9 +92,22 @@ class Reply:
     document: Document | None = None
 
 
+@dataclass(frozen=True)
+class Notice:
+    """Messages for someone other than the sender, e.g. a producer told of a review outcome.
+
+    Built in the recipient's language by the handler that decides to send it.
+    """
+
+    channel: str
+    chat_id: str
+    replies: tuple[Reply, ...]
+
+
 @dataclass
 class Outcome:
-    """What handling one event produced: replies, and a notice for the pressed button."""
+    """What handling one event produced: replies, a toast for the pressed button, notices."""
 
     replies: list[Reply] = field(default_factory=list)
     toast: str | None = None
+    notices: list[Notice] = field(default_factory=list)

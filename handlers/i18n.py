@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import gettext
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
@@ -46,6 +48,16 @@ def use_language(language: str | None) -> str:
     chosen = language if language in LANGUAGES else DEFAULT_LANGUAGE
     current_language.set(chosen)
     return chosen
+
+
+@contextmanager
+def in_language(language: str | None) -> Iterator[str]:
+    """Build text in another person's language (a notice, a scheduled message), then restore."""
+    token = current_language.set(language if language in LANGUAGES else DEFAULT_LANGUAGE)
+    try:
+        yield current_language.get()
+    finally:
+        current_language.reset(token)
 
 
 def _(message: str) -> str:

@@ -8,8 +8,8 @@ from typing import Any
 
 from handlers import labels
 from handlers.context import Context
-from handlers.engine import Answers, Flow, Step
-from handlers.events import Choice, Reply, Request
+from handlers.engine import SUMMARY, Answers, Flow, Step
+from handlers.events import Choice, Outcome, Reply, Request
 from handlers.i18n import N_, _
 from handlers.validators import (
     Invalid,
@@ -28,7 +28,15 @@ from models.domain import (
     star_before,
     targets_for,
 )
-from models.registrations import RegistrationInput, last_registration_of, submit_registration
+from models.registrations import (
+    Registration,
+    RegistrationInput,
+    last_registration_of,
+    resubmit_registration,
+    submit_registration,
+)
+
+__all__ = ["FLOW", "SUMMARY", "answers_of", "previous_details"]
 
 FLOW_NAME = "register"
 # Above this many communes the buttons would fill the screen; the producer types the name.
@@ -338,12 +346,55 @@ def to_input(answers: Answers, today: dt.date) -> RegistrationInput:
     )
 
 
-async def complete(answers: Answers, ctx: Context) -> list[Reply]:
-    registration = await submit_registration(
-        ctx.session, ctx.user.id, ctx.user.channel, to_input(answers, ctx.today())
-    )
+def answers_of(registration: Registration) -> Answers:
+    """The form as it was submitted, to complete a returned registration."""
+    answers: Answers = {
+        "_registration": registration.id,
+        "kind": registration.kind.value,
+        "commune": registration.commune_code,
+        "commune_input": registration.commune_input,
+        "legacy_commune": registration.legacy_commune,
+        "product": registration.product_name,
+        "group": registration.product_group.value,
+        "subject_type": registration.subject_type.value,
+        "owner": registration.owner_name,
+        "address": registration.address,
+        "phone": registration.phone,
+        "target": registration.target.value,
+        "ecommerce": "yes" if registration.ecommerce else "no",
+        "location": (
+            [registration.latitude, registration.longitude]
+            if registration.latitude is not None and registration.longitude is not None
+            else None
+        ),
+    }
+    if registration.subject_type is not SubjectType.HOUSEHOLD:
+        answers["subject_name"] = registration.subject_name
+    if registration.kind is not RegistrationKind.NEW:
+        issued = registration.certificate_issue_date
+        answers["issue_date"] = issued.isoformat() if issued else None
+    if registration.kind is RegistrationKind.REEVALUATION:
+        answers["current_star"] = str(registration.current_star)
+    return answers
+
+
+async def complete(answers: Answers, ctx: Context) -> Outcome:
+    form = to_input(answers, ctx.today())
+    returned_id = answers.get("_registration")
+    if returned_id is not None:
+        registration = await resubmit_registration(
+            ctx.session, int(returned_id), ctx.user.id, form, ctx.services.clock()
+        )
+        if registration is None:
+            return Outcome([Reply(_("This registration cannot be changed any more."))])
+        headline = _("✅ Your completed registration was sent again.")
+    else:
+        registration = await submit_registration(
+            ctx.session, ctx.user.id, ctx.user.channel, form, ctx.services.clock()
+        )
+        headline = _("✅ Your registration was received.")
     lines = [
-        _("✅ Your registration was received."),
+        headline,
         _("Receipt code: <b>{code}</b>").format(code=registration.code),
         "",
         *FLOW.summary_lines(answers, ctx),
@@ -352,7 +403,7 @@ async def complete(answers: Answers, ctx: Context) -> list[Reply]:
     ]
     another = Choice(_("📝 Register another product"), "m:new")
     mine = Choice(_("📋 My registrations"), "m:status")
-    return [Reply("\n".join(lines), choices=((another,), (mine,)))]
+    return Outcome([Reply("\n".join(lines), choices=((another,), (mine,)))])
 
 
 FLOW = Flow(
@@ -361,4 +412,5 @@ FLOW = Flow(
     summary_title=N_("Please check your registration"),
     submit_label=N_("✅ Submit registration"),
     complete=complete,
+    cancelled=N_("Registration cancelled. Nothing was sent."),
 )

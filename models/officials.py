@@ -105,4 +105,3 @@ async def redeem_invite(
     if user.role is not Role.ADMIN:
         user.role, user.scope = invite.role, invite.scope
     return invite
-

@@ -188,12 +188,11 @@ async def _find_or_add_product(
 
 
 async def submit_registration(
-    session: AsyncSession, user_id: int, channel: str, form: RegistrationInput
+    session: AsyncSession, user_id: int, channel: str, form: RegistrationInput, now: dt.datetime
 ) -> Registration:
     """Store a submitted registration with a fresh receipt code (the caller commits)."""
     subject = await _find_or_add_subject(session, user_id, form)
     product = await _find_or_add_product(session, subject, form)
-    now = utcnow()
     registration = Registration(
         code=await next_code(session, form.programme_year),
         kind=form.kind,
@@ -232,6 +231,74 @@ async def submit_registration(
             changed_at=now,
         )
     )
+    return registration
+
+
+# Which status may follow which; anything else is refused (a stale button, a double tap).
+TRANSITIONS = {
+    RegistrationStatus.SUBMITTED: {
+        RegistrationStatus.ACCEPTED,
+        RegistrationStatus.RETURNED,
+        RegistrationStatus.REJECTED,
+    },
+    RegistrationStatus.RETURNED: {RegistrationStatus.SUBMITTED},
+    RegistrationStatus.ACCEPTED: {
+        RegistrationStatus.CERTIFIED,
+        RegistrationStatus.FAILED,
+        RegistrationStatus.DEFERRED,
+    },
+}
+
+
+def can_change(registration: Registration, status: RegistrationStatus) -> bool:
+    return status in TRANSITIONS.get(registration.status, set())
+
+
+def change_status(
+    session: AsyncSession,
+    registration: Registration,
+    status: RegistrationStatus,
+    by_user_id: int | None,
+    now: dt.datetime,
+    note: str | None = None,
+) -> None:
+    """Move a registration on and record the step; the caller checked `can_change`."""
+    registration.status = status
+    registration.status_note = note
+    registration.status_changed_at = now
+    session.add(
+        RegistrationStatusChange(
+            registration_id=registration.id,
+            status=status,
+            changed_by_user_id=by_user_id,
+            note=note,
+            changed_at=now,
+        )
+    )
+
+
+async def resubmit_registration(
+    session: AsyncSession,
+    registration_id: int,
+    user_id: int,
+    form: RegistrationInput,
+    now: dt.datetime,
+) -> Registration | None:
+    """Replace a returned registration's answers and submit it again under the same code."""
+    registration = await session.get(Registration, registration_id, with_for_update=True)
+    if (
+        registration is None
+        or registration.submitted_by_user_id != user_id
+        or not can_change(registration, RegistrationStatus.SUBMITTED)
+    ):
+        return None
+    subject = await _find_or_add_subject(session, user_id, form)
+    product = await _find_or_add_product(session, subject, form)
+    for name in RegistrationInput.__dataclass_fields__:
+        if name != "programme_year":  # it stays in the year it was first submitted for
+            setattr(registration, name, getattr(form, name))
+    registration.subject_id, registration.product_id = subject.id, product.id
+    change_status(session, registration, RegistrationStatus.SUBMITTED, user_id, now)
     return registration
 
 

@@ -16,7 +16,7 @@ from bot.emulator import TelegramEmulator
 from bot.settings import Settings
 from models.all import Base
 from models.db import create_engine
-from tests.harness import BotUnderTest
+from tests.harness import ADMIN_ID, BotUnderTest
 
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -130,6 +130,7 @@ def settings(emulator: TelegramEmulator, database_url: str) -> Settings:
         telegram_bot_token=emulator.token,
         telegram_api_url=emulator.api_url,
         database_url=database_url,
+        ocop_admins=[ADMIN_ID],
     )
 
 

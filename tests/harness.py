@@ -19,6 +19,7 @@ from handlers.context import Services
 from models.admin_units import Area
 
 JSON = dict[str, Any]
+ADMIN_ID = 9000  # made an admin through OCOP_ADMINS by the `settings` fixture
 
 
 class Clock:
@@ -56,6 +57,8 @@ class BotUnderTest:
         application = build_application(self.settings, engine=self.engine, services=self.services)
         application.add_handler(TypeHandler(Update, self._mark_handled), group=99)
         await application.initialize()
+        assert application.post_init is not None
+        await application.post_init(application)  # as run_polling would
         await application.start()
         assert application.updater is not None
         await application.updater.start_polling(poll_interval=0.0, timeout=5)
@@ -69,6 +72,12 @@ class BotUnderTest:
         await application.updater.stop()
         await application.stop()
         await application.shutdown()
+
+    async def run_job(self, name: str) -> None:
+        """Run a scheduled job now, as its timer would (the test sets the clock first)."""
+        assert self.application is not None and self.application.job_queue is not None
+        [job] = self.application.job_queue.get_jobs_by_name(name)
+        await job.run(self.application)
 
     async def restart(self) -> None:
         await self.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,12 +21,12 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType, MessageLimit
-from telegram.error import BadRequest
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.channels.text import split_message
 from handlers.context import Services
-from handlers.events import Event, EventKind, Outcome, Reply, Request
+from handlers.events import Attachment, Event, EventKind, Notice, Outcome, Reply, Request
 from handlers.router import handle_event
 
 CHANNEL = "telegram"
@@ -60,11 +61,22 @@ def _message_event(message: Message, base: Event) -> Event:
     if message.photo:
         return replace(base, kind=EventKind.PHOTO)
     if message.document is not None:
-        return replace(base, kind=EventKind.DOCUMENT)
+        document = message.document
+        attachment = Attachment(
+            file_name=document.file_name or "file",
+            size=document.file_size,
+            fetch=partial(_download, message.get_bot(), document.file_id),
+        )
+        return replace(base, kind=EventKind.DOCUMENT, attachment=attachment)
     return base
 
 
-def to_event(update: Update) -> Event | None:
+async def _download(bot: Bot, file_id: str) -> bytes:
+    file = await bot.get_file(file_id)
+    return bytes(await file.download_as_bytearray())
+
+
+def to_event(update: Update, bot_username: str | None = None) -> Event | None:
     """The channel-neutral event of a private-chat update; None for what the bot ignores."""
     user, chat = update.effective_user, update.effective_chat
     if user is None or chat is None or user.is_bot or chat.type != ChatType.PRIVATE:
@@ -78,6 +90,7 @@ def to_event(update: Update) -> Event | None:
         display_name=user.full_name,
         username=user.username,
         language_code=user.language_code,
+        deep_link=f"https://t.me/{bot_username}?start=" if bot_username else None,
     )
     if update.callback_query is not None:
         return replace(base, kind=EventKind.CHOICE, choice=update.callback_query.data or "")
@@ -143,6 +156,23 @@ async def deliver(
                 log.debug("buttons of message %s already gone", query.message.message_id)
     for reply in outcome.replies:
         await send_reply(bot, chat_id, reply)
+    for notice in outcome.notices:
+        await send_notice(bot, notice)
+
+
+async def send_notice(bot: Bot, notice: Notice) -> None:
+    """Tell someone else (a producer of a review outcome). Failing to reach them must not undo
+    the change that caused it; the registration's status is the record they can always see."""
+    if notice.channel != CHANNEL:
+        log.warning("no adapter to reach a %s user", notice.channel)
+        return
+    try:
+        for reply in notice.replies:
+            await send_reply(bot, int(notice.chat_id), reply)
+    except Forbidden:
+        log.warning("chat %s blocked the bot; notice not delivered", notice.chat_id)
+    except TelegramError as error:
+        log.warning("notice to chat %s not delivered: %s", notice.chat_id, error)
 
 
 def make_update_handler(
@@ -151,11 +181,16 @@ def make_update_handler(
     """The one PTB callback: event in, one transaction, replies out (after the commit)."""
 
     async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        event = to_event(update)
+        event = to_event(update, context.bot.username)
         if event is None:
             return
+        chat_id = int(event.chat_id)
+
+        async def progress(text: str) -> None:
+            await context.bot.send_message(chat_id, text)
+
         async with sessionmaker() as session, session.begin():
-            outcome = await handle_event(session, services, event)
-        await deliver(context.bot, int(event.chat_id), outcome, update.callback_query)
+            outcome = await handle_event(session, services, event, progress)
+        await deliver(context.bot, chat_id, outcome, update.callback_query)
 
     return on_update

@@ -1,0 +1,218 @@
+"""What every user can do: the main menu, help, language, their registrations, start/cancel."""
+
+from __future__ import annotations
+
+import html
+
+from babel.dates import format_date
+
+from handlers import labels
+from handlers.context import Context
+from handlers.engine import Engine
+from handlers.events import Choice, Outcome, Reply
+from handlers.i18n import LANGUAGES, _, current_language, use_language
+from handlers.officials import start_with_code
+from handlers.registration import FLOW, SUMMARY, answers_of, previous_details
+from handlers.routes import Call, Routes
+from models.conversations import Conversation
+from models.domain import RegistrationKind, RegistrationStatus, Role
+from models.registrations import Registration, registrations_of
+
+REGISTER = Engine(FLOW)
+ENGINES: dict[str, Engine] = {FLOW.name: REGISTER}
+
+
+def main_menu(role: Role = Role.PRODUCER) -> tuple[tuple[Choice, ...], ...]:
+    rows = [
+        (Choice(_("📝 Register a new product"), "m:new"),),
+        (Choice(_("🔁 Re-evaluate an expiring product"), "m:reeval"),),
+        (Choice(_("📋 My registrations"), "m:status"),),
+        (Choice(_("❓ Help"), "m:help"), Choice(_("🌐 Language"), "m:lang")),
+    ]
+    if role is not Role.PRODUCER:
+        rows.insert(0, (Choice(_("🗂 Registrations to review"), "rvl"),))
+    return tuple(rows)
+
+
+def welcome(role: Role) -> Reply:
+    text = "\n".join(
+        [
+            _(
+                "Hello! This bot registers products for the OCOP programme "
+                "(One Commune One Product)."
+            ),
+            _(
+                "OCOP rates local products with 3 to 5 stars. Register a new product, or a "
+                "product whose certificate is expiring, here in a few taps; the commune's "
+                "officials receive it at once."
+            ),
+        ]
+    )
+    return Reply(text, choices=main_menu(role))
+
+
+def help_reply(role: Role) -> Reply:
+    lines = [
+        _("<b>How to use this bot</b>"),
+        _("/register (or /dangky): register a product"),
+        _("/status (or /hoso): your registrations and their status"),
+        _("/cancel (or /huy): stop the registration in progress"),
+        _("/language: change the language"),
+    ]
+    if role is not Role.PRODUCER:
+        lines += [
+            "",
+            _("<b>For officials</b>"),
+            _("/pending: registrations waiting for review"),
+            _("/digest: today's digest now"),
+            _("/export [year] [commune codes]: the registration table (XLSX; add csv for CSV)"),
+            _("/stats [year]: cumulative figures for the annual report"),
+        ]
+    if role is Role.ADMIN:
+        lines += [
+            "",
+            _("<b>For administrators</b>"),
+            _("/official add|remove <id or @username> [commune codes]"),
+            _("/officials: who are officials, and their communes"),
+            _("/invite [commune codes]: a one-time link that makes its user an official"),
+            _("/template, then send the filled file: import existing certificates"),
+        ]
+    lines += [
+        "",
+        _(
+            "Answer each question by tapping a button or typing. "
+            "You can go back or cancel at every step."
+        ),
+    ]
+    return Reply("\n".join(lines), choices=main_menu(role))
+
+
+def _status_line(registration: Registration, ctx: Context) -> list[str]:
+    changed = registration.status_changed_at.astimezone(ctx.services.timezone)
+    lines = [
+        f"<b>{registration.code}</b> · {html.escape(registration.product_name)} · "
+        f"{_(labels.TARGET[registration.target])}",
+        "   "
+        + _("{status} since {date}").format(
+            status=_(labels.STATUS[registration.status]),
+            date=format_date(changed.date(), "dd/MM/yyyy", locale=current_language.get()),
+        ),
+    ]
+    if registration.status_note:
+        lines.append("   " + _("Note: {note}").format(note=html.escape(registration.status_note)))
+    return lines
+
+
+async def status(call: Call) -> Outcome:
+    ctx = call.ctx
+    registrations = await registrations_of(ctx.session, ctx.user.id)
+    if not registrations:
+        return Outcome(
+            [
+                Reply(
+                    _("You have not registered any product yet."),
+                    choices=((Choice(_("📝 Register a new product"), "m:new"),),),
+                )
+            ]
+        )
+    lines = [_("<b>Your registrations</b>"), ""]
+    fixes = []
+    for registration in registrations:
+        lines += _status_line(registration, ctx)
+        if registration.status is RegistrationStatus.RETURNED:
+            label = _("✏️ Complete and resubmit {code}").format(code=registration.code)
+            fixes.append((Choice(label, f"pe:{registration.id}"),))
+    return Outcome([Reply("\n".join(lines), choices=tuple(fixes))])
+
+
+async def start_registration(
+    conversation: Conversation, ctx: Context, kind: RegistrationKind | None = None
+) -> list[Reply]:
+    if conversation.flow in ENGINES:
+        notice = _("You have a registration in progress. Here is where you stopped.")
+        return ENGINES[conversation.flow].render(conversation, ctx, notice)
+    preset = await previous_details(ctx)
+    if kind is not None:
+        preset["kind"] = kind.value
+    return REGISTER.begin(conversation, ctx, preset)
+
+
+async def register(call: Call) -> Outcome:
+    return Outcome(await start_registration(call.conversation, call.ctx))
+
+
+async def cancel(call: Call) -> Outcome:
+    conversation = call.conversation
+    if conversation.flow in ENGINES:
+        replies = ENGINES[conversation.flow].cancel(conversation)
+        return Outcome([*replies, welcome(call.ctx.user.role)])
+    return Outcome([Reply(_("There is nothing to cancel."), choices=main_menu(call.ctx.user.role))])
+
+
+async def start(call: Call) -> Outcome:
+    if call.args:  # t.me/<bot>?start=<code>: an invitation
+        invited = await start_with_code(call)
+        if invited is not None:
+            return invited
+    return Outcome([welcome(call.ctx.user.role)])
+
+
+async def help_command(call: Call) -> Outcome:
+    return Outcome([help_reply(call.ctx.user.role)])
+
+
+async def language(call: Call) -> Outcome:
+    return Outcome(
+        [
+            Reply(
+                _("Choose your language:"),
+                choices=((Choice("🇻🇳 Tiếng Việt", "lang:vi"), Choice("🇬🇧 English", "lang:en")),),
+            )
+        ]
+    )
+
+
+async def choose_language(call: Call) -> Outcome:
+    if call.args and call.args[0] in LANGUAGES:
+        call.ctx.user.language = use_language(call.args[0])
+    reply = Reply(_("Language changed to English."), choices=main_menu(call.ctx.user.role))
+    return Outcome([reply])
+
+
+async def menu_button(call: Call) -> Outcome:
+    action = call.args[0] if call.args else ""
+    kinds = {"new": RegistrationKind.NEW, "reeval": RegistrationKind.REEVALUATION}
+    if action in kinds:
+        return Outcome(await start_registration(call.conversation, call.ctx, kinds[action]))
+    handlers = {"status": status, "help": help_command, "lang": language}
+    return await handlers.get(action, start)(call)
+
+
+async def edit_returned(call: Call) -> Outcome:
+    """A producer reopens a registration that was returned for completion."""
+    ctx = call.ctx
+    registration_id = int(call.args[0]) if call.args and call.args[0].isdigit() else 0
+    registration = await ctx.session.get(Registration, registration_id)
+    if (
+        registration is None
+        or registration.submitted_by_user_id != ctx.user.id
+        or registration.status is not RegistrationStatus.RETURNED
+    ):
+        return Outcome([Reply(_("This registration cannot be changed any more."))])
+    if call.conversation.flow in ENGINES:
+        ENGINES[call.conversation.flow].finish(call.conversation)
+    notice = _("Change what the officials asked for, then submit again.")
+    replies = REGISTER.begin(call.conversation, ctx, answers_of(registration), step=SUMMARY)
+    return Outcome([Reply(notice), *replies])
+
+
+def register_routes(routes: Routes) -> None:
+    routes.command("start", start, "menu", "batdau")
+    routes.command("help", help_command, "huongdan", "trogiup")
+    routes.command("register", register, "dangky")
+    routes.command("cancel", cancel, "huy")
+    routes.command("status", status, "hoso")
+    routes.command("language", language, "ngonngu")
+    routes.button("m", menu_button)
+    routes.button("lang", choose_language)
+    routes.button("pe", edit_returned)

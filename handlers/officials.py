@@ -1,0 +1,134 @@
+"""Admins manage officials: grant and revoke the role with a scope, list them, invite links."""
+
+from __future__ import annotations
+
+import html
+
+from handlers.context import Context
+from handlers.events import Notice, Outcome, Reply
+from handlers.i18n import _, in_language
+from handlers.routes import Call, Routes
+from models.domain import Role
+from models.officials import create_invite, find_user, officials, redeem_invite
+from models.users import User
+
+USAGE = "/official add <id or @username> [commune codes]\n/official remove <id or @username>"
+
+
+def describe_scope(ctx: Context, scope: list[str] | None) -> str:
+    if scope is None:
+        return _("the whole area ({province})").format(province=ctx.area.province_name)
+    names = []
+    for code in scope:
+        commune = ctx.area.get(code)
+        names.append(commune.name if commune else code)
+    return ", ".join(names)
+
+
+def parse_scope(ctx: Context, codes: tuple[str, ...]) -> list[str] | None:
+    """Commune codes typed by an admin; empty means the whole area. Raises ValueError."""
+    if not codes:
+        return None
+    unknown = [code for code in codes if ctx.area.get(code) is None]
+    if unknown:
+        raise ValueError(", ".join(unknown))
+    return [commune.code for code in codes if (commune := ctx.area.get(code)) is not None]
+
+
+def _welcome_official(ctx: Context, user: User) -> Notice:
+    with in_language(user.language):
+        text = _(
+            "You are now an OCOP official for {scope}. Send /pending to see registrations "
+            "waiting for review, /help for everything you can do."
+        ).format(scope=html.escape(describe_scope(ctx, user.scope)))
+    return Notice(user.channel, user.chat_id, (Reply(text),))
+
+
+def _name(user: User) -> str:
+    label = user.display_name or user.channel_user_id
+    if user.username:
+        label += f" (@{user.username})"
+    return html.escape(label)
+
+
+async def official(call: Call) -> Outcome:
+    ctx, args = call.ctx, call.args
+    if len(args) < 2 or args[0] not in ("add", "remove"):
+        return Outcome([Reply(html.escape(USAGE))])
+    action, reference, codes = args[0], args[1], args[2:]
+    user = await find_user(ctx.session, ctx.user.channel, reference)
+    if user is None:
+        text = _(
+            "I don't know {who} yet. Ask them to send /start to the bot first, or use /invite."
+        ).format(who=html.escape(reference))
+        return Outcome([Reply(text)])
+    if user.role is Role.ADMIN:
+        return Outcome([Reply(_("{who} is an administrator.").format(who=_name(user)))])
+    if action == "remove":
+        user.role, user.scope = Role.PRODUCER, None
+        text = _("{who} is no longer an official.").format(who=_name(user))
+        return Outcome([Reply(text)])
+    try:
+        scope = parse_scope(ctx, codes)
+    except ValueError as unknown:
+        text = _("Unknown commune codes: {codes}. The codes of the area are: {known}.").format(
+            codes=html.escape(str(unknown)),
+            known=", ".join(f"{c.code} {c.short_name}" for c in ctx.area.communes[:12]),
+        )
+        return Outcome([Reply(text)])
+    user.role, user.scope = Role.OFFICIAL, scope
+    text = _("{who} is now an official for {scope}.").format(
+        who=_name(user), scope=html.escape(describe_scope(ctx, scope))
+    )
+    return Outcome([Reply(text)], notices=[_welcome_official(ctx, user)])
+
+
+async def list_officials(call: Call) -> Outcome:
+    ctx = call.ctx
+    people = await officials(ctx.session, ctx.user.channel)
+    lines = [_("<b>Officials and administrators</b>"), ""]
+    for person in people:
+        role = _("administrator") if person.role is Role.ADMIN else _("official")
+        lines.append(
+            f"• {_name(person)} · id {person.channel_user_id} · {role} · "
+            f"{html.escape(describe_scope(ctx, person.scope))}"
+        )
+    return Outcome([Reply("\n".join(lines))])
+
+
+async def invite(call: Call) -> Outcome:
+    ctx = call.ctx
+    try:
+        scope = parse_scope(ctx, call.args)
+    except ValueError as unknown:
+        text = _("Unknown commune codes: {codes}.").format(codes=html.escape(str(unknown)))
+        return Outcome([Reply(text)])
+    created = await create_invite(ctx.session, ctx.user, scope, ctx.services.clock())
+    link = f"{call.event.deep_link}{created.code}" if call.event.deep_link else None
+    text = _(
+        "A one-time invitation for an official of {scope}, valid for 7 days. Forward it to "
+        "the person; opening it makes them an official."
+    ).format(scope=html.escape(describe_scope(ctx, scope)))
+    text += "\n\n" + (link or f"/start {created.code}")
+    return Outcome([Reply(text)])
+
+
+async def start_with_code(call: Call) -> Outcome | None:
+    """`/start <code>` from an invitation link; None when the argument is not an invite."""
+    ctx = call.ctx
+    if not call.args:
+        return None
+    used = await redeem_invite(ctx.session, call.args[0], ctx.user, ctx.services.clock())
+    if used is None:
+        return Outcome([Reply(_("This invitation link is not valid any more. Ask for a new one."))])
+    text = _(
+        "Welcome! You are now an OCOP official for {scope}. Send /pending to see registrations "
+        "waiting for review, /help for everything you can do."
+    ).format(scope=html.escape(describe_scope(ctx, ctx.user.scope)))
+    return Outcome([Reply(text)])
+
+
+def register_routes(routes: Routes) -> None:
+    routes.command("official", official, "canbo", role=Role.ADMIN)
+    routes.command("officials", list_officials, "dscanbo", role=Role.ADMIN)
+    routes.command("invite", invite, "moi", role=Role.ADMIN)

@@ -1,0 +1,396 @@
+"""Import of an existing OCOP certificate list (XLSX or CSV), and the template to fill for it.
+
+The caller refuses files over MAX_FILE_BYTES (about 5 MB) before reading them."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import functools
+import io
+import re
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, TypeVar
+
+import openpyxl
+import xlsxwriter
+from openpyxl.utils.datetime import from_excel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers import labels
+from handlers.i18n import LANGUAGES, N_, _, translations
+from handlers.validators import OCOP_FIRST_YEAR, Invalid, clean, parse_phone
+from models.admin_units import Area, fold
+from models.certificates import Certificate
+from models.domain import ProductGroup, SubjectType, certificate_expiry
+from models.registrations import Product, Subject
+
+MAX_ROWS = 5000
+MAX_FILE_BYTES = 5 * 1024 * 1024
+HEADER_SEARCH_ROWS = 10  # old lists often have a title or two above the header row
+BLANK_RUN_END = 1000  # rows formatted but empty down to row 1,048,576 are not scanned
+TOO_MANY_ROWS = N_("The file has more than {limit} rows. Split it into smaller files.")
+E = TypeVar("E", bound=Enum)
+Key = tuple[str, str, dt.date, int]
+Numbered = list[tuple[int, Sequence[object]]]
+Parsed = tuple[Subject, Product, Certificate]  # a valid row, not added to the session yet
+
+# Per column: the template's header (a catalog string, matched in every language), then other
+# folded names accepted on import. A header's parenthesized note is ignored.
+FIELDS = {
+    "product": (N_("Product"), "ten san pham", "san pham", "product name"),
+    "owner": (N_("Legal representative"), "nguoi dai dien", "nguoi dai dien truoc phap luat"),
+    "subject_name": (N_("Producer name"), "ten chu the", "chu the", "subject name"),
+    "subject_type": (N_("Producer type"), "loai hinh chu the", "loai hinh", "subject type"),
+    "commune": (N_("Commune"), "xa phuong", "xa", "phuong", "xa phuong thi tran", "dia phuong"),
+    "address": (N_("Address"), "dia chi", "dia chi san xuat", "dia chi san xuat san pham"),
+    "phone": (N_("Phone"), "so dien thoai", "dien thoai", "sdt", "phone number"),
+    "star": (N_("Star"), "hang sao", "so sao", "sao", "stars"),
+    "issue_date": (N_("Issue date"), "ngay cap", "ngay cap giay chung nhan", "ngay quyet dinh"),
+    "decision": (N_("Decision number"), "so quyet dinh", "quyet dinh", "so qd"),
+    "group": (N_("Product group"), "nhom san pham", "nhom"),
+    "ecommerce": (N_("E-commerce"), "tmdt", "thuong mai dien tu", "ban tren san tmdt"),
+}
+FIELDS["owner"] += ("owner", "representative")
+REQUIRED = ("product", "owner", "subject_type", "commune", "address", "star", "issue_date")
+LIMITS = {"product": 200, "owner": 200, "subject_name": 200, "address": 300, "decision": 100}
+# Short forms officials write, and the 2018 product groups (Decision 490) old lists still use.
+_TYPES = {"doanh nghiep": SubjectType.ENTERPRISE, "hop tac xa": SubjectType.COOPERATIVE,
+          "htx": SubjectType.COOPERATIVE, "to hop tac": SubjectType.COOPERATIVE_GROUP,
+          "tht": SubjectType.COOPERATIVE_GROUP} | dict.fromkeys(
+    ("ho", "ho kinh doanh", "ho san xuat", "ho san xuat kinh doanh"), SubjectType.HOUSEHOLD)
+_GROUPS = {"duoc lieu": ProductGroup.HERBAL, "thao duoc": ProductGroup.HERBAL,
+           "dich vu du lich nong thon ban hang": ProductGroup.TOURISM} | dict.fromkeys(
+    ("thu cong my nghe", "vai va may mac", "luu niem noi that trang tri"), ProductGroup.HANDICRAFT)
+_YES_NO = dict.fromkeys(("co", "x", "yes", "y", "1", "true"), True)
+_YES_NO |= dict.fromkeys(("khong", "k", "no", "n", "0", "false"), False)
+_DATE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})|(\d{4})-(\d\d?)-(\d\d?)(?:[ T][\d:.]*)?")
+_STAR = re.compile(r"([345])(?: (?:sao|stars?))?")  # fold() already dropped "*" and "★"
+# The template's example row; a row left with these four texts is not imported.
+EXAMPLE = {"product": N_("Anchovy fish sauce"), "owner": N_("Nguyen Van A"),
+           "address": N_("Tan Phong hamlet"), "decision": N_("1234/QD-UBND")}
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    row: int  # the spreadsheet's own row number (the header is usually row 1)
+    reasons: tuple[str, ...]  # localized; user values are plain text, the caller escapes them
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    imported: int
+    rejected: tuple[RejectedRow, ...]
+
+
+class ImportFileError(Exception):
+    """The whole file is unusable; `message` is localized."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _in_all_languages(message: str) -> set[str]:
+    return {fold(translations(language).gettext(message)) for language in LANGUAGES}
+
+
+def _vocabulary(enum_labels: Mapping[E, str], short: Mapping[str, E]) -> dict[str, E]:
+    return dict(short) | {word: member for member, label in enum_labels.items()
+                          for word in {fold(member.value), *_in_all_languages(label)}}
+
+
+@functools.cache
+def _words() -> tuple[dict[str, str], dict[str, SubjectType], dict[str, ProductGroup], set[Any]]:
+    """Header names, producer types, product groups, and the example row's texts."""
+    headers = {name: field for field, (header, *names) in FIELDS.items()
+               for name in {*_in_all_languages(header), *map(fold, names)}}
+    examples = {tuple(fold(translations(language).gettext(message)) for message in EXAMPLE.values())
+                for language in LANGUAGES}
+    types, groups = _vocabulary(labels.SUBJECT_TYPE, _TYPES), _vocabulary(labels.GROUP, _GROUPS)
+    return headers, types, groups, examples
+
+
+def _column(field: str) -> str:
+    """The column's name inside a sentence: "thiếu hạng sao", but "TMĐT" stays as it is."""
+    name = _(FIELDS[field][0])
+    return name if name[1:2].isupper() else name[:1].lower() + name[1:]
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a number cell: "0905123456" typed without quote, star 4.0
+    return clean(str(value))
+
+
+def _numbered(rows: Iterable[Sequence[object]]) -> Numbered:
+    """Non-blank rows with their spreadsheet row numbers; a long blank run ends the table."""
+    kept: Numbered = []
+    blank_run = 0
+    for number, values in enumerate(rows, start=1):
+        if any(_text(value) for value in values):
+            blank_run = 0
+            kept.append((number, values))
+            if len(kept) > MAX_ROWS + HEADER_SEARCH_ROWS:
+                raise ImportFileError(_(TOO_MANY_ROWS).format(limit=MAX_ROWS))
+        elif (blank_run := blank_run + 1) >= BLANK_RUN_END:
+            break
+    return kept
+
+
+def _sheets(content: bytes, file_name: str) -> list[Numbered]:
+    extension = file_name.lower().rpartition(".")[2]
+    if content.startswith(b"PK\x03\x04") or extension in ("xlsx", "xlsm"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # unsupported extensions, missing styles, ...
+                book = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        except Exception as error:  # zip, XML and openpyxl errors alike: the file is unreadable
+            raise ImportFileError(_("The Excel file could not be read. Open it in Excel, save it "
+                                    "as .xlsx and send it again.")) from error
+        try:
+            for sheet in book.worksheets:
+                sheet.reset_dimensions()  # some writers record a wrong used range
+            return [_numbered(sheet.iter_rows(values_only=True)) for sheet in book.worksheets]
+        finally:
+            book.close()
+    if content.startswith(b"\xd0\xcf\x11\xe0") or extension == "xls":
+        raise ImportFileError(_("This is an old Excel file (.xls). Open it in Excel, save it as "
+                                ".xlsx and send it again."))
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:
+        raise ImportFileError(_("This file is neither an Excel (.xlsx) file nor a UTF-8 CSV file. "
+                                "In Excel, save it as .xlsx or as “CSV UTF-8”."))
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = max(",;\t", key=first.count)
+    return [_numbered(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))]
+
+
+def _columns(header: Sequence[object]) -> dict[str, int]:
+    """Field -> column index; the first column of a field wins, unknown columns are ignored."""
+    names, found = _words()[0], {}
+    for index, cell in enumerate(header):
+        text = _text(cell)
+        field = names.get(fold(text)) or names.get(fold(re.sub(r"\(.*?\)", " ", text)))
+        if field and field not in found:
+            found[field] = index
+    return found
+
+
+def _table(sheets: list[Numbered]) -> tuple[dict[str, int], Numbered]:
+    """The first sheet with every required column in a header row: (columns, data rows)."""
+    best: dict[str, int] = {}
+    for rows in sheets:
+        for index, (_number, values) in enumerate(rows[:HEADER_SEARCH_ROWS]):
+            columns = _columns(values)
+            if all(field in columns for field in REQUIRED):
+                return columns, rows[index + 1 :]
+            best = max(best, columns, key=len)
+    if not best:
+        raise ImportFileError(_("No header row found: the first row must hold the column "
+                                "names, as in the template."))
+    missing = ", ".join(f"“{_(FIELDS[field][0])}”" for field in REQUIRED if field not in best)
+    raise ImportFileError(_("Required columns are missing: {columns}.").format(columns=missing))
+
+
+def _date(value: object) -> dt.date | None:
+    """The date a cell holds: a date cell, an Excel day number of 2000-2099, or text."""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.date() if isinstance(value, dt.datetime) else value
+    if isinstance(value, int | float) and not isinstance(value, bool) and 36526 <= value < 73051:
+        return from_excel(value).date()
+    if not (match := _DATE.fullmatch(_text(value))):
+        return None
+    day, month, year = match.groups()[:3] if match[1] else match.groups()[:2:-1]
+    try:
+        return dt.date(int(year), int(month), int(day))
+    except ValueError:
+        return None
+
+
+def _commune(text: str, area: Area) -> tuple[str | None, str | None]:
+    """(code, None) or (None, why not): a current or pre-2025 name, or a code of the area."""
+    found = [area.get(text)] if text.isdigit() else [match.commune for match in area.match(text)]
+    communes = [commune for commune in found if commune is not None]
+    if len(communes) == 1:
+        return communes[0].code, None
+    if not communes:
+        return None, _("unknown commune “{value}”").format(value=text)
+    choices = ", ".join(commune.short_name for commune in communes)
+    return None, _("commune “{value}” is ambiguous: {choices}").format(value=text, choices=choices)
+
+
+def _check(cells: dict[str, object], area: Area, today: dt.date) -> Parsed | list[str]:
+    """The row's subject, product and certificate, or every reason it cannot be imported."""
+    _headers, types, groups, examples = _words()
+    text = {field: _text(value) for field, value in cells.items()}
+    if tuple(fold(text[field]) for field in EXAMPLE) in examples:
+        return [_("this is the template's example row: type your own data over it")]
+    reasons = [_("missing {column}").format(column=_column(f)) for f in REQUIRED if not text[f]]
+    for field in (field for field, limit in LIMITS.items() if len(text[field]) > limit):
+        reason = _("{column} is too long: at most {limit} characters")
+        reasons.append(reason.format(column=_column(field), limit=LIMITS[field]))
+    subject_type = types.get(fold(text["subject_type"]))
+    if not text["subject_name"] and subject_type not in (None, SubjectType.HOUSEHOLD):
+        reasons.append(_("missing producer name (only a household may leave it blank)"))
+    commune_code, why = _commune(text["commune"], area) if text["commune"] else (None, None)
+    reasons.extend([why] if why else [])
+    try:
+        phone = parse_phone(text["phone"]) if text["phone"] else None
+    except Invalid:
+        phone = None
+    star = _STAR.fullmatch(fold(text["star"]))
+    issue_date = _date(cells["issue_date"])
+    group = groups.get(fold(text["group"]))
+    ecommerce = _YES_NO.get(fold(text["ecommerce"])) if text["ecommerce"] else False
+    invalid = {"subject_type": subject_type, "phone": phone, "star": star,
+               "issue_date": issue_date, "group": group, "ecommerce": ecommerce}
+    for field in (field for field, value in invalid.items() if text[field] and value is None):
+        reason = _("invalid {column} “{value}”")
+        reasons.append(reason.format(column=_column(field), value=text[field]))
+    if issue_date and not dt.date(OCOP_FIRST_YEAR, 1, 1) <= issue_date <= today:
+        reason = _("issue date {date} must be from {year} up to today")
+        reasons.append(reason.format(date=issue_date.strftime("%d/%m/%Y"), year=OCOP_FIRST_YEAR))
+    if reasons or not (subject_type and commune_code and star and issue_date):
+        return reasons
+    return (
+        Subject(owner_user_id=None, name=text["subject_name"] or text["owner"],
+                subject_type=subject_type, representative=text["owner"],
+                address=text["address"], phone=phone),
+        Product(name=text["product"], product_group=group, commune_code=commune_code,
+                ecommerce=bool(ecommerce)),
+        Certificate(star=int(star[1]), issue_date=issue_date, decision_number=text["decision"]
+                    or None, expiry_date=certificate_expiry(issue_date)),
+    )
+
+
+async def _store(session: AsyncSession, rows: Sequence[Parsed]) -> None:
+    """Subjects (folded name and type, whoever owns them) and products (subject and folded name)
+    are reused; a reused one only gains what it lacked (phone, group, e-commerce)."""
+    subjects: dict[tuple[str, SubjectType], Subject] = {}
+    for subject in await session.scalars(select(Subject).order_by(Subject.id)):
+        subjects.setdefault((fold(subject.name), subject.subject_type), subject)
+    owners = [subjects.setdefault((fold(new.name), new.subject_type), new) for new, _p, _c in rows]
+    for owner, (new, _product, _certificate) in zip(owners, rows, strict=True):
+        owner.phone = owner.phone or new.phone
+    session.add_all(owners)
+    await session.flush()
+    products: dict[tuple[int, str], Product] = {}
+    for product in await session.scalars(select(Product).order_by(Product.id)):
+        products.setdefault((product.subject_id, fold(product.name)), product)
+    kept = []
+    for owner, (_subject, made, _certificate) in zip(owners, rows, strict=True):
+        made.subject_id = owner.id
+        product = products.setdefault((owner.id, fold(made.name)), made)
+        product.product_group = product.product_group or made.product_group
+        product.ecommerce = bool(product.ecommerce) or made.ecommerce
+        kept.append(product)
+    session.add_all(kept)
+    await session.flush()
+    for product, (_subject, _product, certificate) in zip(kept, rows, strict=True):
+        certificate.product_id = product.id
+    session.add_all(certificate for _subject, _product, certificate in rows)
+    await session.flush()
+
+
+async def import_certificates(
+    session: AsyncSession, area: Area, content: bytes, file_name: str,
+    *, today: dt.date | None = None,
+) -> ImportResult:
+    """Parse XLSX or CSV (by extension / content sniffing), validate every row, and add the valid
+    rows (subject + product + certificate) in the caller's transaction (flush, never commit).
+    Rows with any problem, or repeating a certificate stored or earlier in the file, are not
+    imported and are reported. `today` (default: the server's date) bounds the issue dates."""
+    today = today or dt.date.today()
+    columns, data = _table(_sheets(content, file_name))
+    if len(data) > MAX_ROWS:
+        raise ImportFileError(_(TOO_MANY_ROWS).format(limit=MAX_ROWS))
+    checked = [
+        (number, _check({f: values[i] if (i := columns.get(f, -1)) in range(len(values)) else None
+                         for f in FIELDS}, area, today))
+        for number, values in data
+    ]
+    dates = [row[2].issue_date for _number, row in checked if isinstance(row, tuple)] or [today]
+    found = await session.execute(
+        select(Product.name, Subject.name, Certificate.issue_date, Certificate.star)
+        .join(Product, Certificate.product_id == Product.id)
+        .join(Subject, Product.subject_id == Subject.id)
+        .where(Certificate.issue_date.between(min(dates), max(dates)))
+    )
+    existing = {(fold(product), fold(subject), day, star) for product, subject, day, star in found}
+    first_row: dict[Key, int] = {}
+    accepted: list[Parsed] = []
+    rejected: list[RejectedRow] = []
+    for number, row in checked:
+        if isinstance(row, list):
+            rejected.append(RejectedRow(number, tuple(row)))
+            continue
+        subject, product, certificate = row
+        key = fold(product.name), fold(subject.name), certificate.issue_date, certificate.star
+        if key in existing:
+            reason = _("already in the list (same product, producer, star and issue date)")
+        elif key in first_row:
+            reason = _("same certificate as row {row}").format(row=first_row[key])
+        else:
+            first_row[key] = number
+            accepted.append(row)
+            continue
+        rejected.append(RejectedRow(number, (reason,)))
+    await _store(session, accepted)
+    return ImportResult(len(accepted), tuple(rejected))
+
+
+def template_xlsx(*, area: Area | None = None) -> bytes:
+    """A ready-to-fill XLSX in the current language: the header row, one example row (naming the
+    area's first commune, when given), drop-down lists for star, producer type and e-commerce,
+    and a short instruction sheet."""
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    sheet, guide = book.add_worksheet(_("Certificates")), book.add_worksheet(_("Instructions"))
+    bold = book.add_format({"bold": True, "text_wrap": True, "valign": "top", "border": 1})
+    as_text = book.add_format({"num_format": "@"})  # keeps the phone's leading zero
+    formats = {"phone": as_text, "decision": as_text,
+               "issue_date": book.add_format({"num_format": "dd/mm/yyyy"})}
+    choices = {"star": ["3", "4", "5"], "ecommerce": [_(labels.YES), _(labels.NO)],
+               "subject_type": [_(label) for label in labels.SUBJECT_TYPE.values()]}
+    example: dict[str, object] = {field: _(message) for field, message in EXAMPLE.items()} | {
+        "subject_type": _(labels.SUBJECT_TYPE[SubjectType.HOUSEHOLD]),
+        "commune": area.communes[0].short_name if area else None,
+        "phone": "0905 123 456", "star": 4, "issue_date": dt.date(2023, 3, 15),
+        "group": _(labels.GROUP[ProductGroup.FOOD]), "ecommerce": _(labels.YES),
+    }
+    for column, (field, (header, *_aliases)) in enumerate(FIELDS.items()):
+        sheet.write_string(0, column, _(header), bold)
+        sheet.set_column(column, column, 28 if field in LIMITS else 16, formats.get(field))
+        if isinstance(value := example.get(field), dt.date):
+            sheet.write_datetime(1, column, value, formats["issue_date"])
+        elif value is not None:
+            sheet.write(1, column, value, formats.get(field))
+        if field in choices:
+            validation = {"validate": "list", "source": choices[field]}
+            sheet.data_validation(1, column, MAX_ROWS, column, validation)
+    sheet.freeze_panes(1, 0)
+    guide.set_column(0, 0, 110, book.add_format({"text_wrap": True, "valign": "top"}))
+    required = ", ".join(_(FIELDS[field][0]) for field in REQUIRED)
+    for line, text in enumerate([
+        _("How to fill in the OCOP certificate list"),
+        _("One row per certificate; keep the header row. Required columns: {columns}.")
+        .format(columns=required),
+        _("Type your own data over the example row: a row left as the example is not imported."),
+        _("Commune: the current name, the name before 1 July 2025, or the 5-digit code. Star: 3, 4 "
+          "or 5. Issue date: day/month/year. A household may leave the producer name blank."),
+        _("Rows with a problem are not imported: fix them and send the file again. Rows already "
+          "imported are skipped. At most {rows} rows per file.").format(rows=MAX_ROWS),
+    ]):
+        guide.write_string(line, 0, text, bold if line == 0 else None)
+    book.close()
+    return buffer.getvalue()

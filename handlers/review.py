@@ -1,0 +1,334 @@
+"""Officials review registrations: accept, return or reject with a reason, record the outcome.
+
+Each change is stored with its history and the producer is told, in their own language.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+
+from babel.dates import format_date
+from sqlalchemy import select
+
+from handlers import labels
+from handlers.context import Context
+from handlers.engine import Answers, Engine, Flow, Step
+from handlers.events import Choice, Notice, Outcome, Reply
+from handlers.i18n import N_, _, current_language, in_language
+from handlers.routes import Call, Routes, refusal
+from handlers.validators import Invalid, Option, clean, display_phone, parse_past_date
+from models.audit import record
+from models.certificates import Certificate
+from models.domain import RegistrationStatus, Role, certificate_expiry
+from models.officials import in_scope
+from models.registrations import Registration, can_change, change_status
+from models.users import User
+
+PENDING_LIMIT = 10
+ACTIONS = {
+    "acc": RegistrationStatus.ACCEPTED,
+    "ret": RegistrationStatus.RETURNED,
+    "rej": RegistrationStatus.REJECTED,
+    "cert": RegistrationStatus.CERTIFIED,
+    "fail": RegistrationStatus.FAILED,
+    "defer": RegistrationStatus.DEFERRED,
+}
+
+
+def _date(day: dt.date) -> str:
+    return format_date(day, "dd/MM/yyyy", locale=current_language.get())
+
+
+def card(registration: Registration, ctx: Context) -> str:
+    """Everything an official needs to judge a registration, on a phone screen."""
+    commune = ctx.area.get(registration.commune_code)
+    submitted = registration.submitted_at.astimezone(ctx.services.timezone).date()
+    owner = registration.owner_name
+    if registration.subject_name != owner:
+        owner = f"{owner} ({registration.subject_name})"
+    lines = [
+        f"<b>{registration.code}</b> · {_(labels.KIND[registration.kind])}",
+        f"🏷 {html.escape(registration.product_name)} · {_(labels.TARGET[registration.target])}",
+        f"👤 {html.escape(owner)} · {_(labels.SUBJECT_TYPE[registration.subject_type])}",
+        f"📍 {html.escape(commune.short_name if commune else registration.commune_code)} · "
+        f"{html.escape(registration.address)}",
+        f"📞 {display_phone(registration.phone)} · "
+        + _("submitted {date}").format(date=_date(submitted)),
+    ]
+    if registration.status_note:
+        lines.append(_("Note: {note}").format(note=html.escape(registration.status_note)))
+    return "\n".join(lines)
+
+
+def _buttons(registration: Registration) -> tuple[tuple[Choice, ...], ...]:
+    key = registration.id
+    if registration.status is RegistrationStatus.SUBMITTED:
+        return (
+            (Choice(_("✅ Accept"), f"rv:acc:{key}"), Choice(_("↩️ Return"), f"rv:ret:{key}")),
+            (Choice(_("⛔ Reject"), f"rv:rej:{key}"),),
+        )
+    return (
+        (
+            Choice(_("🏅 Certified"), f"rv:cert:{key}"),
+            Choice(_("❌ Not certified"), f"rv:fail:{key}"),
+        ),
+        (Choice(_("⏭ Next year"), f"rv:defer:{key}"),),
+    )
+
+
+async def pending(call: Call) -> Outcome:
+    ctx, official = call.ctx, call.ctx.user
+    query = (
+        select(Registration)
+        .where(Registration.status.in_([RegistrationStatus.SUBMITTED, RegistrationStatus.ACCEPTED]))
+        .order_by(Registration.status.desc(), Registration.submitted_at, Registration.id)
+    )
+    if official.role is not Role.ADMIN and official.scope is not None:
+        query = query.where(Registration.commune_code.in_(official.scope))
+    waiting = list(await ctx.session.scalars(query))
+    if not waiting:
+        return Outcome([Reply(_("Nothing is waiting for review."))])
+    replies = [
+        Reply(_("{count} registrations are waiting. The oldest first:").format(count=len(waiting)))
+    ]
+    for registration in waiting[:PENDING_LIMIT]:
+        headline = (
+            _("Waiting for acceptance")
+            if registration.status is RegistrationStatus.SUBMITTED
+            else _("Accepted, waiting for the evaluation result")
+        )
+        replies.append(
+            Reply(f"<i>{headline}</i>\n{card(registration, ctx)}", choices=_buttons(registration))
+        )
+    if len(waiting) > PENDING_LIMIT:
+        more = len(waiting) - PENDING_LIMIT
+        replies.append(
+            Reply(_("… and {count} more. Review these first, or use /export.").format(count=more))
+        )
+    return Outcome(replies)
+
+
+# --- telling the producer ------------------------------------------------------------------
+
+
+async def notify_producer(ctx: Context, registration: Registration) -> Notice | None:
+    producer = await ctx.session.get(User, registration.submitted_by_user_id)
+    if producer is None:
+        return None
+    with in_language(producer.language):
+        reply = producer_message(registration)
+    return Notice(producer.channel, producer.chat_id, (reply,))
+
+
+def producer_message(registration: Registration) -> Reply:
+    """The producer's view of a status change, in the current language."""
+    values = {
+        "code": registration.code,
+        "product": html.escape(registration.product_name),
+        "reason": html.escape(registration.status_note or ""),
+    }
+    status = registration.status
+    if status is RegistrationStatus.RETURNED:
+        text = _(
+            "Your registration {code} ({product}) needs completing: {reason}\n"
+            "Tap the button to correct it and submit it again."
+        ).format(**values)
+        fix = Choice(
+            _("✏️ Complete and resubmit {code}").format(code=registration.code),
+            f"pe:{registration.id}",
+        )
+        return Reply(text, choices=((fix,),))
+    texts = {
+        RegistrationStatus.ACCEPTED: _(
+            "Your registration {code} ({product}) was accepted and sent to evaluation."
+        ),
+        RegistrationStatus.REJECTED: _(
+            "Your registration {code} ({product}) was not accepted. Reason: {reason}"
+        ),
+        RegistrationStatus.FAILED: _(
+            "Your product {product} ({code}) was not certified in this evaluation."
+        ),
+        RegistrationStatus.DEFERRED: _(
+            "Your registration {code} ({product}) was moved to next year's evaluation."
+        ),
+        RegistrationStatus.CERTIFIED: _(
+            "🎉 Congratulations! {product} ({code}) is certified as an OCOP product: {reason}"
+        ),
+    }
+    return Reply(texts[status].format(**values))
+
+
+# --- button presses --------------------------------------------------------------------------
+
+
+async def _load(call: Call, registration_id: str) -> Registration | Outcome:
+    """The registration a button names, or the reply refusing it (gone, or out of scope)."""
+    ctx = call.ctx
+    registration = (
+        await ctx.session.get(Registration, int(registration_id), with_for_update=True)
+        if registration_id.isdigit()
+        else None
+    )
+    if registration is None:
+        return Outcome([Reply(_("This registration does not exist."))])
+    if not in_scope(ctx.user, registration.commune_code):
+        record(ctx.session, ctx.user, "review", f"out of scope {registration.code}", allowed=False)
+        return Outcome([refusal(Role.OFFICIAL)])
+    return registration
+
+
+async def apply(
+    ctx: Context, registration: Registration, status: RegistrationStatus, note: str | None = None
+) -> Outcome:
+    change_status(ctx.session, registration, status, ctx.user.id, ctx.services.clock(), note)
+    done = _("{code}: {status}.").format(code=registration.code, status=_(labels.STATUS[status]))
+    notice = await notify_producer(ctx, registration)
+    return Outcome([Reply(done)], toast=done, notices=[notice] if notice else [])
+
+
+async def review_button(call: Call) -> Outcome:
+    ctx = call.ctx
+    if len(call.args) != 2 or call.args[0] not in ACTIONS:
+        return Outcome([Reply(_("This button is not valid any more."))])
+    action, registration_id = call.args
+    loaded = await _load(call, registration_id)
+    if isinstance(loaded, Outcome):
+        return loaded
+    status = ACTIONS[action]
+    if not can_change(loaded, status):
+        text = _("{code} was already handled: {status}.").format(
+            code=loaded.code, status=_(labels.STATUS[loaded.status])
+        )
+        return Outcome([Reply(text)], toast=text)
+    if status in (
+        RegistrationStatus.ACCEPTED,
+        RegistrationStatus.FAILED,
+        RegistrationStatus.DEFERRED,
+    ):
+        return await apply(ctx, loaded, status)
+    preset: Answers = {"_registration": loaded.id, "_status": status.value}
+    engine = CERTIFY if status is RegistrationStatus.CERTIFIED else NOTE
+    return Outcome([Reply(card(loaded, ctx)), *engine.begin(call.conversation, ctx, preset)])
+
+
+# --- the two short forms an official fills in --------------------------------------------------
+
+
+def _parse_note(text: str, _answers: Answers, _ctx: Context) -> Answers:
+    note = clean(text)
+    if len(note) < 3:
+        raise Invalid(_("Please write the reason in a few words."))
+    if len(note) > 500:
+        raise Invalid(_("Please keep the reason under 500 characters."))
+    return {"note": note}
+
+
+async def _complete_review(answers: Answers, ctx: Context, note: str) -> Outcome:
+    registration = await ctx.session.get(
+        Registration, int(answers["_registration"]), with_for_update=True
+    )
+    status = RegistrationStatus(answers["_status"])
+    if registration is None or not can_change(registration, status):
+        return Outcome([Reply(_("This registration was changed meanwhile; nothing was done."))])
+    return await apply(ctx, registration, status, note)
+
+
+async def _complete_note(answers: Answers, ctx: Context) -> Outcome:
+    return await _complete_review(answers, ctx, answers["note"])
+
+
+async def _complete_certificate(answers: Answers, ctx: Context) -> Outcome:
+    registration = await ctx.session.get(Registration, int(answers["_registration"]))
+    if registration is None or not can_change(registration, RegistrationStatus.CERTIFIED):
+        return Outcome([Reply(_("This registration was changed meanwhile; nothing was done."))])
+    issued = dt.date.fromisoformat(answers["issued"])
+    certificate = Certificate(
+        product_id=registration.product_id,
+        star=int(answers["star"]),
+        issue_date=issued,
+        expiry_date=certificate_expiry(issued),
+        decision_number=answers["decision"],
+        registration_id=registration.id,
+    )
+    ctx.session.add(certificate)
+    with in_language("vi"):  # the note is stored once; it names a Vietnamese decision anyway
+        note = _("{star} stars, decision {decision} of {issued}, valid until {expiry}").format(
+            star=certificate.star,
+            decision=certificate.decision_number,
+            issued=_date(issued),
+            expiry=_date(certificate.expiry_date),
+        )
+    return await _complete_review(answers, ctx, note)
+
+
+def _parse_issued(text: str, _answers: Answers, ctx: Context) -> Answers:
+    return {"issued": parse_past_date(text, ctx.today()).isoformat()}
+
+
+def _parse_decision(text: str, _answers: Answers, _ctx: Context) -> Answers:
+    decision = clean(text)
+    if not 2 <= len(decision) <= 100:
+        raise Invalid(_("Please type the decision number, for example 1234/QĐ-UBND."))
+    return {"decision": decision}
+
+
+NOTE_FLOW = Flow(
+    name="review_note",
+    steps=(
+        Step(
+            "note",
+            N_("Why? Write what the producer should know or complete."),
+            label=N_("Reason"),
+            parse_text=_parse_note,
+            note=lambda a, c: _("Decision: {status}").format(
+                status=_(labels.STATUS[RegistrationStatus(a["_status"])])
+            ),
+        ),
+    ),
+    summary_title=N_("Reason"),
+    submit_label=N_("✅ Confirm"),
+    complete=_complete_note,
+    cancelled=N_("Nothing was changed."),
+    confirm=False,
+)
+
+CERTIFY_FLOW = Flow(
+    name="certify",
+    steps=(
+        Step(
+            "star",
+            N_("How many stars did the product get?"),
+            label=N_("Star"),
+            options=lambda a, c: [Option(str(n), labels.stars(n)) for n in (3, 4, 5)],
+            show=lambda a, c: labels.stars(int(a["star"])),
+            columns=3,
+        ),
+        Step(
+            "issued",
+            N_("On what date was the certificate issued? (day/month/year)"),
+            label=N_("Issued"),
+            parse_text=_parse_issued,
+            show=lambda a, c: _date(dt.date.fromisoformat(a["issued"])),
+        ),
+        Step(
+            "decision",
+            N_("What is the decision number? (for example 1234/QĐ-UBND)"),
+            label=N_("Decision"),
+            parse_text=_parse_decision,
+        ),
+    ),
+    summary_title=N_("Record this certificate?"),
+    submit_label=N_("✅ Record the certificate"),
+    complete=_complete_certificate,
+    cancelled=N_("Nothing was changed."),
+)
+
+NOTE, CERTIFY = Engine(NOTE_FLOW), Engine(CERTIFY_FLOW)
+ENGINES = {NOTE_FLOW.name: NOTE, CERTIFY_FLOW.name: CERTIFY}
+
+
+def register_routes(routes: Routes) -> None:
+    routes.command("pending", pending, "choduyet", role=Role.OFFICIAL)
+    routes.button("rvl", pending, role=Role.OFFICIAL)
+    routes.button("rv", review_button, role=Role.OFFICIAL)
