@@ -93,7 +93,9 @@ async def _export(
     try:
         async with create_sessionmaker(engine)() as session:
             if isinstance(output, io.TextIOBase):
-                return await write_registration_csv(session, services.area, selection, output)
+                return await write_registration_csv(
+                    session, services.area, selection, output, timezone=services.timezone
+                )
             return await write_registration_xlsx(
                 session,
                 services.area,

@@ -85,12 +85,16 @@ async def export(call: Call) -> Outcome:
     await ctx.progress(_("Preparing the table…"))
     if as_csv:
         text_buffer = io.StringIO()
-        count = await write_registration_csv(ctx.session, ctx.area, selection, text_buffer)
+        count = await write_registration_csv(
+            ctx.session, ctx.area, selection, text_buffer, timezone=ctx.services.timezone
+        )
         content = ("\ufeff" + text_buffer.getvalue()).encode("utf-8")  # BOM: Excel reads UTF-8
         name = f"dang-ky-ocop-{year}.csv"
     else:
         buffer = io.BytesIO()
-        count = await write_registration_xlsx(ctx.session, ctx.area, selection, buffer)
+        count = await write_registration_xlsx(
+            ctx.session, ctx.area, selection, buffer, timezone=ctx.services.timezone
+        )
         content, name = buffer.getvalue(), f"dang-ky-ocop-{year}.xlsx"
     caption = _("Registrations of {year}: {count}.").format(year=year, count=count)
     return Outcome([Reply(caption, document=Document(name, content))])

@@ -139,6 +139,17 @@ class Producer:
     async def share_location(self, latitude: float, longitude: float) -> list[JSON]:
         return await self._do(self.emulator.share_location(self.user_id, latitude, longitude))
 
+    async def send_document(self, file_name: str, content: bytes) -> list[JSON]:
+        return await self._do(self.emulator.send_document(self.user_id, file_name, content))
+
+    def documents(self) -> list[tuple[str, bytes]]:
+        """Files the bot sent in answer to the last action: (name, content)."""
+        return [
+            (message["document"]["file_name"], message["document"]["content"])
+            for message in self.replies
+            if message.get("document")
+        ]
+
     async def send_photo(self) -> list[JSON]:
         return await self._do(self.emulator.send_photo(self.user_id))
 

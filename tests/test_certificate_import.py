@@ -30,54 +30,304 @@ TODAY = dt.date(2025, 10, 1)
 DUPLICATE = "already in the list (same product, producer, star and issue date)"
 
 # Columns in an order of their own, with a row number and a note the import ignores.
-HEADER = ("TT", "Tên sản phẩm", "Tên chủ thể", "Người đại diện", "Loại hình chủ thể",
-          "Xã/phường", "Địa chỉ", "Số điện thoại", "Hạng sao", "Ngày cấp", "Số quyết định",
-          "Nhóm sản phẩm", "TMĐT", "Ghi chú")
+HEADER = (
+    "TT",
+    "Tên sản phẩm",
+    "Tên chủ thể",
+    "Người đại diện",
+    "Loại hình chủ thể",
+    "Xã/phường",
+    "Địa chỉ",
+    "Số điện thoại",
+    "Hạng sao",
+    "Ngày cấp",
+    "Số quyết định",
+    "Nhóm sản phẩm",
+    "TMĐT",
+    "Ghi chú",
+)
 # product, subject, owner, type, commune, address, phone, star, issue date, decision, group, TMĐT
 ROWS: list[tuple[object, ...]] = [
-    ("Nước mắm cá cơm", "HTX Nước mắm Sa Huỳnh", "Nguyễn Văn A", "Hợp tác xã", "Sa Huỳnh",
-     "Thôn Thạnh Đức", "0905 123 456", "4 sao", "15/03/2023", "123/QĐ-UBND", "Thực phẩm", "Có"),
-    ("Mắm nêm", "HTX Nước mắm Sa Huỳnh", "Nguyễn Văn A", "HTX", "Phường Sa Huỳnh",
-     "Thôn Thạnh Đức", "0905123456", 3, "1/6/2022", None, "thuc pham", "x"),
-    ("Nước mắm cá cơm", "HTX nuoc mam Sa Huynh", "Nguyễn Văn A", "hop tac xa", "Sa Huỳnh",
-     "Thôn Thạnh Đức", None, "3", "2020-01-10", None, None, None),
-    ("Bánh tráng", None, "Trần Thị B", "hộ", "Hà Nội", "Thôn 1", "0914 000 111", "3",
-     "01/02/2021", None, "Thực phẩm", "Không"),  # row 5: not a commune of the area
-    ("Tỏi", "Công ty TNHH Tỏi Đức Phổ", "Lê Văn C", "Doanh nghiệp", "Phổ Phong",
-     "Thôn Tân Phong", "+84 935 222 333", "4*", dt.datetime(2021, 7, 20), "45/QĐ-UBND",
-     "Thực phẩm", "yes"),  # a pre-2025 commune and an Excel date cell
-    ("Chè xanh", "THT Chè Khánh Cường", "Phạm Văn D", "THT", "Khánh Cường", "Thôn 3", None,
-     "3 sao", "05/05/2019", None, "Đồ uống", None),
-    ("Rượu nếp", None, "Võ Thị E", "Hộ kinh doanh", "21451", "Thôn 4", "0973 456 789", "3",
-     "12/12/2022", None, "Đồ uống", "0"),  # a commune code; a household without subject name
-    ("Mật ong", "HTX Ong mật Nguyễn Nghiêm", "Đặng Văn F", "Hợp tác xã", "Nguyễn Nghiêm",
-     "Thôn 5", None, 4, "2024-02-29", None, "Thực phẩm", "1"),
-    ("Sâm", "Công ty CP Dược liệu Sa Huỳnh", "Huỳnh Văn G", "doanh nghiệp", "Sa Huỳnh",
-     "Tổ dân phố 2", "0905 999 888", "5★", "20/08/2024", "7/QĐ-TTg",
-     "Dược liệu và sản phẩm từ dược liệu", "Có"),
-    ("Nón lá", None, "Nguyễn Thị H", "Hộ sản xuất/kinh doanh có đăng ký", "Trà Câu",
-     "Thôn 6", None, "3", "3/3/2021", None, "Hàng thủ công mỹ nghệ", None),
-    ("Bánh ít lá gai", None, "Trương Thị I", "hộ", "Đức Phổ", "Thôn 7", None, "3",
-     "31/02/2023", None, "Thực phẩm", None),  # row 12: no such day
-    ("Cá bò khô", "HTX Hải sản Phổ Thạnh", "Bùi Văn K", "htx", "Phổ Thạnh", "Thôn 8", None,
-     "3", "14/07/2022", None, "Thực phẩm", None),
-    ("Gạo hữu cơ", "HTX Nông nghiệp Phổ Vinh", "Ngô Văn L", "Hợp tác xã", "Phổ Vinh",
-     "Tổ dân phố 1", None, "3", "09/09/2023", None, "Thực phẩm", None),
-    ("Bonsai", None, "Lý Văn M", "hộ", "Khánh Cường", "Thôn 9", None, "3", "01/10/2023",
-     None, "Sinh vật cảnh", None),
-    ("Homestay biển", "THT Du lịch Sa Huỳnh", "Phan Văn N", "Tổ hợp tác", "Sa Huỳnh",
-     "Thôn 10", None, "3", "2023-11-11", None,
-     "Dịch vụ du lịch cộng đồng, du lịch sinh thái và điểm du lịch", "Không"),
-    ("Dầu dừa", None, "Đỗ Thị O", "hộ", "Trà Câu", "Thôn 11", None, "3", "10/10/2022", None,
-     None, None),
-    ("Kẹo gương", None, "Hồ Văn P", "hộ", "Nguyễn Nghiêm", "Thôn 12", None, "3",
-     "11/11/2022", None, "Thực phẩm", None),
-    ("Mứt gừng", None, "Vũ Thị Q", "hộ", "Đức Phổ", "Thôn 13", None, "3", "12/01/2024", None,
-     "Thực phẩm", None),
-    ("Nước dừa", "Công ty TNHH Dừa Sa Huỳnh", "Mai Văn R", "Doanh nghiệp", "Sa Huỳnh",
-     "Thôn 14", None, "4", "02/02/2024", None, "Đồ uống", "Có"),
-    ("Chả cá", None, "Cao Thị S", "hộ", "Sa Huỳnh", "Thôn 15", None, "3", "03/04/2025", None,
-     "Thực phẩm", None),
+    (
+        "Nước mắm cá cơm",
+        "HTX Nước mắm Sa Huỳnh",
+        "Nguyễn Văn A",
+        "Hợp tác xã",
+        "Sa Huỳnh",
+        "Thôn Thạnh Đức",
+        "0905 123 456",
+        "4 sao",
+        "15/03/2023",
+        "123/QĐ-UBND",
+        "Thực phẩm",
+        "Có",
+    ),
+    (
+        "Mắm nêm",
+        "HTX Nước mắm Sa Huỳnh",
+        "Nguyễn Văn A",
+        "HTX",
+        "Phường Sa Huỳnh",
+        "Thôn Thạnh Đức",
+        "0905123456",
+        3,
+        "1/6/2022",
+        None,
+        "thuc pham",
+        "x",
+    ),
+    (
+        "Nước mắm cá cơm",
+        "HTX nuoc mam Sa Huynh",
+        "Nguyễn Văn A",
+        "hop tac xa",
+        "Sa Huỳnh",
+        "Thôn Thạnh Đức",
+        None,
+        "3",
+        "2020-01-10",
+        None,
+        None,
+        None,
+    ),
+    (
+        "Bánh tráng",
+        None,
+        "Trần Thị B",
+        "hộ",
+        "Hà Nội",
+        "Thôn 1",
+        "0914 000 111",
+        "3",
+        "01/02/2021",
+        None,
+        "Thực phẩm",
+        "Không",
+    ),  # row 5: not a commune of the area
+    (
+        "Tỏi",
+        "Công ty TNHH Tỏi Đức Phổ",
+        "Lê Văn C",
+        "Doanh nghiệp",
+        "Phổ Phong",
+        "Thôn Tân Phong",
+        "+84 935 222 333",
+        "4*",
+        dt.datetime(2021, 7, 20),
+        "45/QĐ-UBND",
+        "Thực phẩm",
+        "yes",
+    ),  # a pre-2025 commune and an Excel date cell
+    (
+        "Chè xanh",
+        "THT Chè Khánh Cường",
+        "Phạm Văn D",
+        "THT",
+        "Khánh Cường",
+        "Thôn 3",
+        None,
+        "3 sao",
+        "05/05/2019",
+        None,
+        "Đồ uống",
+        None,
+    ),
+    (
+        "Rượu nếp",
+        None,
+        "Võ Thị E",
+        "Hộ kinh doanh",
+        "21451",
+        "Thôn 4",
+        "0973 456 789",
+        "3",
+        "12/12/2022",
+        None,
+        "Đồ uống",
+        "0",
+    ),  # a commune code; a household without subject name
+    (
+        "Mật ong",
+        "HTX Ong mật Nguyễn Nghiêm",
+        "Đặng Văn F",
+        "Hợp tác xã",
+        "Nguyễn Nghiêm",
+        "Thôn 5",
+        None,
+        4,
+        "2024-02-29",
+        None,
+        "Thực phẩm",
+        "1",
+    ),
+    (
+        "Sâm",
+        "Công ty CP Dược liệu Sa Huỳnh",
+        "Huỳnh Văn G",
+        "doanh nghiệp",
+        "Sa Huỳnh",
+        "Tổ dân phố 2",
+        "0905 999 888",
+        "5★",
+        "20/08/2024",
+        "7/QĐ-TTg",
+        "Dược liệu và sản phẩm từ dược liệu",
+        "Có",
+    ),
+    (
+        "Nón lá",
+        None,
+        "Nguyễn Thị H",
+        "Hộ sản xuất/kinh doanh có đăng ký",
+        "Trà Câu",
+        "Thôn 6",
+        None,
+        "3",
+        "3/3/2021",
+        None,
+        "Hàng thủ công mỹ nghệ",
+        None,
+    ),
+    (
+        "Bánh ít lá gai",
+        None,
+        "Trương Thị I",
+        "hộ",
+        "Đức Phổ",
+        "Thôn 7",
+        None,
+        "3",
+        "31/02/2023",
+        None,
+        "Thực phẩm",
+        None,
+    ),  # row 12: no such day
+    (
+        "Cá bò khô",
+        "HTX Hải sản Phổ Thạnh",
+        "Bùi Văn K",
+        "htx",
+        "Phổ Thạnh",
+        "Thôn 8",
+        None,
+        "3",
+        "14/07/2022",
+        None,
+        "Thực phẩm",
+        None,
+    ),
+    (
+        "Gạo hữu cơ",
+        "HTX Nông nghiệp Phổ Vinh",
+        "Ngô Văn L",
+        "Hợp tác xã",
+        "Phổ Vinh",
+        "Tổ dân phố 1",
+        None,
+        "3",
+        "09/09/2023",
+        None,
+        "Thực phẩm",
+        None,
+    ),
+    (
+        "Bonsai",
+        None,
+        "Lý Văn M",
+        "hộ",
+        "Khánh Cường",
+        "Thôn 9",
+        None,
+        "3",
+        "01/10/2023",
+        None,
+        "Sinh vật cảnh",
+        None,
+    ),
+    (
+        "Homestay biển",
+        "THT Du lịch Sa Huỳnh",
+        "Phan Văn N",
+        "Tổ hợp tác",
+        "Sa Huỳnh",
+        "Thôn 10",
+        None,
+        "3",
+        "2023-11-11",
+        None,
+        "Dịch vụ du lịch cộng đồng, du lịch sinh thái và điểm du lịch",
+        "Không",
+    ),
+    (
+        "Dầu dừa",
+        None,
+        "Đỗ Thị O",
+        "hộ",
+        "Trà Câu",
+        "Thôn 11",
+        None,
+        "3",
+        "10/10/2022",
+        None,
+        None,
+        None,
+    ),
+    (
+        "Kẹo gương",
+        None,
+        "Hồ Văn P",
+        "hộ",
+        "Nguyễn Nghiêm",
+        "Thôn 12",
+        None,
+        "3",
+        "11/11/2022",
+        None,
+        "Thực phẩm",
+        None,
+    ),
+    (
+        "Mứt gừng",
+        None,
+        "Vũ Thị Q",
+        "hộ",
+        "Đức Phổ",
+        "Thôn 13",
+        None,
+        "3",
+        "12/01/2024",
+        None,
+        "Thực phẩm",
+        None,
+    ),
+    (
+        "Nước dừa",
+        "Công ty TNHH Dừa Sa Huỳnh",
+        "Mai Văn R",
+        "Doanh nghiệp",
+        "Sa Huỳnh",
+        "Thôn 14",
+        None,
+        "4",
+        "02/02/2024",
+        None,
+        "Đồ uống",
+        "Có",
+    ),
+    (
+        "Chả cá",
+        None,
+        "Cao Thị S",
+        "hộ",
+        "Sa Huỳnh",
+        "Thôn 15",
+        None,
+        "3",
+        "03/04/2025",
+        None,
+        "Thực phẩm",
+        None,
+    ),
 ]
 
 
@@ -102,13 +352,15 @@ async def run_import(engine: AsyncEngine, content: bytes, name: str) -> ImportRe
 
 async def certificate_of(engine: AsyncEngine, product: str) -> tuple[Certificate, Product, Subject]:
     async with create_sessionmaker(engine)() as session:
-        found = (await session.execute(
-            select(Certificate, Product, Subject)
-            .join(Product, Certificate.product_id == Product.id)
-            .join(Subject, Product.subject_id == Subject.id)
-            .where(Product.name == product)
-            .order_by(Certificate.issue_date.desc())
-        )).first()
+        found = (
+            await session.execute(
+                select(Certificate, Product, Subject)
+                .join(Product, Certificate.product_id == Product.id)
+                .join(Subject, Product.subject_id == Subject.id)
+                .where(Product.name == product)
+                .order_by(Certificate.issue_date.desc())
+            )
+        ).first()
         assert found is not None
         return found[0], found[1], found[2]
 
@@ -140,25 +392,42 @@ async def test_admin_imports_a_list_and_a_second_import_adds_nothing(engine: Asy
     assert fish_sauce.expiry_date == dt.date(2026, 3, 15)
     assert fish_sauce.decision_number == "123/QĐ-UBND"
     assert (product.commune_code, product.product_group, product.ecommerce) == (
-        "21478", ProductGroup.FOOD, True)
+        "21478",
+        ProductGroup.FOOD,
+        True,
+    )
     assert (subject.name, subject.subject_type, subject.owner_user_id) == (
-        "HTX Nước mắm Sa Huỳnh", SubjectType.COOPERATIVE, None)
+        "HTX Nước mắm Sa Huỳnh",
+        SubjectType.COOPERATIVE,
+        None,
+    )
     assert (subject.representative, subject.phone) == ("Nguyễn Văn A", "+84905123456")
     # Rows 2-4: one cooperative, two products, the fish sauce with its older certificate too.
     async with create_sessionmaker(engine)() as session:
         cooperative_products = await session.scalars(
-            select(Product.name).where(Product.subject_id == subject.id).order_by(Product.name))
+            select(Product.name).where(Product.subject_id == subject.id).order_by(Product.name)
+        )
         assert list(cooperative_products) == ["Mắm nêm", "Nước mắm cá cơm"]
-        stars = await session.scalars(select(Certificate.star).where(
-            Certificate.product_id == product.id).order_by(Certificate.issue_date))
+        stars = await session.scalars(
+            select(Certificate.star)
+            .where(Certificate.product_id == product.id)
+            .order_by(Certificate.issue_date)
+        )
         assert list(stars) == [3, 4]
     garlic, product, subject = await certificate_of(engine, "Tỏi")
     assert (garlic.issue_date, garlic.star, product.commune_code) == (
-        dt.date(2021, 7, 20), 4, "21457")  # Excel date cell; Phổ Phong is now Nguyễn Nghiêm
+        dt.date(2021, 7, 20),
+        4,
+        "21457",
+    )  # Excel date cell; Phổ Phong is now Nguyễn Nghiêm
     assert subject.phone == "+84935222333"
     _wine, product, subject = await certificate_of(engine, "Rượu nếp")
     assert (product.commune_code, subject.name, subject.subject_type, subject.phone) == (
-        "21451", "Võ Thị E", SubjectType.HOUSEHOLD, "+84973456789")
+        "21451",
+        "Võ Thị E",
+        SubjectType.HOUSEHOLD,
+        "+84973456789",
+    )
     honey, _product, _subject = await certificate_of(engine, "Mật ong")
     assert honey.expiry_date == dt.date(2027, 2, 28)
     assert await count(engine, Subject) == 16
@@ -187,13 +456,20 @@ async def test_csv_with_semicolons_and_english_headers_is_imported(engine: Async
 
     result = await run_import(engine, content, "list.csv")
 
-    assert result == ImportResult(1, (RejectedRow(4, (
-        "missing producer name (only a household may leave it blank)",)),))
+    assert result == ImportResult(
+        1, (RejectedRow(4, ("missing producer name (only a household may leave it blank)",)),)
+    )
     certificate, product, subject = await certificate_of(engine, "Nước mắm")
     assert (certificate.star, certificate.issue_date, product.ecommerce) == (
-        4, dt.date(2023, 3, 15), True)
+        4,
+        dt.date(2023, 3, 15),
+        True,
+    )
     assert (subject.name, subject.phone, product.product_group) == (
-        "Nguyễn Văn A", "+84905123456", None)
+        "Nguyễn Văn A",
+        "+84905123456",
+        None,
+    )
 
 
 async def test_every_problem_of_a_row_is_reported(engine: AsyncEngine) -> None:
@@ -212,15 +488,18 @@ async def test_every_problem_of_a_row_is_reported(engine: AsyncEngine) -> None:
     assert result.imported == 1
     assert result.rejected == (
         RejectedRow(3, ("same certificate as row 2",)),
-        RejectedRow(4, (
-            "missing legal representative",
-            "unknown commune “99999”",
-            "invalid producer type “công ty”",
-            "invalid phone “12345”",
-            "invalid star “2 sao”",
-            "invalid e-commerce “có lẽ”",
-            "issue date 01/01/2026 must be from 2018 up to today",
-        )),
+        RejectedRow(
+            4,
+            (
+                "missing legal representative",
+                "unknown commune “99999”",
+                "invalid producer type “công ty”",
+                "invalid phone “12345”",
+                "invalid star “2 sao”",
+                "invalid e-commerce “có lẽ”",
+                "issue date 01/01/2026 must be from 2018 up to today",
+            ),
+        ),
         RejectedRow(5, ("missing address", "issue date 15/06/2017 must be from 2018 up to today")),
     )
     assert await count(engine, Certificate) == 1
@@ -242,9 +521,13 @@ async def test_a_file_without_a_required_column_is_refused_naming_it(engine: Asy
 
 @pytest.mark.parametrize(
     ("content", "name"),
-    [(b"%PDF-1.4\x00\x01binary", "list.pdf"), (b"\xd0\xcf\x11\xe0old excel", "list.xls"),
-     (b"PK\x03\x04broken zip", "list.xlsx"), (b"title only\n\n", "list.csv"),
-     (("Tên sản phẩm,Hạng sao\n" + "Mắm,3\n" * 5001).encode(), "big.csv")],
+    [
+        (b"%PDF-1.4\x00\x01binary", "list.pdf"),
+        (b"\xd0\xcf\x11\xe0old excel", "list.xls"),
+        (b"PK\x03\x04broken zip", "list.xlsx"),
+        (b"title only\n\n", "list.csv"),
+        (("Tên sản phẩm,Hạng sao\n" + "Mắm,3\n" * 5001).encode(), "big.csv"),
+    ],
 )
 async def test_unusable_files_are_refused_whole(
     engine: AsyncEngine, content: bytes, name: str
@@ -279,6 +562,12 @@ async def test_the_template_round_trips(engine: AsyncEngine, language: str) -> N
     certificate, product, subject = await certificate_of(engine, "Nước mắm Sa Huỳnh")
     assert (certificate.star, certificate.issue_date) == (4, dt.date(2023, 3, 15))
     assert (product.commune_code, product.product_group, product.ecommerce) == (
-        "21439", ProductGroup.FOOD, True)
+        "21439",
+        ProductGroup.FOOD,
+        True,
+    )
     assert (subject.name, subject.subject_type, subject.phone) == (
-        "Lê Thị T", SubjectType.HOUSEHOLD, "+84905123456")
+        "Lê Thị T",
+        SubjectType.HOUSEHOLD,
+        "+84905123456",
+    )

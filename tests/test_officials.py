@@ -118,7 +118,11 @@ async def test_review_accept_return_resubmit_and_certify_tell_the_producer(
     assert (certificate.star, certificate.decision_number) == (4, "1234/QĐ-UBND")
     assert certificate.expiry_date.isoformat() == "2029-11-15"
     assert [s.value for s in history] == [
-        "submitted", "returned", "submitted", "accepted", "certified"
+        "submitted",
+        "returned",
+        "submitted",
+        "accepted",
+        "certified",
     ]
 
 
