@@ -65,6 +65,7 @@ async def test_an_admin_imports_certificates_from_the_template(
     admin = Producer(bot, user_id=ADMIN_ID)
     await admin.say("/maunhap")
     [(name, template)] = admin.documents()
+    assert name.endswith(".xlsx")
     book = openpyxl.load_workbook(io.BytesIO(template))
     sheet = book.worksheets[0]
     header = [cell.value for cell in sheet[1]]
