@@ -9,6 +9,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import openpyxl
 import pytest
 
 from bot.cli import main
@@ -76,3 +77,29 @@ async def test_ocop_bot_run_serves_a_conversation(
     log = output.decode()
     assert process.returncode == 0, log
     assert emulator.token not in log  # httpx would log request URLs, which contain the token
+
+
+def test_import_then_export_from_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An admin's first day: load last year's certificate list, then print the year's table."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/ocop.db")
+    listing = tmp_path / "chung-nhan.csv"
+    listing.write_text(
+        "Tên sản phẩm;Người đại diện;Tên chủ thể;Loại hình chủ thể;Xã/phường;Địa chỉ;"
+        "Số điện thoại;Hạng sao;Ngày cấp;Số quyết định\n"
+        "Nước mắm Sa Huỳnh;Lê Văn An;HTX Sa Huỳnh;Hợp tác xã;Sa Huỳnh;Thôn Long Thạnh;"
+        "0905111222;4;15/03/2024;12/QĐ-UBND\n"
+        "Tỏi;Phạm Thị Bình;;Hộ kinh doanh;Hà Nội;Thôn 1;;3;01/01/2024;\n",
+        encoding="utf-8",
+    )
+    assert main(["import", str(listing)]) == 3  # some rows were rejected
+    out = capsys.readouterr().out
+    assert "imported: 1" in out and "row 3:" in out and "Hà Nội" in out
+
+    output = tmp_path / "bang.xlsx"
+    assert main(["export", "--year", "2026", "-o", str(output)]) == 0
+    assert "0 registrations written" in capsys.readouterr().out
+    sheet = openpyxl.load_workbook(output).worksheets[0]
+    assert sheet["A1"].value == "Đăng ký sản phẩm thực hiện Chương trình OCOP năm 2026"

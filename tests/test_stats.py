@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from typing import Any
 
 import openpyxl
 import pytest
@@ -12,18 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from handlers.i18n import use_language
 from handlers.reports.stats import compute_stats, render_stats, stats_xlsx
-from models.certificates import Certificate
 from models.db import create_sessionmaker
-from models.domain import (
-    ProductGroup,
-    RegistrationKind,
-    RegistrationStatus,
-    SubjectType,
-    Target,
-    certificate_expiry,
-)
-from models.registrations import Product, Registration, Subject
-from models.users import User
+from models.domain import RegistrationKind, RegistrationStatus, SubjectType, Target
+from tests import factories
 
 AREA = ["21439", "21451", "21457", "21472", "21478"]
 TODAY = dt.date(2026, 11, 29)
@@ -37,110 +27,41 @@ async def _fixture(session: AsyncSession) -> None:
     P3 Cty B, Trà Câu, online: 5★ 2025 (valid)
     P4 Hộ C, Đức Phổ: 3★ 2026 (valid)
     P5 THT D, Nguyễn Nghiêm, online: certified only in 2027 (not in 2026's figures)
-    P6 Cty B, Khánh Cường: never certified
+    P6 Cty B, Khánh Cường: never certified; six registrations, one of them in 2025
     """
-    user = User(
-        channel="telegram", channel_user_id="1", chat_id="1", display_name="", language="vi"
-    )
-    session.add(user)
-    subjects = {
-        name: Subject(name=name, subject_type=kind, representative=name, address="x", phone=None)
-        for name, kind in [
-            ("HTX A", SubjectType.COOPERATIVE),
-            ("Cty B", SubjectType.ENTERPRISE),
-            ("Hộ C", SubjectType.HOUSEHOLD),
-            ("THT D", SubjectType.COOPERATIVE_GROUP),
-        ]
-    }
-    session.add_all(subjects.values())
-    await session.flush()
-    products = {}
-    for key, subject, commune, online in [
-        ("P1", "HTX A", "21478", True),
-        ("P2", "HTX A", "21478", False),
-        ("P3", "Cty B", "21451", True),
-        ("P4", "Hộ C", "21439", False),
-        ("P5", "THT D", "21457", True),
-        ("P6", "Cty B", "21472", False),
+    person = await factories.user(session)
+    htx = await factories.subject(session, "HTX A", SubjectType.COOPERATIVE)
+    cty = await factories.subject(session, "Cty B", SubjectType.ENTERPRISE)
+    ho = await factories.subject(session, "Hộ C", SubjectType.HOUSEHOLD)
+    tht = await factories.subject(session, "THT D", SubjectType.COOPERATIVE_GROUP)
+    p1 = await factories.product(session, htx, "P1", "21478", ecommerce=True)
+    p2 = await factories.product(session, htx, "P2", "21478")
+    p3 = await factories.product(session, cty, "P3", "21451", ecommerce=True)
+    p4 = await factories.product(session, ho, "P4", "21439")
+    p5 = await factories.product(session, tht, "P5", "21457", ecommerce=True)
+    p6 = await factories.product(session, cty, "P6", "21472")
+    for item, star, issued in [
+        (p1, 3, dt.date(2021, 5, 1)),
+        (p1, 4, dt.date(2024, 6, 1)),
+        (p2, 3, dt.date(2023, 1, 10)),
+        (p3, 5, dt.date(2025, 3, 1)),
+        (p4, 3, dt.date(2026, 2, 1)),
+        (p5, 4, dt.date(2027, 1, 15)),
     ]:
-        products[key] = Product(
-            subject_id=subjects[subject].id,
-            name=key,
-            product_group=ProductGroup.FOOD,
-            commune_code=commune,
-            ecommerce=online,
-        )
-    session.add_all(products.values())
-    await session.flush()
-    for key, star, issued in [
-        ("P1", 3, dt.date(2021, 5, 1)),
-        ("P1", 4, dt.date(2024, 6, 1)),
-        ("P2", 3, dt.date(2023, 1, 10)),
-        ("P3", 5, dt.date(2025, 3, 1)),
-        ("P4", 3, dt.date(2026, 2, 1)),
-        ("P5", 4, dt.date(2027, 1, 15)),
+        factories.certificate(session, item, star, issued)
+    at = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    for year, kind, target, status in [
+        (2026, RegistrationKind.NEW, Target.STAR3, RegistrationStatus.CERTIFIED),
+        (2026, RegistrationKind.NEW, Target.STAR4, RegistrationStatus.FAILED),
+        (2026, RegistrationKind.REEVALUATION, Target.UP_3_TO_4, RegistrationStatus.DEFERRED),
+        (2026, RegistrationKind.NEW, Target.STAR3, RegistrationStatus.SUBMITTED),
+        (2026, RegistrationKind.NEW, Target.STAR4, RegistrationStatus.REJECTED),
+        (2025, RegistrationKind.NEW, Target.STAR3, RegistrationStatus.CERTIFIED),
     ]:
-        session.add(
-            Certificate(
-                product_id=products[key].id,
-                star=star,
-                issue_date=issued,
-                expiry_date=certificate_expiry(issued),
-            )
-        )
-    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
-    for number, (year, kind, target, status) in enumerate(
-        [
-            (2026, RegistrationKind.NEW, Target.STAR3, RegistrationStatus.CERTIFIED),
-            (2026, RegistrationKind.NEW, Target.STAR4, RegistrationStatus.FAILED),
-            (2026, RegistrationKind.REEVALUATION, Target.UP_3_TO_4, RegistrationStatus.DEFERRED),
-            (2026, RegistrationKind.NEW, Target.STAR3, RegistrationStatus.SUBMITTED),
-            (2026, RegistrationKind.NEW, Target.STAR4, RegistrationStatus.REJECTED),
-            (2025, RegistrationKind.NEW, Target.STAR3, RegistrationStatus.CERTIFIED),
-        ],
-        start=1,
-    ):
-        session.add(
-            _registration(
-                number, user, products["P6"], subjects["Cty B"], year, kind, target, status, now
-            )
+        factories.registration(
+            session, person, p6, cty, at=at, year=year, kind=kind, target=target, status=status
         )
     await session.flush()
-
-
-def _registration(
-    number: int,
-    user: User,
-    product: Product,
-    subject: Subject,
-    year: int,
-    kind: Any,
-    target: Target,
-    status: RegistrationStatus,
-    now: dt.datetime,
-) -> Registration:
-    return Registration(
-        code=f"OCOP-{year}-{number:04d}",
-        kind=kind,
-        target=target,
-        programme_year=year,
-        commune_code=product.commune_code,
-        product_id=product.id,
-        subject_id=subject.id,
-        product_name=product.name,
-        product_group=ProductGroup.FOOD,
-        owner_name="x",
-        subject_name=subject.name,
-        subject_type=subject.subject_type,
-        address="x",
-        phone="+84905123456",
-        ecommerce=False,
-        status=status,
-        submitted_by_user_id=user.id,
-        channel="telegram",
-        submitted_at=now,
-        status_changed_at=now,
-    )
 
 
 @pytest.mark.both_databases
