@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram import BotCommand, Update
+from telegram import Bot, BotCommand, Update
 from telegram.constants import ParseMode
 from telegram.ext import (
     AIORateLimiter,
@@ -16,9 +17,10 @@ from telegram.ext import (
     Defaults,
     TypeHandler,
 )
-from telegram.request import BaseRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.channels.telegram import CHANNEL, make_update_handler
+from bot.delivery import DeliveryWorker, telegram_sender
 from bot.jobs import parse_time, schedule_jobs
 from bot.settings import Settings
 from handlers.context import Services
@@ -27,6 +29,7 @@ from handlers.i18n import LANGUAGES, _, use_language
 from models.admin_units import Area
 from models.db import create_engine, create_sessionmaker
 from models.officials import ensure_admins
+from models.outbox import Pacing
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +87,41 @@ def build_application(
     sessionmaker = create_sessionmaker(db)
     shared = services or build_services(settings)
 
+    # Notifications go out through the outbox with a bot of their own: the worker paces them
+    # itself and must see Telegram's answers (429, 403) rather than a rate limiter's retries.
+    delivery_bot = Bot(
+        settings.telegram_bot_token,
+        base_url=settings.telegram_api_url,
+        base_file_url=settings.file_url,
+        request=HTTPXRequest(
+            connection_pool_size=64, connect_timeout=5, read_timeout=15, write_timeout=15
+        ),
+    )
+    worker = DeliveryWorker(
+        sessionmaker, CHANNEL, telegram_sender(delivery_bot), Pacing(settings.ocop_delivery_rate)
+    )
+    tasks: list[asyncio.Task[None]] = []
+
     async def prepare(application: Application) -> None:
         """Runs once the bot is connected, before the first update."""
         await publish_commands(application)
         async with sessionmaker() as session, session.begin():
             await ensure_admins(session, CHANNEL, settings.ocop_admins)
-        schedule_jobs(application, sessionmaker, shared, parse_time(settings.ocop_digest_time))
+        schedule_jobs(
+            application, sessionmaker, shared, parse_time(settings.ocop_digest_time), worker.wake
+        )
+        await delivery_bot.initialize()
+        application.bot_data["delivery"] = worker
+        tasks.append(asyncio.create_task(worker.run(), name="outbox-delivery"))
+
+    async def halt(_application: Application) -> None:
+        await worker.stop()
+        for task in tasks:
+            await task
+        tasks.clear()
 
     async def dispose(_application: Application) -> None:
+        await delivery_bot.shutdown()
         if own_engine:
             await db.dispose()
 
@@ -103,12 +133,13 @@ def build_application(
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=ZoneInfo(settings.ocop_timezone)))
         .rate_limiter(AIORateLimiter(max_retries=3))
         .post_init(prepare)
+        .post_stop(halt)
         .post_shutdown(dispose)
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     application = builder.build()
-    handler = make_update_handler(sessionmaker, shared)
+    handler = make_update_handler(sessionmaker, shared, worker.wake)
     # One handler for everything: routing happens in handlers/, not in PTB filters.
     application.add_handler(TypeHandler(Update, handler))
     application.add_error_handler(report_error)

@@ -1,23 +1,28 @@
 """Scheduled work: the officials' daily digest, checked every minute against the local time.
 
-The tick asks "is today's digest due and not yet sent?" rather than trusting one timer, so a bot
-that was down at digest time sends it when it comes back, and a restart never sends it twice.
+The tick asks "is today's digest due and not yet queued?" rather than trusting one timer, so a
+bot that was down at digest time sends it when it comes back. The digest is queued in the
+outbox in the same transaction that records it, so a restart never sends it twice and a crash
+never loses it; with several processes, the record's unique key lets only one queue it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application, ContextTypes
 
-from bot.channels.telegram import CHANNEL, send_reply
+from bot.channels.telegram import CHANNEL
+from handlers import notices
 from handlers.context import Services
+from handlers.events import Notice
 from handlers.i18n import in_language
 from handlers.reports.digest import build_digest, render_digest
-from models.digests import DigestRun, open_digest
+from models.base import utcnow
+from models.digests import open_digest
 from models.officials import officials
 
 log = logging.getLogger(__name__)
@@ -36,8 +41,10 @@ class DigestJob:
         sessionmaker: async_sessionmaker[AsyncSession],
         services: Services,
         digest_time: dt.time,
+        queued: Callable[[], None],
     ) -> None:
-        self.sessionmaker, self.services, self.digest_time = sessionmaker, services, digest_time
+        self.sessionmaker, self.services = sessionmaker, services
+        self.digest_time, self.queued = digest_time, queued
 
     async def __call__(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         now = self.services.clock()
@@ -46,6 +53,7 @@ class DigestJob:
             return
         async with self.sessionmaker() as session:
             people = await officials(session, CHANNEL)
+        queued = 0
         for person in people:
             async with self.sessionmaker() as session, session.begin():
                 run = await open_digest(
@@ -61,21 +69,18 @@ class DigestJob:
                     run.covered_until,
                     self.services.timezone,
                 )
-                run_id = run.id
-            with in_language(person.language):
-                replies = render_digest(digest)
-            try:
-                for reply in replies:
-                    await send_reply(context.bot, int(person.chat_id), reply)
-            except Forbidden:  # final: retrying every minute would not help
-                log.warning("official %s blocked the bot; digest not delivered", person.id)
-            except TelegramError as error:
-                log.warning("digest to official %s failed, will retry: %s", person.id, error)
-                continue
-            async with self.sessionmaker() as session, session.begin():
-                sent = await session.get(DigestRun, run_id)
-                if sent is not None:
-                    sent.sent_at = self.services.clock()
+                with in_language(person.language):
+                    replies = tuple(render_digest(digest))
+                notice = Notice(
+                    person.channel,
+                    person.chat_id,
+                    replies,
+                    key=f"digest:{person.id}:{local.date().isoformat()}",
+                    user_id=person.id,
+                )
+                queued += await notices.queue(session, [notice], utcnow())
+        if queued:
+            self.queued()
 
 
 def schedule_jobs(
@@ -83,6 +88,7 @@ def schedule_jobs(
     sessionmaker: async_sessionmaker[AsyncSession],
     services: Services,
     digest_time: dt.time,
+    queued: Callable[[], None],
 ) -> None:
     """(Re)schedule the jobs by name, so calling this twice never runs them twice."""
     queue = application.job_queue
@@ -91,7 +97,7 @@ def schedule_jobs(
     for job in queue.get_jobs_by_name(DIGEST_JOB):
         job.schedule_removal()
     queue.run_repeating(
-        DigestJob(sessionmaker, services, digest_time),
+        DigestJob(sessionmaker, services, digest_time, queued),
         interval=TICK_SECONDS,
         first=1,
         name=DIGEST_JOB,

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     )
     ocop_timezone: str = "Asia/Ho_Chi_Minh"
     ocop_digest_time: str = "07:30"
+    # Notifications per second over all chats; below Telegram's 30 to leave room for replies.
+    ocop_delivery_rate: float = 25.0
     zalo_bot_token: str | None = None
     zalo_api_url: str = "https://bot-api.zaloplatforms.com/bot"
 

@@ -102,6 +102,9 @@ class Notice:
     channel: str
     chat_id: str
     replies: tuple[Reply, ...]
+    # Unique per notification: the outbox queues a key once, however often it is offered.
+    key: str
+    user_id: int | None = None
 
 
 @dataclass

@@ -41,7 +41,8 @@ def _welcome_official(ctx: Context, user: User) -> Notice:
             "You are now an OCOP official for {scope}. Send /pending to see registrations "
             "waiting for review, /help for everything you can do."
         ).format(scope=html.escape(describe_scope(ctx, user.scope)))
-    return Notice(user.channel, user.chat_id, (Reply(text),))
+    key = f"official:{user.id}:{ctx.services.clock().isoformat()}"
+    return Notice(user.channel, user.chat_id, (Reply(text),), key=key, user_id=user.id)
 
 
 def _name(user: User) -> str:

@@ -118,7 +118,8 @@ async def notify_producer(ctx: Context, registration: Registration) -> Notice | 
         return None
     with in_language(producer.language):
         reply = producer_message(registration)
-    return Notice(producer.channel, producer.chat_id, (reply,))
+    key = f"review:{registration.id}:{registration.status.value}:{ctx.services.clock().isoformat()}"
+    return Notice(producer.channel, producer.chat_id, (reply,), key=key, user_id=producer.id)
 
 
 def producer_message(registration: Registration) -> Reply:

@@ -14,13 +14,14 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import documents, menu, officials, review
+from handlers import documents, menu, notices, officials, review
 from handlers.context import Context, Services
 from handlers.events import Event, EventKind, Outcome, Reply
 from handlers.i18n import _, use_language
 from handlers.menu import ENGINES
 from handlers.routes import Call, Routes, dispatch
 from models.admin_units import fold
+from models.base import utcnow
 from models.conversations import load_conversation
 from models.users import claim_update, get_or_create_user
 
@@ -49,7 +50,18 @@ def _typed_command(event: Event) -> tuple[str, tuple[str, ...]] | None:
 async def handle_event(
     session: AsyncSession, services: Services, event: Event, progress: Progress = _no_progress
 ) -> Outcome:
-    """Handle one event inside the caller's transaction; returns what to send back."""
+    """Handle one event inside the caller's transaction; returns what to send back.
+
+    Notices for other people are queued in the outbox in the same transaction."""
+    outcome = await _route(session, services, event, progress)
+    if outcome.notices:
+        await notices.queue(session, outcome.notices, utcnow())
+    return outcome
+
+
+async def _route(
+    session: AsyncSession, services: Services, event: Event, progress: Progress
+) -> Outcome:
     user = await get_or_create_user(
         session,
         event.channel,

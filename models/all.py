@@ -1,6 +1,15 @@
 """Imports every model module so `Base.metadata` knows all tables (migrations, tests)."""
 
-from models import audit, certificates, conversations, digests, officials, registrations, users
+from models import (
+    audit,
+    certificates,
+    conversations,
+    digests,
+    officials,
+    outbox,
+    registrations,
+    users,
+)
 from models.base import Base
 
 __all__ = [
@@ -10,6 +19,7 @@ __all__ = [
     "conversations",
     "digests",
     "officials",
+    "outbox",
     "registrations",
     "users",
 ]

@@ -1,7 +1,6 @@
-"""Daily digests, one row per official and local day, so none is sent twice or lost.
+"""Daily digests, one row per official and local day, so none is queued twice.
 
-A run is opened (its time window fixed) before sending and marked sent after; a run left
-unsent by a crash is sent again, with the same window, on the next tick.
+The row and the digest's outbox messages are written in one transaction; the outbox delivers.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ class DigestRun(Base):
     # New registrations in (since, covered_until] are listed; the next digest starts there.
     since: Mapped[dt.datetime]
     covered_until: Mapped[dt.datetime]
-    sent_at: Mapped[dt.datetime | None]
 
 
 async def last_covered(session: AsyncSession, user_id: int) -> dt.datetime | None:
@@ -41,21 +39,18 @@ async def open_digest(
     now: dt.datetime,
     first_since: dt.datetime,
 ) -> DigestRun | None:
-    """Today's run of an official that still has to be sent; None when it was sent already."""
-    query = select(DigestRun).where(
-        DigestRun.user_id == user_id, DigestRun.local_date == local_date
+    """Record today's digest of an official; None when it was recorded (and queued) before."""
+    since = await last_covered(session, user_id) or first_since
+    opened = await insert_if_absent(
+        session,
+        DigestRun,
+        user_id=user_id,
+        local_date=local_date,
+        since=since,
+        covered_until=now,
     )
-    run = await session.scalar(query)
-    if run is None:
-        since = await last_covered(session, user_id) or first_since
-        await insert_if_absent(
-            session,
-            DigestRun,
-            user_id=user_id,
-            local_date=local_date,
-            since=since,
-            covered_until=now,
-            sent_at=None,
-        )
-        run = await session.scalar(query.execution_options(populate_existing=True))
-    return run if run is not None and run.sent_at is None else None
+    if not opened:
+        return None
+    return await session.scalar(
+        select(DigestRun).where(DigestRun.user_id == user_id, DigestRun.local_date == local_date)
+    )

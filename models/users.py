@@ -32,6 +32,9 @@ class User(Base):
     phone: Mapped[str | None] = mapped_column(String(20))
     # An official's communes; None means the whole area. Meaningless for producers.
     scope: Mapped[list[str] | None] = mapped_column(JSON)
+    # False once the user blocked the bot; back to True when they write again.
+    reachable: Mapped[bool] = mapped_column(default=True)
+    unreachable_since: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -67,6 +70,7 @@ async def get_or_create_user(
             username=username,
             language=DEFAULT_LANGUAGE,
             role=Role.PRODUCER,
+            reachable=True,
         )
         session.add(user)
         await session.flush()
@@ -78,6 +82,8 @@ async def get_or_create_user(
             user.display_name = display_name[:200]
         if username and user.username != username:
             user.username = username
+        if not user.reachable:  # they wrote to us, so they unblocked the bot
+            user.reachable, user.unreachable_since = True, None
     return user
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
 from telegram.ext import Application, ContextTypes, TypeHandler
@@ -17,6 +18,8 @@ from bot.emulator import TelegramEmulator
 from bot.settings import Settings
 from handlers.context import Services
 from models.admin_units import Area
+from models.db import create_sessionmaker
+from models.outbox import OutboxMessage
 
 JSON = dict[str, Any]
 ADMIN_ID = 9000  # made an admin through OCOP_ADMINS by the `settings` fixture
@@ -69,15 +72,40 @@ class BotUnderTest:
         if application is None:
             return
         assert application.updater is not None
+        # The order run_polling uses.
         await application.updater.stop()
         await application.stop()
+        if application.post_stop is not None:
+            await application.post_stop(application)
         await application.shutdown()
+        if application.post_shutdown is not None:
+            await application.post_shutdown(application)
 
     async def run_job(self, name: str) -> None:
         """Run a scheduled job now, as its timer would (the test sets the clock first)."""
         assert self.application is not None and self.application.job_queue is not None
         [job] = self.application.job_queue.get_jobs_by_name(name)
         await job.run(self.application)
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait until the outbox has nothing left to send (each message sent or given up)."""
+        assert self.application is not None
+        worker = self.application.bot_data["delivery"]
+
+        async def settled() -> bool:
+            async with create_sessionmaker(self.engine)() as session:
+                left = await session.scalar(
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(OutboxMessage.status.in_(["pending", "sending"]))
+                )
+            return not left
+
+        async with asyncio.timeout(timeout):
+            while not await settled():
+                worker.wake()
+                async with worker.flushed:
+                    await worker.flushed.wait()
 
     async def restart(self) -> None:
         await self.stop()
@@ -157,6 +185,19 @@ class Producer:
         """Telegram delivering the same update again (same update_id)."""
         self.replies = await self.bot.deliver(update, redeliver=True)
         return self.replies
+
+    async def notified(self, text: str, timeout: float = 15.0) -> str:
+        """Wait for a notification (sent by the outbox, not as a reply) containing `text`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            messages = self.emulator.messages_to(self.user_id)
+            for message in messages:
+                if text in (message.get("text") or message.get("caption") or ""):
+                    return str(message.get("text") or message.get("caption"))
+            await self.emulator.wait_for_messages(
+                self.user_id, len(messages) + 1, timeout=max(0.01, deadline - loop.time())
+            )
 
     @property
     def text(self) -> str:

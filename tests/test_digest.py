@@ -31,6 +31,11 @@ def digests_to(bot: BotUnderTest, chat_id: int) -> list[str]:
     ]
 
 
+async def next_digest(official: Producer) -> str:
+    """The digest arrives through the outbox, shortly after the job queued it."""
+    return await official.notified("Bản tin OCOP")
+
+
 @pytest.mark.both_databases
 async def test_an_official_with_two_communes_gets_exactly_their_new_registrations(
     bot: BotUnderTest, engine: AsyncEngine
@@ -43,6 +48,7 @@ async def test_an_official_with_two_communes_gets_exactly_their_new_registration
 
     bot.clock.now = local(1, 7, 31)
     await bot.run_job(DIGEST_JOB)
+    await bot.drain()
     [digest] = digests_to(bot, official.user_id)
     assert "01/12/2026" in digest
     assert "Phường Sa Huỳnh" in digest or "Sa Huỳnh" in digest
@@ -59,16 +65,20 @@ async def test_the_digest_fires_at_the_local_time_and_never_twice(bot: BotUnderT
 
     bot.clock.now = local(2, 7, 29)  # one minute early (00:29 UTC)
     await bot.run_job(DIGEST_JOB)
+    await bot.drain()
     assert digests_to(bot, official.user_id) == []
 
     bot.clock.now = local(2, 7, 30)
     await bot.run_job(DIGEST_JOB)
+    await bot.drain()
     await bot.run_job(DIGEST_JOB)
+    await bot.drain()
     assert len(digests_to(bot, official.user_id)) == 1
 
     await bot.restart()  # the job is scheduled again; today's digest is on record
     bot.clock.now = local(2, 9)
     await bot.run_job(DIGEST_JOB)
+    await bot.drain()
     assert len(digests_to(bot, official.user_id)) == 1
 
     # The next day lists only what came in since the last digest.
@@ -76,6 +86,7 @@ async def test_the_digest_fires_at_the_local_time_and_never_twice(bot: BotUnderT
     await register(bot, 6203, "Trà Câu", "Tỏi cô đơn")
     bot.clock.now = local(3, 7, 45)
     await bot.run_job(DIGEST_JOB)
+    await bot.drain()
     digests = digests_to(bot, official.user_id)
     assert len(digests) == 2
     assert "Tỏi cô đơn" in digests[1] and "Mắm ruốc" not in digests[1].split("Năm 2026")[0]
@@ -89,6 +100,7 @@ async def test_a_digest_missed_while_the_bot_was_down_is_sent_when_it_returns(
     bot.clock.now = local(4, 11)  # the bot was down at 07:30
     await bot.start()
     await bot.run_job(DIGEST_JOB)
+    await bot.drain()
     [digest] = digests_to(bot, official.user_id)
     assert "04/12/2026" in digest
 

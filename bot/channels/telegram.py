@@ -21,12 +21,12 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType, MessageLimit
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot.channels.text import split_message
 from handlers.context import Services
-from handlers.events import Attachment, Event, EventKind, Notice, Outcome, Reply, Request
+from handlers.events import Attachment, Event, EventKind, Outcome, Reply, Request
 from handlers.router import handle_event
 
 CHANNEL = "telegram"
@@ -156,29 +156,16 @@ async def deliver(
                 log.debug("buttons of message %s already gone", query.message.message_id)
     for reply in outcome.replies:
         await send_reply(bot, chat_id, reply)
-    for notice in outcome.notices:
-        await send_notice(bot, notice)
-
-
-async def send_notice(bot: Bot, notice: Notice) -> None:
-    """Tell someone else (a producer of a review outcome). Failing to reach them must not undo
-    the change that caused it; the registration's status is the record they can always see."""
-    if notice.channel != CHANNEL:
-        log.warning("no adapter to reach a %s user", notice.channel)
-        return
-    try:
-        for reply in notice.replies:
-            await send_reply(bot, int(notice.chat_id), reply)
-    except Forbidden:
-        log.warning("chat %s blocked the bot; notice not delivered", notice.chat_id)
-    except TelegramError as error:
-        log.warning("notice to chat %s not delivered: %s", notice.chat_id, error)
 
 
 def make_update_handler(
-    sessionmaker: async_sessionmaker[AsyncSession], services: Services
+    sessionmaker: async_sessionmaker[AsyncSession],
+    services: Services,
+    queued: Callable[[], None] = lambda: None,
 ) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
-    """The one PTB callback: event in, one transaction, replies out (after the commit)."""
+    """The one PTB callback: event in, one transaction, replies out (after the commit).
+
+    `queued` is told when the event queued notices in the outbox (to wake the delivery)."""
 
     async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         event = to_event(update, context.bot.username)
@@ -191,6 +178,8 @@ def make_update_handler(
 
         async with sessionmaker() as session, session.begin():
             outcome = await handle_event(session, services, event, progress)
+        if outcome.notices:
+            queued()
         await deliver(context.bot, chat_id, outcome, update.callback_query)
 
     return on_update

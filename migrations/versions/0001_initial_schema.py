@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 06:20:19.407106
+Create Date: 2026-11-29
 """
 
 from __future__ import annotations
@@ -36,6 +36,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("channel", "chat_id", name=op.f("pk_conversations")),
     )
     op.create_table(
+        "delivery_budget",
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("next_slot_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("channel", name=op.f("pk_delivery_budget")),
+    )
+    op.create_table(
+        "delivery_chats",
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("chat_id", sa.String(length=64), nullable=False),
+        sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("channel", "chat_id", name=op.f("pk_delivery_chats")),
+    )
+    with op.batch_alter_table("delivery_chats", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_delivery_chats_next_at"), ["next_at"], unique=False)
+
+    op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
@@ -51,6 +67,8 @@ def upgrade() -> None:
         ),
         sa.Column("phone", sa.String(length=20), nullable=True),
         sa.Column("scope", sa.JSON(), nullable=True),
+        sa.Column("reachable", sa.Boolean(), nullable=False),
+        sa.Column("unreachable_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("channel", "channel_user_id", name=op.f("uq_users_channel")),
@@ -77,7 +95,6 @@ def upgrade() -> None:
         sa.Column("local_date", sa.Date(), nullable=False),
         sa.Column("since", sa.DateTime(timezone=True), nullable=False),
         sa.Column("covered_until", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_digest_runs_user_id_users")
         ),
@@ -106,6 +123,34 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("code", name=op.f("pk_invites")),
     )
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("chat_id", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("choices", sa.JSON(), nullable=True),
+        sa.Column("document_name", sa.String(length=200), nullable=True),
+        sa.Column("document", sa.LargeBinary(), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("leased_by", sa.String(length=64), nullable=True),
+        sa.Column("message_id", sa.String(length=32), nullable=True),
+        sa.Column("error", sa.String(length=500), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_outbox_user_id_users")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("key", name=op.f("uq_outbox_key")),
+    )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_outbox_chat_id"), ["chat_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbox_status"), ["status"], unique=False)
+
     op.create_table(
         "processed_updates",
         sa.Column("channel", sa.String(length=16), nullable=False),
@@ -384,7 +429,6 @@ def upgrade() -> None:
         )
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("certificates", schema=None) as batch_op:
         batch_op.drop_constraint(
@@ -419,6 +463,11 @@ def downgrade() -> None:
 
     op.drop_table("subjects")
     op.drop_table("processed_updates")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outbox_status"))
+        batch_op.drop_index(batch_op.f("ix_outbox_chat_id"))
+
+    op.drop_table("outbox")
     op.drop_table("invites")
     op.drop_table("digest_runs")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
@@ -427,5 +476,10 @@ def downgrade() -> None:
 
     op.drop_table("audit_log")
     op.drop_table("users")
+    with op.batch_alter_table("delivery_chats", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_delivery_chats_next_at"))
+
+    op.drop_table("delivery_chats")
+    op.drop_table("delivery_budget")
     op.drop_table("conversations")
     op.drop_table("code_counters")

@@ -1,0 +1,214 @@
+"""The outbox delivery worker: sends queued notifications at the times the claim planned,
+and turns Telegram's answers into retries, back-offs, failures or "sent"."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram import Bot
+from telegram.constants import MessageLimit, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from bot.channels.telegram import markup
+from bot.channels.text import split_message
+from handlers.events import Choice, Document, Reply
+from models.base import utcnow
+from models.outbox import (
+    Claimed,
+    Pacing,
+    claim,
+    delay_channel,
+    mark_failed,
+    mark_retry,
+    mark_sent,
+    mark_unreachable,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 20
+IDLE_POLL = 1.0
+
+Send = Callable[[str, Reply], Awaitable[str]]
+
+
+def reply_of(message: Claimed) -> Reply:
+    choices = tuple(
+        tuple(Choice(label, data) for label, data in row) for row in (message.choices or [])
+    )
+    document = (
+        Document(message.document_name or "file", message.document)
+        if message.document is not None
+        else None
+    )
+    return Reply(message.text, choices=choices, document=document)
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    return dt.timedelta(seconds=min(60, 2**attempts))
+
+
+@dataclass
+class Result:
+    message: Claimed
+    telegram_id: str | None = None
+    retry_at: dt.datetime | None = None
+    failed: str | None = None
+    blocked: bool = False
+    flood_until: dt.datetime | None = None
+
+
+class DeliveryWorker:
+    """One per process. Several may share a database; the claim keeps them apart."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        channel: str,
+        send: Send,
+        pacing: Pacing,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.sessionmaker, self.channel, self.send = sessionmaker, channel, send
+        self.pacing, self.clock = pacing, clock
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._results: list[Result] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+        # Notified after every write of results (tests and benchmarks wait on it).
+        self.flushed = asyncio.Condition()
+
+    def wake(self) -> None:
+        """New messages were queued by this process: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.step()
+            except Exception:
+                log.exception("delivery round failed; retrying")
+            await self._flush()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        await self._flush()
+
+    async def step(self) -> int:
+        """Claim the next second of slots and start sending; wait when there is nothing."""
+        async with self.sessionmaker() as session, session.begin():
+            batch = await claim(session, self.channel, self.name, self.clock(), self.pacing)
+        for message in batch:
+            task = asyncio.create_task(self._deliver(message))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        if batch:
+            # Plan the next claim for when this batch's slots are nearly used up.
+            until_last = (batch[-1].slot - self.clock()).total_seconds()
+            await self._pause(max(0.0, until_last - self.pacing.horizon / 2))
+        else:
+            await self._pause(IDLE_POLL)
+        return len(batch)
+
+    async def _pause(self, seconds: float) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    async def _deliver(self, message: Claimed) -> None:
+        wait = (message.slot - self.clock()).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        result = Result(message)
+        try:
+            result.telegram_id = await self.send(message.chat_id, reply_of(message))
+        except RetryAfter as error:
+            retry = error.retry_after
+            seconds = retry.total_seconds() if isinstance(retry, dt.timedelta) else float(retry)
+            result.flood_until = self.clock() + dt.timedelta(seconds=seconds)
+            result.retry_at = result.flood_until
+        except Forbidden as error:
+            result.blocked, result.failed = True, str(error)
+        except BadRequest as error:
+            result.failed = str(error)  # retrying the same request would fail the same way
+        except (NetworkError, TelegramError) as error:  # timeouts, 5xx, connection resets
+            if message.attempts + 1 >= MAX_ATTEMPTS:
+                result.failed = f"gave up after {MAX_ATTEMPTS} attempts: {error}"
+            else:
+                result.retry_at = self.clock() + backoff(message.attempts)
+        except Exception as error:  # a bug must not lose the message: keep it for later
+            log.exception("sending outbox message %s", message.id)
+            result.retry_at = self.clock() + backoff(message.attempts)
+            result.failed = None if message.attempts + 1 < MAX_ATTEMPTS else repr(error)
+        self._results.append(result)
+        # Write results in batches, and at once when this was the last message in flight.
+        if len(self._results) >= 200 or len(self._in_flight) <= 1:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        results, self._results = self._results, []
+        if results:
+            await self._record(results)
+        # Every round ends here, so waiters re-check at least once per round.
+        async with self.flushed:
+            self.flushed.notify_all()
+
+    async def _record(self, results: list[Result]) -> None:
+        now = self.clock()
+        async with self.sessionmaker() as session, session.begin():
+            for result in results:
+                message = result.message
+                if result.telegram_id is not None:
+                    await mark_sent(session, message.id, result.telegram_id, now)
+                elif result.blocked:
+                    await mark_failed(session, message.id, result.failed or "blocked")
+                    await mark_unreachable(session, self.channel, message.chat_id, now)
+                elif result.failed is not None:
+                    await mark_failed(session, message.id, result.failed)
+                else:
+                    await mark_retry(
+                        session, message.id, result.retry_at or now, "will retry"
+                    )
+                if result.flood_until is not None:
+                    await delay_channel(session, self.channel, result.flood_until)
+        if any(result.retry_at is not None for result in results):
+            self.wake()
+
+
+def telegram_sender(bot: Bot) -> Send:
+    """Sends one outbox reply with a bot that has no rate limiter of its own (we pace)."""
+
+    async def send(chat_id: str, reply: Reply) -> str:
+        if reply.document is not None:
+            message = await bot.send_document(
+                int(chat_id),
+                document=reply.document.content,
+                filename=reply.document.file_name,
+                caption=reply.text[: MessageLimit.CAPTION_LENGTH] or None,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup(reply),
+            )
+            return str(message.message_id)
+        # Notifications are short; a long one is cut at line ends like any reply.
+        *first, last = split_message(reply.text, MessageLimit.MAX_TEXT_LENGTH)
+        for chunk in first:
+            await bot.send_message(int(chat_id), chunk, parse_mode=ParseMode.HTML)
+        message = await bot.send_message(
+            int(chat_id), last, parse_mode=ParseMode.HTML, reply_markup=markup(reply)
+        )
+        return str(message.message_id)
+
+    return send

@@ -1,0 +1,182 @@
+"""The Bot API methods the emulator implements, as ``_api_<lower-case name>`` methods.
+
+Each takes the decoded parameters and returns the ``result`` or raises ``ApiError``; the HTTP
+dispatch in ``telegram`` finds them by name. Methods in ``wire.TRUE_METHODS`` have no method here.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+from aiohttp import web
+
+from bot.emulator.state import EmulatorState
+from bot.emulator.wire import (
+    JSON,
+    NOT_MODIFIED,
+    ApiError,
+    check_markup,
+    check_text,
+    message_key,
+)
+
+
+class BotApiMethods(EmulatorState):
+    """getUpdates, sending, editing and deleting messages, callback answers, files, commands."""
+
+    async def _get_updates(self, params: JSON, request: web.Request) -> list[JSON]:
+        offset = params.get("offset")
+        if isinstance(offset, int) and offset > 0:  # acknowledges what was delivered before
+            self._queue = [
+                p for p in self._queue if not (p.delivered and p.update["update_id"] < offset)
+            ]
+            self._pulse()
+        await self._wait_until(
+            lambda: bool(self._queue) or self._stopping, float(params.get("timeout") or 0)
+        )
+        if self._stopping or request.transport is None or request.transport.is_closing():
+            return []  # the poller is gone: keep the updates for the next one
+        batch = self._queue[: int(params.get("limit") or 100)]
+        for pending in batch:
+            pending.delivered = True
+        return [copy.deepcopy(pending.update) for pending in batch]
+
+    def _api_getme(self, params: JSON) -> JSON:
+        return self.bot_user
+
+    def _api_getwebhookinfo(self, params: JSON) -> JSON:
+        return {
+            "url": "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._queue),
+        }
+
+    def _api_getmycommands(self, params: JSON) -> list[JSON]:
+        return self.commands
+
+    def _api_setmycommands(self, params: JSON) -> bool:
+        self.commands = list(params.get("commands") or [])
+        return True
+
+    _api_deletemycommands = _api_setmycommands
+
+    def _record(self, method: str, params: JSON, content: JSON, **extra: Any) -> JSON:
+        chat_id, markup = params.get("chat_id"), params.get("reply_markup")
+        if not isinstance(chat_id, int):
+            raise ApiError("chat_id is empty" if chat_id in (None, "") else "chat not found")
+        check_markup(markup)
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            content["reply_markup"] = markup
+        message = self._new_message(chat_id, self.bot_user, content)
+        entry = {
+            "chat_id": chat_id,
+            "message_id": message["message_id"],
+            "method": method,
+            "text": content.get("text"),
+            "caption": content.get("caption"),
+            "reply_markup": markup,
+            "parse_mode": params.get("parse_mode"),
+            "document": None,
+            "photo": None,
+            "deleted": False,
+            "edited": False,
+            "message": message,
+            **extra,
+        }
+        self.sent.append(entry)
+        self._entries[(chat_id, message["message_id"])] = entry
+        self._pulse()
+        return copy.deepcopy(message)
+
+    def _api_sendmessage(self, params: JSON) -> JSON:
+        text = check_text(params.get("text"), params.get("parse_mode"))
+        return self._record("sendMessage", params, {"text": text})
+
+    def _api_senddocument(self, params: JSON) -> JSON:
+        kind = "photo" if "photo" in params else "document"
+        upload = params.get(kind)
+        if isinstance(upload, dict):
+            name, content = upload.get("file_name") or kind, upload["content"]
+        elif isinstance(upload, str) and upload in self._files:  # re-sending by file_id
+            name, content = upload, self._files[upload]["content"]
+        else:
+            raise ApiError("wrong file identifier/HTTP URL specified")
+        body: JSON = {}
+        if caption := check_text(params.get("caption"), params.get("parse_mode"), caption=True):
+            body["caption"] = caption
+        if kind == "photo":
+            body["photo"] = [
+                {**self._store_file(content, None, "photos"), "width": 800, "height": 600}
+            ]
+        else:
+            body["document"] = self._store_file(content, name, "documents")
+        return self._record(
+            "sendPhoto" if kind == "photo" else "sendDocument",
+            params,
+            body,
+            **{kind: {"file_name": name, "content": content}},
+        )
+
+    _api_sendphoto = _api_senddocument
+
+    def _api_editmessagetext(self, params: JSON) -> JSON:
+        """editMessageText (when ``text`` is given) and editMessageReplyMarkup."""
+        entry, markup = self._entries.get(message_key(params)), params.get("reply_markup")
+        if entry is None or entry["deleted"]:
+            raise ApiError("message to edit not found")
+        text = entry["text"]
+        if "text" in params:
+            if text is None:
+                raise ApiError("there is no text in the message to edit")
+            text = check_text(params["text"], params.get("parse_mode"))
+            entry["parse_mode"] = params.get("parse_mode")
+        check_markup(markup)
+        if text == entry["text"] and markup == entry["reply_markup"]:
+            raise ApiError(NOT_MODIFIED)
+        entry.update(text=text, reply_markup=markup, edited=True)
+        message = entry["message"]
+        if text is not None:
+            message["text"] = text
+        message.pop("reply_markup", None)
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            message["reply_markup"] = markup
+        message["edit_date"] = int(time.time())
+        self._pulse()
+        return copy.deepcopy(message)
+
+    _api_editmessagereplymarkup = _api_editmessagetext
+
+    def _api_deletemessage(self, params: JSON) -> bool:
+        key = message_key(params)
+        if (entry := self._entries.get(key)) is not None and not entry["deleted"]:
+            entry["deleted"] = True
+        elif key in self._user_messages:
+            self._user_messages.discard(key)
+        else:
+            raise ApiError("message to delete not found")
+        self._pulse()
+        return True
+
+    def _api_answercallbackquery(self, params: JSON) -> bool:
+        if params.get("callback_query_id") not in self._callback_ids:
+            raise ApiError("query is too old and response timeout expired or query ID is invalid")
+        self.callback_answers.append(
+            {
+                "callback_query_id": params["callback_query_id"],
+                "text": params.get("text"),
+                "show_alert": bool(params.get("show_alert")),
+            }
+        )
+        return True
+
+    def _api_getfile(self, params: JSON) -> JSON:
+        if (stored := self._files.get(str(params.get("file_id")))) is None:
+            raise ApiError("invalid file_id")
+        return {
+            "file_id": params["file_id"],
+            "file_unique_id": stored["file_unique_id"],
+            "file_size": len(stored["content"]),
+            "file_path": stored["file_path"],
+        }

@@ -1,0 +1,302 @@
+"""Outbox of notifications the bot owes, and the pacing state that keeps delivery within
+Telegram's limits across every bot process sharing the database.
+
+A notification is written here in the same transaction as the change that caused it, under a
+unique key, so it is queued exactly once. Delivery claims messages in short transactions that
+lock the channel's budget row: claims from several processes are serialized, every message is
+leased to one process, and the overall and per-chat send times are planned in one place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, insert_if_absent
+from models.users import User
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    text: Mapped[str] = mapped_column(Text)
+    choices: Mapped[list[Any] | None] = mapped_column(JSON)
+    document_name: Mapped[str | None] = mapped_column(String(200))
+    document: Mapped[bytes | None] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), index=True, default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    not_before: Mapped[dt.datetime]
+    lease_until: Mapped[dt.datetime | None]
+    leased_by: Mapped[str | None] = mapped_column(String(64))
+    message_id: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime]
+    sent_at: Mapped[dt.datetime | None]
+
+
+class DeliveryChat(Base):
+    """When the next message may go to a chat (1 s for a private chat, 3 s for a group)."""
+
+    __tablename__ = "delivery_chats"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class DeliveryBudget(Base):
+    """The next free slot of a channel's overall rate, shared by all processes."""
+
+    __tablename__ = "delivery_budget"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    next_slot_at: Mapped[dt.datetime]
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    key: str,
+    channel: str,
+    chat_id: str,
+    user_id: int | None,
+    text: str,
+    choices: list[Any] | None,
+    document_name: str | None,
+    document: bytes | None,
+    now: dt.datetime,
+) -> bool:
+    """Queue a message once: False when one with this key was queued before."""
+    queued = await insert_if_absent(
+        session,
+        OutboxMessage,
+        key=key,
+        channel=channel,
+        chat_id=chat_id,
+        user_id=user_id,
+        text=text,
+        choices=choices,
+        document_name=document_name,
+        document=document,
+        status=OutboxStatus.PENDING.value,
+        attempts=0,
+        not_before=now,
+        created_at=now,
+    )
+    if queued:
+        await insert_if_absent(session, DeliveryChat, channel=channel, chat_id=chat_id, next_at=now)
+    return queued
+
+
+@dataclass(frozen=True)
+class Pacing:
+    rate: float  # messages per second over all chats
+    private_interval: float = 1.0
+    group_interval: float = 3.0  # 20 per minute
+    lease: dt.timedelta = dt.timedelta(seconds=60)
+    horizon: float = 1.0  # seconds of slots one claim may plan
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    chat_id: str
+    text: str
+    choices: list[Any] | None
+    document_name: str | None
+    document: bytes | None
+    slot: dt.datetime
+    attempts: int
+
+
+def _is_group(chat_id: str) -> bool:
+    return chat_id.startswith("-")
+
+
+async def claim(
+    session: AsyncSession, channel: str, worker: str, now: dt.datetime, pacing: Pacing
+) -> list[Claimed]:
+    """Lease the next due messages, one per chat, each with the time it may be sent."""
+    await insert_if_absent(session, DeliveryBudget, channel=channel, next_slot_at=now)
+    budget = await session.scalar(
+        select(DeliveryBudget)
+        .where(DeliveryBudget.channel == channel)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert budget is not None
+    # Leases of a crashed process run out: its messages go back to the queue.
+    await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.status == OutboxStatus.SENDING.value,
+            OutboxMessage.lease_until < now,
+        )
+        .values(status=OutboxStatus.PENDING.value, leased_by=None, lease_until=None)
+    )
+    step = dt.timedelta(seconds=1 / pacing.rate)
+    cursor = max(now, budget.next_slot_at)
+    horizon = now + dt.timedelta(seconds=pacing.horizon)
+    capacity = int((horizon - cursor) / step) if cursor < horizon else 0
+    if capacity <= 0:
+        return []
+    chats = list(
+        await session.scalars(
+            select(DeliveryChat)
+            .where(DeliveryChat.channel == channel, DeliveryChat.next_at <= horizon)
+            .where(
+                select(OutboxMessage.id)
+                .where(
+                    OutboxMessage.channel == channel,
+                    OutboxMessage.chat_id == DeliveryChat.chat_id,
+                    OutboxMessage.status == OutboxStatus.PENDING.value,
+                    OutboxMessage.not_before <= horizon,
+                )
+                .exists()
+            )
+            .order_by(DeliveryChat.next_at)
+            .limit(capacity)
+        )
+    )
+    if not chats:
+        return []
+    first = (
+        select(OutboxMessage.chat_id, OutboxMessage.id)
+        .where(
+            OutboxMessage.channel == channel,
+            OutboxMessage.chat_id.in_([chat.chat_id for chat in chats]),
+            OutboxMessage.status == OutboxStatus.PENDING.value,
+            OutboxMessage.not_before <= horizon,
+        )
+        .order_by(OutboxMessage.id)
+    )
+    oldest: dict[str, int] = {}
+    for chat_id, message_id in await session.execute(first):
+        oldest.setdefault(chat_id, message_id)
+    messages = {
+        message.id: message
+        for message in await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.id.in_(oldest.values()))
+        )
+    }
+    claimed: list[Claimed] = []
+    for chat in chats:
+        message = messages.get(oldest.get(chat.chat_id, -1))
+        if message is None:
+            continue
+        slot = max(cursor, chat.next_at, message.not_before)
+        if slot > horizon:
+            continue
+        interval = pacing.group_interval if _is_group(chat.chat_id) else pacing.private_interval
+        chat.next_at = slot + dt.timedelta(seconds=interval)
+        message.status = OutboxStatus.SENDING.value
+        message.leased_by = worker
+        message.lease_until = slot + pacing.lease
+        cursor = max(cursor, slot) + step
+        claimed.append(
+            Claimed(
+                message.id,
+                message.chat_id,
+                message.text,
+                message.choices,
+                message.document_name,
+                message.document,
+                slot,
+                message.attempts,
+            )
+        )
+    budget.next_slot_at = cursor
+    return claimed
+
+
+async def mark_sent(
+    session: AsyncSession, message_id: int, telegram_id: str, now: dt.datetime
+) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(
+            status=OutboxStatus.SENT.value,
+            message_id=telegram_id,
+            sent_at=now,
+            lease_until=None,
+            error=None,
+        )
+    )
+
+
+async def mark_retry(
+    session: AsyncSession, message_id: int, not_before: dt.datetime, error: str
+) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(
+            status=OutboxStatus.PENDING.value,
+            attempts=OutboxMessage.attempts + 1,
+            not_before=not_before,
+            lease_until=None,
+            leased_by=None,
+            error=error[:500],
+        )
+    )
+
+
+async def mark_failed(session: AsyncSession, message_id: int, error: str) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(
+            status=OutboxStatus.FAILED.value,
+            attempts=OutboxMessage.attempts + 1,
+            lease_until=None,
+            error=error[:500],
+        )
+    )
+
+
+async def mark_unreachable(
+    session: AsyncSession, channel: str, chat_id: str, now: dt.datetime
+) -> None:
+    """The user blocked the bot: stop sending to them, and remember it for the officials."""
+    await session.execute(
+        update(User)
+        .where(User.channel == channel, User.chat_id == chat_id, User.reachable.is_(True))
+        .values(reachable=False, unreachable_since=now)
+    )
+    await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.channel == channel,
+            OutboxMessage.chat_id == chat_id,
+            OutboxMessage.status == OutboxStatus.PENDING.value,
+        )
+        .values(status=OutboxStatus.FAILED.value, error="recipient blocked the bot")
+    )
+
+
+async def delay_channel(session: AsyncSession, channel: str, until: dt.datetime) -> None:
+    """A flood-control answer: no slot of this channel before `until`."""
+    await session.execute(
+        update(DeliveryBudget)
+        .where(DeliveryBudget.channel == channel, DeliveryBudget.next_slot_at < until)
+        .values(next_slot_at=until)
+    )
