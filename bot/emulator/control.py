@@ -41,23 +41,18 @@ if TYPE_CHECKING:
     from bot.emulator.telegram import TelegramEmulator
 
 
-def _user_action(emulator: TelegramEmulator, action: str, body: JSON) -> JSON | None:
-    """Run a user action named ``action``; None when there is no such action."""
-    actions: dict[str, Callable[..., JSON]] = {
-        "send_text": emulator.send_text,
-        "press": emulator.press,
-        "press_button": emulator.press_button,
-        "share_contact": emulator.share_contact,
-        "share_location": emulator.share_location,
-        "send_photo": emulator.send_photo,
-        "send_document": emulator.send_document,
-    }
-    if action not in actions:
-        return None
+_USER_ACTIONS = frozenset(
+    "send_text press press_button share_contact share_location send_photo send_document".split()
+)
+
+
+def _user_action(emulator: TelegramEmulator, action: str, body: JSON) -> JSON:
+    """Act as a user: ``action`` is one of ``_USER_ACTIONS``, ``body`` its keyword arguments."""
     if action == "send_document":
         encoded, text = body.pop("content_base64", None), body.pop("content", "")
         body["content"] = base64.b64decode(encoded) if encoded else text.encode()
-    return actions[action](**body)
+    method: Callable[..., JSON] = getattr(emulator, action)
+    return method(**body)
 
 
 def _stats(emulator: TelegramEmulator, window: float) -> JSON:
@@ -86,11 +81,8 @@ async def _settings(emulator: TelegramEmulator, action: str, request: web.Reques
 
 async def _answer(emulator: TelegramEmulator, action: str, request: web.Request) -> web.Response:
     query = request.query
-    if request.method == "POST" and action not in ("faults", "limits"):
-        result = _user_action(emulator, action, await request.json())
-        return error(404, f"Not Found: no emulator action {action!r}") if result is None else (
-            reply(result)
-        )
+    if request.method == "POST" and action in _USER_ACTIONS:
+        return reply(_user_action(emulator, action, await request.json()))
     if action == "messages":
         chat = query.get("chat_id")
         return reply(emulator.messages_to(int(chat)) if chat else emulator.sent)
