@@ -41,6 +41,7 @@ def build_services(settings: Settings) -> Services:
     return Services(
         area=Area(settings.ocop_province_code, settings.ocop_commune_codes),
         timezone=ZoneInfo(settings.ocop_timezone),
+        reminder_days=tuple(sorted(set(settings.ocop_reminder_days), reverse=True)),
     )
 
 

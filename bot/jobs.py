@@ -10,23 +10,25 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.ext import Application, ContextTypes
 
 from bot.channels.telegram import CHANNEL
-from handlers import notices
+from handlers import notices, reminders
 from handlers.context import Services
 from handlers.events import Notice
 from handlers.i18n import in_language
 from handlers.reports.digest import build_digest, render_digest
-from models.base import utcnow
+from models.base import run_alone, utcnow
 from models.digests import open_digest
 from models.officials import officials
 
 log = logging.getLogger(__name__)
 DIGEST_JOB = "digest"
+REMINDER_JOB = "reminders"
 TICK_SECONDS = 60
 
 
@@ -51,7 +53,9 @@ class DigestJob:
         local = now.astimezone(self.services.timezone)
         if local.time() < self.digest_time:
             return
-        async with self.sessionmaker() as session:
+        async with self.sessionmaker() as session, session.begin():
+            if not await run_alone(session, DIGEST_JOB):
+                return
             people = await officials(session, CHANNEL)
         queued = 0
         for person in people:
@@ -83,6 +87,30 @@ class DigestJob:
             self.queued()
 
 
+class ReminderJob:
+    """Queues the certificate reminders and expiry alerts due now (idempotent by outbox key)."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        services: Services,
+        queued: Callable[[], None],
+    ) -> None:
+        self.sessionmaker, self.services, self.queued = sessionmaker, services, queued
+
+    async def __call__(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        now = self.services.clock()
+        async with self.sessionmaker() as session, session.begin():
+            if not await run_alone(session, REMINDER_JOB):
+                return
+            due = await reminders.due_reminders(session, self.services, now)
+            due += await reminders.expired_alerts(session, self.services, now)
+            queued = await notices.queue(session, due, utcnow())
+        if queued:
+            log.info("queued %d reminders and alerts", queued)
+            self.queued()
+
+
 def schedule_jobs(
     application: Application,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -94,11 +122,11 @@ def schedule_jobs(
     queue = application.job_queue
     if queue is None:
         raise RuntimeError("python-telegram-bot[job-queue] is required")
-    for job in queue.get_jobs_by_name(DIGEST_JOB):
-        job.schedule_removal()
-    queue.run_repeating(
-        DigestJob(sessionmaker, services, digest_time, queued),
-        interval=TICK_SECONDS,
-        first=1,
-        name=DIGEST_JOB,
-    )
+    jobs: dict[str, Callable[[ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]] = {
+        DIGEST_JOB: DigestJob(sessionmaker, services, digest_time, queued),
+        REMINDER_JOB: ReminderJob(sessionmaker, services, queued),
+    }
+    for name, callback in jobs.items():
+        for job in queue.get_jobs_by_name(name):
+            job.schedule_removal()
+        queue.run_repeating(callback, interval=TICK_SECONDS, first=1, name=name)

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     )
     ocop_timezone: str = "Asia/Ho_Chi_Minh"
     ocop_digest_time: str = "07:30"
+    ocop_reminder_days: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [180, 90, 60, 30, 0]
+    )
     # Notifications per second over all chats; below Telegram's 30 to leave room for replies.
     ocop_delivery_rate: float = 25.0
     zalo_bot_token: str | None = None
@@ -43,6 +46,7 @@ class Settings(BaseSettings):
 
     _split_admins = field_validator("ocop_admins", mode="before")(_split_csv)
     _split_communes = field_validator("ocop_commune_codes", mode="before")(_split_csv)
+    _split_days = field_validator("ocop_reminder_days", mode="before")(_split_csv)
 
     @property
     def file_url(self) -> str:

@@ -21,6 +21,8 @@ class Services:
     area: Area
     timezone: ZoneInfo
     clock: Callable[[], dt.datetime] = field(default=utcnow)
+    # Days before a certificate's expiry on which its producer is reminded (0 = the day itself).
+    reminder_days: tuple[int, ...] = (180, 90, 60, 30, 0)
 
     def today(self) -> dt.date:
         return self.clock().astimezone(self.timezone).date()

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import html
 
+from babel.dates import format_date
+
+from handlers import labels
 from handlers.context import Context
 from handlers.events import Notice, Outcome, Reply
-from handlers.i18n import _, in_language
+from handlers.i18n import _, current_language, in_language
 from handlers.routes import Call, Routes
+from models.certificates import Held, link_certificate
 from models.domain import Role
 from models.officials import create_invite, find_user, officials, redeem_invite
 from models.users import User
@@ -114,14 +118,36 @@ async def invite(call: Call) -> Outcome:
     return Outcome([Reply(text)])
 
 
+def held_lines(items: list[Held]) -> list[str]:
+    return [
+        "• "
+        + _("{product} ({stars}), valid until {date}").format(
+            product=html.escape(item.product),
+            stars=labels.stars(item.star),
+            date=format_date(item.expiry_date, "dd/MM/yyyy", locale=current_language.get()),
+        )
+        for item in items
+    ]
+
+
+def linked_reply(items: list[Held]) -> Reply:
+    lines = [_("These OCOP products are now linked to your account:"), *held_lines(items)]
+    lines.append(_("You will be reminded before their certificates expire."))
+    return Reply("\n".join(lines))
+
+
 async def start_with_code(call: Call) -> Outcome | None:
-    """`/start <code>` from an invitation link; None when the argument is not an invite."""
+    """`/start <code>` from an invitation or claim link; None when it is neither."""
     ctx = call.ctx
     if not call.args:
         return None
     used = await redeem_invite(ctx.session, call.args[0], ctx.user, ctx.services.clock())
+    invalid = Reply(_("This invitation link is not valid any more. Ask for a new one."))
     if used is None:
-        return Outcome([Reply(_("This invitation link is not valid any more. Ask for a new one."))])
+        return Outcome([invalid])
+    if used.certificate_id is not None:
+        held = await link_certificate(ctx.session, used.certificate_id, ctx.user.id)
+        return Outcome([linked_reply([held]) if held else invalid])
     text = _(
         "Welcome! You are now an OCOP official for {scope}. Send /pending to see registrations "
         "waiting for review, /help for everything you can do."

@@ -343,6 +343,7 @@ def to_input(answers: Answers, today: dt.date) -> RegistrationInput:
         ecommerce=answers["ecommerce"] == "yes",
         current_star=int(star) if star else None,
         certificate_issue_date=dt.date.fromisoformat(issue_date) if issue_date else None,
+        certificate_id=answers.get("_certificate"),
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import documents, menu, notices, officials, review
+from handlers import documents, menu, notices, officials, reminders, review
 from handlers.context import Context, Services
 from handlers.events import Event, EventKind, Outcome, Reply
 from handlers.i18n import _, use_language
@@ -22,11 +22,11 @@ from handlers.menu import ENGINES
 from handlers.routes import Call, Routes, dispatch
 from models.admin_units import fold
 from models.base import utcnow
-from models.conversations import load_conversation
+from models.conversations import Conversation, load_conversation
 from models.users import claim_update, get_or_create_user
 
 ROUTES = Routes()
-for feature in (menu, officials, review, documents):
+for feature in (menu, officials, review, documents, reminders):
     feature.register_routes(ROUTES)
 ENGINES.update(review.ENGINES)
 
@@ -53,15 +53,6 @@ async def handle_event(
     """Handle one event inside the caller's transaction; returns what to send back.
 
     Notices for other people are queued in the outbox in the same transaction."""
-    outcome = await _route(session, services, event, progress)
-    if outcome.notices:
-        await notices.queue(session, outcome.notices, utcnow())
-    return outcome
-
-
-async def _route(
-    session: AsyncSession, services: Services, event: Event, progress: Progress
-) -> Outcome:
     user = await get_or_create_user(
         session,
         event.channel,
@@ -76,7 +67,18 @@ async def _route(
         return Outcome()
     use_language(user.language)
     ctx = Context(session, user, services, progress)
+    linked = await reminders.link_shared_contact(ctx, event)
     conversation = await load_conversation(session, event.channel, event.chat_id)
+    outcome = await _route(ctx, conversation, event)
+    if linked is not None:
+        outcome.replies.insert(0, linked)
+    if outcome.notices:
+        await notices.queue(session, outcome.notices, utcnow())
+    return outcome
+
+
+async def _route(ctx: Context, conversation: Conversation, event: Event) -> Outcome:
+    user = ctx.user
     engine = ENGINES.get(conversation.flow or "")
 
     if event.kind is EventKind.CHOICE:

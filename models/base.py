@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, MetaData, TypeDecorator
+from sqlalchemy import JSON, DateTime, Dialect, MetaData, TypeDecorator, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -65,3 +65,17 @@ async def insert_if_absent(session: AsyncSession, model: type[Base], **values: A
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     result = await session.execute(insert(model).values(**values).on_conflict_do_nothing())
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def run_alone(session: AsyncSession, name: str) -> bool:
+    """Take a transaction-scoped lock named `name`; False when another process holds it.
+
+    With several bot processes on PostgreSQL, a scheduled scan is done by one of them at a time
+    (its outbox keys would make a second run harmless, but not free). SQLite serves one process.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    locked = await session.scalar(
+        text("SELECT pg_try_advisory_xact_lock(hashtext(:name))"), {"name": name}
+    )
+    return bool(locked)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, Select, String, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from models.base import Base, utcnow
+from models.domain import RegistrationKind, RegistrationStatus
+from models.registrations import Product, Registration, Subject
 
 
 class Certificate(Base):
@@ -26,3 +31,105 @@ class Certificate(Base):
         ForeignKey("registrations.id", use_alter=True)
     )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+@dataclass(frozen=True)
+class Held:
+    """A product's newest certificate, with what a message about it needs."""
+
+    certificate_id: int
+    product_id: int
+    product: str
+    star: int
+    issue_date: dt.date
+    expiry_date: dt.date
+    commune_code: str
+    owner_user_id: int | None
+    owner_name: str
+    subject_id: int
+
+
+def newest_certificates() -> Select[
+    int, int, str, int, dt.date, dt.date, str, int | None, str, int
+]:
+    """Each product's newest certificate (no later one for the same product)."""
+    newer = aliased(Certificate)
+    return (
+        select(
+            Certificate.id,
+            Certificate.product_id,
+            Product.name,
+            Certificate.star,
+            Certificate.issue_date,
+            Certificate.expiry_date,
+            Product.commune_code,
+            Subject.owner_user_id,
+            Subject.representative,
+            Subject.id,
+        )
+        .join(Product, Product.id == Certificate.product_id)
+        .join(Subject, Subject.id == Product.subject_id)
+        .where(
+            ~select(newer.id)
+            .where(
+                newer.product_id == Certificate.product_id,
+                (newer.issue_date > Certificate.issue_date)
+                | ((newer.issue_date == Certificate.issue_date) & (newer.id > Certificate.id)),
+            )
+            .exists()
+        )
+    )
+
+
+async def held_by(session: AsyncSession, user_id: int) -> list[Held]:
+    rows = await session.execute(newest_certificates().where(Subject.owner_user_id == user_id))
+    return [Held(*row) for row in rows]
+
+
+async def link_by_phone(session: AsyncSession, user_id: int, phone: str) -> list[Held]:
+    """Give a user the unclaimed subjects that carry their (verified) phone number; returns the
+    certificates that became theirs."""
+    subjects = list(
+        await session.scalars(
+            select(Subject.id).where(Subject.phone == phone, Subject.owner_user_id.is_(None))
+        )
+    )
+    if not subjects:
+        return []
+    await session.execute(
+        update(Subject).where(Subject.id.in_(subjects)).values(owner_user_id=user_id)
+    )
+    rows = await session.execute(newest_certificates().where(Subject.id.in_(subjects)))
+    return [Held(*row) for row in rows]
+
+
+async def link_certificate(session: AsyncSession, certificate_id: int, user_id: int) -> Held | None:
+    """A claim link: the certificate's subject becomes the user's."""
+    certificate = await session.get(Certificate, certificate_id)
+    if certificate is None:
+        return None
+    product = await session.get(Product, certificate.product_id)
+    subject = await session.get(Subject, product.subject_id) if product else None
+    if subject is None:
+        return None
+    subject.owner_user_id = user_id
+    await session.flush()
+    row = (
+        await session.execute(newest_certificates().where(Certificate.id == certificate_id))
+    ).first()
+    return Held(*row) if row else None
+
+
+def renewal_registered() -> Any:
+    """SQL condition: a re-evaluation of the certificate's product was submitted since it was
+    issued (a rejected one does not count), so reminders about it stop."""
+    return (
+        select(Registration.id)
+        .where(
+            Registration.product_id == Certificate.product_id,
+            Registration.kind != RegistrationKind.NEW,
+            Registration.status != RegistrationStatus.REJECTED,
+            Registration.submitted_at >= Certificate.issue_date,
+        )
+        .exists()
+    )

@@ -16,7 +16,8 @@ from models.users import User
 
 
 class Invite(Base):
-    """A one-time code in a t.me/<bot>?start=<code> link that makes its user an official."""
+    """A one-time code in a t.me/<bot>?start=<code> link: it makes its user an official, or,
+    with a certificate, gives its user that certificate's product (a claim link)."""
 
     __tablename__ = "invites"
 
@@ -30,6 +31,7 @@ class Invite(Base):
     expires_at: Mapped[dt.datetime]
     used_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     used_at: Mapped[dt.datetime | None]
+    certificate_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"))
 
 
 INVITE_VALIDITY = dt.timedelta(days=7)
@@ -80,15 +82,20 @@ async def officials(session: AsyncSession, channel: str | None = None) -> list[U
 
 
 async def create_invite(
-    session: AsyncSession, creator: User, scope: list[str] | None, now: dt.datetime
+    session: AsyncSession,
+    creator: User,
+    scope: list[str] | None,
+    now: dt.datetime,
+    certificate_id: int | None = None,
 ) -> Invite:
     invite = Invite(
         code=secrets.token_urlsafe(12),
-        role=Role.OFFICIAL,
+        role=Role.OFFICIAL if certificate_id is None else Role.PRODUCER,
         scope=scope,
         created_by_user_id=creator.id,
         created_at=now,
         expires_at=now + INVITE_VALIDITY,
+        certificate_id=certificate_id,
     )
     session.add(invite)
     return invite
@@ -102,6 +109,6 @@ async def redeem_invite(
     if invite is None or invite.used_at is not None or invite.expires_at < now:
         return None
     invite.used_by_user_id, invite.used_at = user.id, now
-    if user.role is not Role.ADMIN:
+    if invite.certificate_id is None and user.role is not Role.ADMIN:
         user.role, user.scope = invite.role, invite.scope
     return invite

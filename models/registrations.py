@@ -131,6 +131,8 @@ class RegistrationInput:
     ecommerce: bool
     current_star: int | None
     certificate_issue_date: dt.date | None
+    # The certificate a re-evaluation renews, when it is on file (started from a reminder).
+    certificate_id: int | None = None
 
 
 def format_code(year: int, number: int) -> str:
@@ -215,6 +217,7 @@ async def submit_registration(
         ecommerce=form.ecommerce,
         current_star=form.current_star,
         certificate_issue_date=form.certificate_issue_date,
+        certificate_id=form.certificate_id,
         status=RegistrationStatus.SUBMITTED,
         submitted_by_user_id=user_id,
         channel=channel,

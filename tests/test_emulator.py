@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import html
+import itertools
+import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
+import httpx
 import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, InvalidToken
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.request import HTTPXRequest
 
-from bot.emulator import TelegramEmulator
+from bot.emulator import Faults, Limits, TelegramEmulator
+from bot.emulator.__main__ import _parse_args
 
 USER = 1001
 
@@ -22,6 +36,12 @@ async def emulator() -> AsyncIterator[TelegramEmulator]:
     await emu.start()
     yield emu
     await emu.stop()
+
+
+@pytest.fixture(autouse=True)
+def _retry_after_as_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PTB 22 warns (an error here) when RetryAfter holds int seconds, unless opted in."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
 
 
 @pytest.fixture
@@ -197,3 +217,176 @@ async def test_stop_releases_pending_long_poll() -> None:
         await emulator.wait_for_call("getUpdates")
         await asyncio.wait_for(emulator.stop(), 5)
         assert not await asyncio.wait_for(poll, 5)
+
+
+async def test_blocked_and_unknown_chats_fail_and_are_not_sent(
+    client: Bot, emulator: TelegramEmulator
+) -> None:
+    emulator.faults = Faults(blocked_chats={USER}, bad_request_chats={2002})
+    with pytest.raises(Forbidden, match="bot was blocked by the user"):
+        await client.send_message(USER, "hello")
+    with pytest.raises(BadRequest, match=r"(?i)chat not found"):
+        await client.send_document(2002, b"x", filename="a.txt")
+    await client.send_message(3003, "hello")
+    assert [entry["chat_id"] for entry in emulator.sent] == [3003]
+    assert [(m, code) for m, code, _ in emulator.failures] == [
+        ("sendMessage", 403),
+        ("sendDocument", 400),
+    ]
+    assert emulator.failures[0][2]["chat_id"] == USER
+    assert emulator.injected == {"blocked": 1, "bad_request": 1}
+    assert emulator.delivery_times(USER) == [] and len(emulator.delivery_times(3003)) == 1
+
+
+async def test_injected_429_gives_retry_after(client: Bot, emulator: TelegramEmulator) -> None:
+    emulator.faults = Faults(rate_429=1.0, retry_after=7)
+    with pytest.raises(RetryAfter) as raised:
+        await client.send_message(USER, "hello")
+    assert raised.value.retry_after == timedelta(seconds=7)
+    assert await client.get_me()  # only sends are affected
+    assert emulator.sent == [] and [m for m, _ in emulator.calls][-2:] == ["sendMessage", "getMe"]
+    assert emulator.failures == [("sendMessage", 429, {"chat_id": USER, "text": "hello"})]
+    assert emulator.injected == {"429": 1} and emulator.throttled == 0
+
+
+async def test_injected_500_is_a_network_error(client: Bot, emulator: TelegramEmulator) -> None:
+    emulator.faults = Faults(rate_500=1.0)
+    with pytest.raises(NetworkError, match="Internal Server Error") as raised:
+        await client.send_photo(USER, b"\xff\xd8\xff\xe0")
+    assert type(raised.value) is NetworkError  # not TimedOut, a NetworkError subclass
+    assert emulator.sent == [] and emulator.failures[0][:2] == ("sendPhoto", 500)
+    assert emulator.injected == {"500": 1}
+
+
+async def test_injected_timeout_times_out_and_is_not_delivered(
+    emulator: TelegramEmulator,
+) -> None:
+    emulator.faults = Faults(rate_timeout=1.0, timeout_seconds=30)
+    request = HTTPXRequest(read_timeout=0.2)
+    async with Bot(emulator.token, base_url=emulator.api_url, request=request) as client:
+        with pytest.raises(TimedOut):
+            await client.send_message(USER, "hello")
+    assert emulator.sent == [] and emulator.delivery_times(USER) == []
+    assert emulator.failures[0][:2] == ("sendMessage", 502)
+    assert emulator.injected == {"timeout": 1}
+    started = time.monotonic()
+    await emulator.stop()  # releases the held request at once
+    assert time.monotonic() - started < 0.5
+
+
+async def test_held_request_answers_502_when_the_client_waits(
+    client: Bot, emulator: TelegramEmulator
+) -> None:
+    emulator.faults = Faults(rate_timeout=1.0, timeout_seconds=0.05)
+    with pytest.raises(NetworkError, match="Bad Gateway"):
+        await client.send_message(USER, "hello")
+    assert emulator.sent == []
+
+
+async def test_per_chat_interval_throttles_the_second_send(
+    client: Bot, emulator: TelegramEmulator
+) -> None:
+    emulator.limits = Limits(per_chat_interval=1.0)
+    await client.send_message(USER, "one")
+    with pytest.raises(RetryAfter) as raised:
+        await client.send_message(USER, "two")
+    assert raised.value.retry_after == timedelta(seconds=1)
+    await client.send_message(USER + 1, "other chat")
+    assert emulator.throttled == 1 and not emulator.injected
+    assert emulator.texts_to(USER) == ["one"]
+    assert emulator.failures == [("sendMessage", 429, {"chat_id": USER, "text": "two"})]
+    assert emulator.min_interval_per_chat() is None  # no chat got two messages
+
+
+async def test_overall_and_group_limits(client: Bot, emulator: TelegramEmulator) -> None:
+    emulator.limits = Limits(overall_per_second=3)
+    for chat_id in (1, 2, 3):
+        await client.send_message(chat_id, "x")
+    with pytest.raises(RetryAfter):
+        await client.send_message(4, "x")
+    assert emulator.max_in_window(1.0) == 3 and emulator.throttled == 1
+
+    emulator.limits = Limits(group_per_minute=2)
+    await client.send_message(-100, "a")
+    await client.send_message(-100, "b")
+    with pytest.raises(RetryAfter) as raised:
+        await client.send_message(-100, "c")
+    wait = raised.value.retry_after
+    assert isinstance(wait, timedelta) and timedelta(seconds=59) <= wait <= timedelta(seconds=60)
+    await client.send_message(-200, "other group")
+    assert emulator.texts_to(-100) == ["a", "b"] and emulator.throttled == 2
+
+
+async def test_verification_helpers(client: Bot, emulator: TelegramEmulator) -> None:
+    assert emulator.min_interval_per_chat() is None and emulator.max_in_window() == 0
+    before = time.monotonic()
+    await client.send_message(1, "a1")
+    await client.send_message(2, "b1")
+    await client.send_document(1, b"data", filename="a.csv", caption="a2")
+    await client.send_message(1, "a3")
+    after = time.monotonic()
+    with pytest.raises(BadRequest):
+        await client.send_message(2, "x" * 4097)  # failed sends are not deliveries
+
+    times = emulator.delivery_times(1)
+    assert len(times) == 3 and before <= times[0] < times[1] < times[2] <= after
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert emulator.min_interval_per_chat() == min(gaps)
+    assert emulator.texts_to(1) == ["a1", "a2", "a3"] and emulator.texts_to(2) == ["b1"]
+    assert emulator.max_in_window(1.0) == 4
+    assert emulator.max_in_window(times[1] - times[0]) < 4
+    assert emulator.failures[-1][:2] == ("sendMessage", 400)
+    with pytest.raises(ValueError, match="positive"):
+        emulator.max_in_window(0)
+
+
+async def test_seeded_faults_are_deterministic(client: Bot, emulator: TelegramEmulator) -> None:
+    async def outcomes() -> list[str]:
+        emulator.faults = Faults(rate_500=0.3, rate_429=0.3, seed=42)  # a new object reseeds
+        seen = []
+        for n in range(20):
+            try:
+                await client.send_message(USER, f"m{n}")
+                seen.append("ok")
+            except TelegramError as exc:
+                seen.append(type(exc).__name__)
+        return seen
+
+    first = await outcomes()
+    assert await outcomes() == first
+    assert {"ok", "RetryAfter", "NetworkError"} <= set(first)
+    assert first.count("ok") == len(emulator.sent) // 2
+
+
+def test_fault_and_limit_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="add up"):
+        Faults(rate_429=0.6, rate_500=0.6)
+    with pytest.raises(ValueError, match="retry_after"):
+        Faults(retry_after=0)
+    with pytest.raises(ValueError, match="unknown"):
+        Limits.from_json({"per_second": 30})
+    args = _parse_args(
+        ["--faults", '{"rate_429": 0.5, "blocked_chats": [5], "seed": 1}', "--limits", "{}"]
+    )
+    assert args.faults == Faults(rate_429=0.5, blocked_chats={5}, seed=1)
+    assert args.limits == Limits()
+
+
+async def test_faults_limits_and_stats_over_http(client: Bot, emulator: TelegramEmulator) -> None:
+    base = f"http://{emulator.host}:{emulator.port}/_emulator"
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(f"{base}/faults", json={"blocked_chats": [USER]})
+        assert answer.json()["result"]["blocked_chats"] == [USER]
+        answer = await http.post(f"{base}/limits", json={"per_chat_interval": 1.0})
+        assert answer.json()["result"]["per_chat_interval"] == 1.0
+        assert (await http.post(f"{base}/limits", json={"bad": 1})).status_code == 400
+        with pytest.raises(Forbidden):
+            await client.send_message(USER, "x")
+        await client.send_message(2, "x")
+        with pytest.raises(RetryAfter):
+            await client.send_message(2, "y")
+        stats = (await http.get(f"{base}/stats")).json()["result"]
+        failures = (await http.get(f"{base}/failures")).json()["result"]
+    assert stats["sent"] == 1 and stats["throttled"] == 1 and stats["injected"] == {"blocked": 1}
+    assert stats["max_in_window"] == 1 and stats["min_interval_per_chat"] is None
+    assert [f["error_code"] for f in failures] == [403, 429]

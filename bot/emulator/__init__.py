@@ -1,5 +1,6 @@
-"""Local Telegram Bot API emulator for end-to-end tests and offline demos."""
+"""Local Telegram Bot API emulator for end-to-end tests, benchmarks and offline demos."""
 
+from bot.emulator.faults import Faults, Limits
 from bot.emulator.telegram import TelegramEmulator
 
-__all__ = ["TelegramEmulator"]
+__all__ = ["Faults", "Limits", "TelegramEmulator"]

@@ -16,10 +16,10 @@ For demos and for tests in another process. JSON bodies; replies ``{"ok": true, 
     GET  /_emulator/failures               every failed Bot API call: method, error_code, params
     GET  /_emulator/wait?chat_id=1&count=2[&timeout=10]   wait until the bot sent that many
     GET  /_emulator/document?chat_id=1&message_id=4      download a document the bot sent
-    GET  /_emulator/faults          the injected faults (see ``faults.Faults``)
-    POST /_emulator/faults          {"rate_429": 0.1, "blocked_chats": [42], "seed": 1} replaces them
-    GET  /_emulator/limits          the enforced flood limits (see ``faults.Limits``)
-    POST /_emulator/limits          {"overall_per_second": 30, "per_chat_interval": 1} replaces them
+    GET  /_emulator/faults          the faults injected into sends (see ``faults.Faults``)
+    POST /_emulator/faults          replaces them: {"rate_429": 0.1, "blocked_chats": [42]}
+    GET  /_emulator/limits          the flood limits enforced (see ``faults.Limits``)
+    POST /_emulator/limits          replaces them: {"overall_per_second": 30}
     GET  /_emulator/stats[?window=1]   sent/failed counts, throttled, injected, max_in_window,
                                        min_interval_per_chat
 
@@ -89,9 +89,7 @@ async def _answer(emulator: TelegramEmulator, action: str, request: web.Request)
     if action == "calls":
         return reply([{"method": name, "params": p} for name, p in emulator.calls])
     if action == "failures":
-        return reply(
-            [{"method": m, "error_code": c, "params": p} for m, c, p in emulator.failures]
-        )
+        return reply([{"method": m, "error_code": c, "params": p} for m, c, p in emulator.failures])
     if action == "wait":
         count, timeout = int(query["count"]), float(query.get("timeout", 10))
         return reply(await emulator.wait_for_messages(int(query["chat_id"]), count, timeout))

@@ -207,15 +207,15 @@ class DeliveryChecks:
     def _throttle(self, chat_id: int | None, now: float) -> Refusal | None:
         limits, wait = self.limits, 0.0
         if limits.overall_per_second is not None:
-            window = _prune(self._window, now, 1.0)
-            wait = _wait_in(window, limits.overall_per_second, 1.0, now)
+            overall = _prune(self._window, now, 1.0)
+            wait = _wait_in(overall, limits.overall_per_second, 1.0, now)
         if chat_id is not None and chat_id > 0 and limits.per_chat_interval is not None:
             if times := self._chat_times.get(chat_id):
                 wait = max(wait, times[-1] + limits.per_chat_interval - now)
         if chat_id is not None and chat_id < 0 and limits.group_per_minute is not None:
-            if window := self._group_windows.get(chat_id):
-                _prune(window, now, 60.0)
-                wait = max(wait, _wait_in(window, limits.group_per_minute, 60.0, now))
+            if group := self._group_windows.get(chat_id):
+                _prune(group, now, 60.0)
+                wait = max(wait, _wait_in(group, limits.group_per_minute, 60.0, now))
         if wait <= 0:
             return None
         self.throttled += 1
@@ -234,6 +234,7 @@ class DeliveryChecks:
                 self._min_gap = gap
             times.append(now)
         if chat_id < 0:
-            if (window := self._group_windows.get(chat_id)) is None:
-                window = self._group_windows[chat_id] = deque()
-            _prune(window, now, 60.0).append(now)
+            group = self._group_windows.get(chat_id)
+            if group is None:
+                group = self._group_windows[chat_id] = deque()
+            _prune(group, now, 60.0).append(now)

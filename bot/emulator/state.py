@@ -132,8 +132,10 @@ class EmulatorState:
         Re-indexes from scratch when a test replaced, cleared or shortened ``sent``.
         """
         indexed_list, count, last = self._indexed
-        if indexed_list is not self.sent or count > len(self.sent) or (
-            count and self.sent[count - 1] is not last
+        if (
+            indexed_list is not self.sent
+            or count > len(self.sent)
+            or (count and self.sent[count - 1] is not last)
         ):
             self._by_chat, count = {}, 0
         if count < len(self.sent):

@@ -102,28 +102,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("user_id", "local_date", name=op.f("uq_digest_runs_user_id")),
     )
     op.create_table(
-        "invites",
-        sa.Column("code", sa.String(length=32), nullable=False),
-        sa.Column(
-            "role",
-            sa.Enum("producer", "official", "admin", name="role", native_enum=False, length=16),
-            nullable=False,
-        ),
-        sa.Column("scope", sa.JSON(), nullable=True),
-        sa.Column("created_by_user_id", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("used_by_user_id", sa.Integer(), nullable=True),
-        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["created_by_user_id"], ["users.id"], name=op.f("fk_invites_created_by_user_id_users")
-        ),
-        sa.ForeignKeyConstraint(
-            ["used_by_user_id"], ["users.id"], name=op.f("fk_invites_used_by_user_id_users")
-        ),
-        sa.PrimaryKeyConstraint("code", name=op.f("pk_invites")),
-    )
-    op.create_table(
         "outbox",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("key", sa.String(length=200), nullable=False),
@@ -256,6 +234,34 @@ def upgrade() -> None:
             batch_op.f("ix_certificates_product_id"), ["product_id"], unique=False
         )
 
+    op.create_table(
+        "invites",
+        sa.Column("code", sa.String(length=32), nullable=False),
+        sa.Column(
+            "role",
+            sa.Enum("producer", "official", "admin", name="role", native_enum=False, length=16),
+            nullable=False,
+        ),
+        sa.Column("scope", sa.JSON(), nullable=True),
+        sa.Column("created_by_user_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_by_user_id", sa.Integer(), nullable=True),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("certificate_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["certificate_id"],
+            ["certificates.id"],
+            name=op.f("fk_invites_certificate_id_certificates"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["created_by_user_id"], ["users.id"], name=op.f("fk_invites_created_by_user_id_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["used_by_user_id"], ["users.id"], name=op.f("fk_invites_used_by_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("code", name=op.f("pk_invites")),
+    )
     op.create_table(
         "registrations",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -447,6 +453,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_registrations_commune_code"))
 
     op.drop_table("registrations")
+    op.drop_table("invites")
     with op.batch_alter_table("certificates", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_certificates_product_id"))
         batch_op.drop_index(batch_op.f("ix_certificates_expiry_date"))
@@ -468,7 +475,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_outbox_chat_id"))
 
     op.drop_table("outbox")
-    op.drop_table("invites")
     op.drop_table("digest_runs")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_user_id"))

@@ -1,0 +1,308 @@
+"""Certificate-expiry reminders, computed from the certificates on file rather than from timers:
+a reminder whose day passed while the bot was down goes out when it is back, once (its outbox
+key names the certificate and the reminder day). Also the producer's one-tap re-evaluation,
+linking producers to imported certificates, and the officials' /reminders list."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+
+from babel.dates import format_date
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers import labels
+from handlers.context import Context, Services
+from handlers.engine import Answers
+from handlers.events import Choice, Event, EventKind, Notice, Outcome, Reply
+from handlers.i18n import _, current_language, in_language, ngettext
+from handlers.menu import ENGINES, REGISTER
+from handlers.officials import linked_reply
+from handlers.routes import Call, Routes
+from handlers.validators import Invalid, parse_phone
+from models.certificates import (
+    Certificate,
+    Held,
+    link_by_phone,
+    newest_certificates,
+    renewal_registered,
+)
+from models.domain import Role, SubjectType
+from models.officials import create_invite, in_scope, officials
+from models.outbox import OutboxMessage, OutboxStatus
+from models.registrations import Product, Subject
+from models.users import User
+
+EXPIRED_ALERT_DAYS = 30  # officials are alerted of certificates expired at most this long ago
+UPCOMING_DAYS = 180
+
+
+def _day(day: dt.date) -> str:
+    return format_date(day, "dd/MM/yyyy", locale=current_language.get())
+
+
+def stage_of(days_left: int, reminder_days: tuple[int, ...]) -> int | None:
+    """The reminder due with `days_left` to go: the latest reminder day already reached."""
+    reached = [mark for mark in reminder_days if 0 <= days_left <= mark]
+    return min(reached) if reached else None
+
+
+def reminder_key(certificate_id: int, stage: int) -> str:
+    return f"reminder:{certificate_id}:{stage}"
+
+
+def reminder_reply(held: Held, days_left: int) -> Reply:
+    values = {
+        "product": html.escape(held.product),
+        "stars": labels.stars(held.star),
+        "date": _day(held.expiry_date),
+    }
+    if days_left == 0:
+        text = _(
+            "⏰ The OCOP certificate of <b>{product}</b> ({stars}) expires <b>today</b>, "
+            "{date}. Register its re-evaluation now to keep its stars."
+        ).format(**values)
+    else:
+        text = ngettext(
+            "⏰ The OCOP certificate of <b>{product}</b> ({stars}) expires on {date}: "
+            "{days} day left. Register its re-evaluation in time to keep its stars.",
+            "⏰ The OCOP certificate of <b>{product}</b> ({stars}) expires on {date}: "
+            "{days} days left. Register its re-evaluation in time to keep its stars.",
+            days_left,
+        ).format(days=days_left, **values)
+    button = Choice(_("🔁 Register re-evaluation"), f"rr:{held.certificate_id}")
+    return Reply(text, choices=((button,),))
+
+
+async def due_reminders(
+    session: AsyncSession, services: Services, now: dt.datetime
+) -> list[Notice]:
+    """The producers' reminders due now (the caller queues them; keys make repeats harmless)."""
+    today = now.astimezone(services.timezone).date()
+    last = today + dt.timedelta(days=max(services.reminder_days, default=0))
+    rows = await session.execute(
+        newest_certificates().where(
+            Certificate.expiry_date >= today,
+            Certificate.expiry_date <= last,
+            Subject.owner_user_id.is_not(None),
+            ~renewal_registered(),
+        )
+    )
+    held = [Held(*row) for row in rows]
+    owners = await _users(session, {item.owner_user_id for item in held if item.owner_user_id})
+    notices = []
+    for item in held:
+        owner = owners.get(item.owner_user_id or 0)
+        days_left = (item.expiry_date - today).days
+        stage = stage_of(days_left, services.reminder_days)
+        if owner is None or stage is None:
+            continue
+        with in_language(owner.language):
+            reply = reminder_reply(item, days_left)
+        key = reminder_key(item.certificate_id, stage)
+        notices.append(Notice(owner.channel, owner.chat_id, (reply,), key=key, user_id=owner.id))
+    return notices
+
+
+async def expired_alerts(
+    session: AsyncSession, services: Services, now: dt.datetime
+) -> list[Notice]:
+    """Officials are told of certificates in their communes that expired unrenewed."""
+    today = now.astimezone(services.timezone).date()
+    rows = await session.execute(
+        newest_certificates().where(
+            Certificate.expiry_date < today,
+            Certificate.expiry_date >= today - dt.timedelta(days=EXPIRED_ALERT_DAYS),
+            ~renewal_registered(),
+        )
+    )
+    expired = [Held(*row) for row in rows]
+    if not expired:
+        return []
+    notices = []
+    for official in await officials(session):
+        for item in expired:
+            if not in_scope(official, item.commune_code) or not official.reachable:
+                continue
+            commune = services.area.get(item.commune_code)
+            with in_language(official.language):
+                text = _(
+                    "⚠️ The OCOP certificate of {product} ({owner}, {commune}, {stars}) expired "
+                    "on {date} and no re-evaluation was registered."
+                ).format(
+                    product=html.escape(item.product),
+                    owner=html.escape(item.owner_name),
+                    commune=html.escape(commune.short_name if commune else item.commune_code),
+                    stars=labels.stars(item.star),
+                    date=_day(item.expiry_date),
+                )
+            key = f"expired:{item.certificate_id}:{official.id}"
+            notices.append(
+                Notice(official.channel, official.chat_id, (Reply(text),), key, official.id)
+            )
+    return notices
+
+
+async def _users(session: AsyncSession, ids: set[int]) -> dict[int, User]:
+    if not ids:
+        return {}
+    found = await session.scalars(select(User).where(User.id.in_(ids), User.reachable.is_(True)))
+    return {user.id: user for user in found}
+
+
+async def _held(session: AsyncSession, certificate_id: int) -> Held | None:
+    row = (
+        await session.execute(newest_certificates().where(Certificate.id == certificate_id))
+    ).first()
+    return Held(*row) if row else None
+
+
+# --- the producer's one tap ------------------------------------------------------------------
+
+
+async def renew(call: Call) -> Outcome:
+    """ "Register re-evaluation" under a reminder: the form, filled with what is on file."""
+    ctx = call.ctx
+    certificate_id = int(call.args[0]) if call.args and call.args[0].isdigit() else 0
+    held = await _held(ctx.session, certificate_id)
+    if held is None or held.owner_user_id != ctx.user.id:
+        return Outcome([Reply(_("This certificate is not linked to your account."))])
+    renewed = await ctx.session.scalar(
+        select(Certificate.id).where(Certificate.id == held.certificate_id, renewal_registered())
+    )
+    if renewed is not None:
+        text = _("A re-evaluation of {product} is already registered. See /status.").format(
+            product=html.escape(held.product)
+        )
+        return Outcome([Reply(text)])
+    product = await ctx.session.get(Product, held.product_id)
+    subject = await ctx.session.get(Subject, held.subject_id)
+    assert product is not None and subject is not None
+    preset: Answers = {
+        "_certificate": held.certificate_id,
+        "kind": "reeval",
+        "product": product.name,
+        "current_star": str(held.star),
+        "issue_date": held.issue_date.isoformat(),
+        "subject_type": subject.subject_type.value,
+        "owner": subject.representative,
+        "address": subject.address,
+    }
+    if ctx.area.get(product.commune_code) is not None:
+        preset["commune"] = product.commune_code
+    if product.product_group is not None:
+        preset["group"] = product.product_group.value
+    if subject.subject_type is not SubjectType.HOUSEHOLD:
+        preset["subject_name"] = subject.name
+    if subject.phone:
+        preset["phone"] = subject.phone
+    if call.conversation.flow in ENGINES:
+        ENGINES[call.conversation.flow].finish(call.conversation)
+    notice = _("Re-evaluation of {product}: what is on file is filled in already.").format(
+        product=html.escape(product.name)
+    )
+    return Outcome([Reply(notice), *REGISTER.begin(call.conversation, ctx, preset)])
+
+
+# --- linking producers to the certificates on file --------------------------------------------
+
+
+async def link_shared_contact(ctx: Context, event: Event) -> Reply | None:
+    """A producer shared their own contact: certificates on file with that phone become theirs."""
+    if event.kind is not EventKind.CONTACT or event.contact_user_id != event.user_id:
+        return None  # only a verified own number, never one typed or someone else's card
+    try:
+        phone = parse_phone(event.phone or "")
+    except Invalid:
+        return None
+    ctx.user.phone = phone
+    linked = await link_by_phone(ctx.session, ctx.user.id, phone)
+    if not linked:
+        return None
+    return linked_reply(linked)
+
+
+async def claim_link(call: Call) -> Outcome:
+    """An official's one-time link that gives a certificate's product to whoever opens it."""
+    ctx = call.ctx
+    certificate_id = int(call.args[0]) if call.args and call.args[0].isdigit() else 0
+    held = await _held(ctx.session, certificate_id)
+    if held is None or not in_scope(ctx.user, held.commune_code):
+        return Outcome([Reply(_("Usage: /claimlink <certificate number from /reminders>."))])
+    invite = await create_invite(
+        ctx.session, ctx.user, None, ctx.services.clock(), certificate_id=certificate_id
+    )
+    link = f"{call.event.deep_link}{invite.code}" if call.event.deep_link else None
+    text = _(
+        "A one-time link for the producer of {product}, valid for 7 days. Opening it links the "
+        "product to their account, so they are reminded before the certificate expires."
+    ).format(product=html.escape(held.product))
+    return Outcome([Reply(text + "\n\n" + (link or f"/start {invite.code}"))])
+
+
+# --- the officials' view ------------------------------------------------------------------------
+
+
+async def upcoming(call: Call) -> Outcome:
+    ctx = call.ctx
+    today = ctx.today()
+    rows = await ctx.session.execute(
+        newest_certificates()
+        .where(
+            Certificate.expiry_date >= today,
+            Certificate.expiry_date <= today + dt.timedelta(days=UPCOMING_DAYS),
+        )
+        .order_by(Certificate.expiry_date)
+    )
+    items = [Held(*row) for row in rows if in_scope(ctx.user, row[6])]
+    if not items:
+        return Outcome([Reply(_("No certificate expires in the next 180 days."))])
+    keys = [
+        reminder_key(item.certificate_id, stage) + "#0"
+        for item in items
+        for stage in ctx.services.reminder_days
+    ]
+    sent: dict[int, list[tuple[int, dt.datetime]]] = {}
+    for key, sent_at in await ctx.session.execute(
+        select(OutboxMessage.key, OutboxMessage.sent_at).where(
+            OutboxMessage.key.in_(keys), OutboxMessage.status == OutboxStatus.SENT.value
+        )
+    ):
+        _prefix, certificate, stage = key.split("#")[0].split(":")
+        if sent_at is not None:
+            sent.setdefault(int(certificate), []).append((int(stage), sent_at))
+    lines = [_("<b>Certificates expiring in the next 180 days</b>"), ""]
+    for item in items:
+        commune = ctx.area.get(item.commune_code)
+        lines.append(
+            f"#{item.certificate_id} · {html.escape(item.product)} · "
+            f"{html.escape(item.owner_name)} · "
+            f"{html.escape(commune.short_name if commune else item.commune_code)} · "
+            f"{labels.stars(item.star)} · "
+            + _("expires {date}").format(date=_day(item.expiry_date))
+        )
+        if item.owner_user_id is None:
+            lines.append(
+                "   "
+                + _("no producer account linked: /claimlink {number}").format(
+                    number=item.certificate_id
+                )
+            )
+        elif item.certificate_id in sent:
+            done = ", ".join(
+                _("{days} days ({date})").format(
+                    days=stage, date=_day(when.astimezone(ctx.services.timezone).date())
+                )
+                for stage, when in sorted(sent[item.certificate_id], reverse=True)
+            )
+            lines.append("   " + _("reminded: {done}").format(done=done))
+        else:
+            lines.append("   " + _("not reminded yet"))
+    return Outcome([Reply("\n".join(lines))])
+
+
+def register_routes(routes: Routes) -> None:
+    routes.button("rr", renew)
+    routes.command("reminders", upcoming, "nhachan", role=Role.OFFICIAL)
+    routes.command("claimlink", claim_link, "lienket", role=Role.OFFICIAL)
