@@ -20,7 +20,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.channels.telegram import CHANNEL, make_update_handler
-from bot.delivery import DeliveryWorker, telegram_sender
+from bot.delivery import CONCURRENT_SENDS, DeliveryWorker, telegram_sender
 from bot.jobs import parse_time, schedule_jobs
 from bot.settings import Settings
 from handlers.context import Services
@@ -95,7 +95,11 @@ def build_application(
         base_url=settings.telegram_api_url,
         base_file_url=settings.file_url,
         request=HTTPXRequest(
-            connection_pool_size=64, connect_timeout=5, read_timeout=15, write_timeout=15
+            connection_pool_size=CONCURRENT_SENDS,
+            connect_timeout=settings.ocop_delivery_timeout,
+            read_timeout=settings.ocop_delivery_timeout,
+            write_timeout=settings.ocop_delivery_timeout,
+            pool_timeout=settings.ocop_delivery_timeout,
         ),
     )
     worker = DeliveryWorker(

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import io
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -155,6 +156,8 @@ def run(settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Durations from the Bot API (retry_after) as timedeltas, PTB's coming default.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
     args = _parser().parse_args(argv)
     configure_logging()
     settings = Settings()

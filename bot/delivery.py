@@ -11,6 +11,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from aiolimiter import AsyncLimiter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 from telegram.constants import MessageLimit, ParseMode
@@ -23,17 +24,19 @@ from models.base import utcnow
 from models.outbox import (
     Claimed,
     Pacing,
+    Results,
     claim,
     delay_channel,
-    mark_failed,
-    mark_retry,
-    mark_sent,
     mark_unreachable,
+    record,
 )
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 20
+# httpcore scans its whole pool for every request: a small pool is faster than a big one.
+CONCURRENT_SENDS = 24
+RATE_MARGIN = 0.95
 IDLE_POLL = 1.0
 
 Send = Callable[[str, Reply], Awaitable[str]]
@@ -63,6 +66,7 @@ class Result:
     failed: str | None = None
     blocked: bool = False
     flood_until: dt.datetime | None = None
+    done_at: dt.datetime | None = None
 
 
 class DeliveryWorker:
@@ -83,6 +87,11 @@ class DeliveryWorker:
         self._stopping = asyncio.Event()
         self._results: list[Result] = []
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Requests on the wire at once; the rest wait for their slot and a free connection.
+        self._sending = asyncio.Semaphore(CONCURRENT_SENDS)
+        # The claim plans slots 1/rate apart, but tasks that wake late would go out in a burst;
+        # a one-message bucket re-spaces them (a little under the rate, for network jitter).
+        self._spacing = AsyncLimiter(1, 1 / (pacing.rate * RATE_MARGIN))
         # Notified after every write of results (tests and benchmarks wait on it).
         self.flushed = asyncio.Condition()
 
@@ -134,7 +143,10 @@ class DeliveryWorker:
             await asyncio.sleep(wait)
         result = Result(message)
         try:
-            result.telegram_id = await self.send(message.chat_id, reply_of(message))
+            async with self._sending:
+                await self._spacing.acquire()
+                result.telegram_id = await self.send(message.chat_id, reply_of(message))
+                result.done_at = self.clock()
         except RetryAfter as error:
             retry = error.retry_after
             seconds = retry.total_seconds() if isinstance(retry, dt.timedelta) else float(retry)
@@ -161,30 +173,40 @@ class DeliveryWorker:
     async def _flush(self) -> None:
         results, self._results = self._results, []
         if results:
-            await self._record(results)
+            try:
+                await self._record(results)
+            except Exception:
+                # Keep them: forgetting would leave the messages leased, then sent twice.
+                log.exception("recording %d delivery results failed; will retry", len(results))
+                self._results = results + self._results
         # Every round ends here, so waiters re-check at least once per round.
         async with self.flushed:
             self.flushed.notify_all()
 
     async def _record(self, results: list[Result]) -> None:
         now = self.clock()
+        batch = Results()
+        blocked: set[str] = set()
+        for result in results:
+            message = result.message
+            if result.telegram_id is not None:
+                batch.sent.append((message.id, result.telegram_id))
+                # The chat's next message is spaced from when this one really went out.
+                batch.chat_sent.append((message.chat_id, result.done_at or now))
+            elif result.failed is not None:
+                batch.failed.append((message.id, result.failed))
+                if result.blocked:
+                    blocked.add(message.chat_id)
+            else:
+                batch.retry.append((message.id, result.retry_at or now))
+        flood = max((r.flood_until for r in results if r.flood_until), default=None)
         async with self.sessionmaker() as session, session.begin():
-            for result in results:
-                message = result.message
-                if result.telegram_id is not None:
-                    await mark_sent(session, message.id, result.telegram_id, now)
-                elif result.blocked:
-                    await mark_failed(session, message.id, result.failed or "blocked")
-                    await mark_unreachable(session, self.channel, message.chat_id, now)
-                elif result.failed is not None:
-                    await mark_failed(session, message.id, result.failed)
-                else:
-                    await mark_retry(
-                        session, message.id, result.retry_at or now, "will retry"
-                    )
-                if result.flood_until is not None:
-                    await delay_channel(session, self.channel, result.flood_until)
-        if any(result.retry_at is not None for result in results):
+            await record(session, self.channel, batch, now, self.pacing)
+            for chat_id in blocked:
+                await mark_unreachable(session, self.channel, chat_id, now)
+            if flood is not None:
+                await delay_channel(session, self.channel, flood)
+        if batch.retry:
             self.wake()
 
 

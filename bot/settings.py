@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     )
     # Notifications per second over all chats; below Telegram's 30 to leave room for replies.
     ocop_delivery_rate: float = 25.0
+    # Seconds to wait for the Bot API when delivering a notification before retrying it.
+    ocop_delivery_timeout: float = 15.0
     zalo_bot_token: str | None = None
     zalo_api_url: str = "https://bot-api.zaloplatforms.com/bot"
 

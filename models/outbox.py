@@ -11,10 +11,22 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, select, update
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,11 +43,13 @@ class OutboxStatus(enum.StrEnum):
 
 class OutboxMessage(Base):
     __tablename__ = "outbox"
+    # The claim asks, per chat, for its oldest message still to send.
+    __table_args__ = (Index("ix_outbox_chat_queue", "channel", "chat_id", "status", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(200), unique=True)
     channel: Mapped[str] = mapped_column(String(16))
-    chat_id: Mapped[str] = mapped_column(String(64), index=True)
+    chat_id: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     text: Mapped[str] = mapped_column(Text)
     choices: Mapped[list[Any] | None] = mapped_column(JSON)
@@ -109,10 +123,14 @@ async def enqueue(
 @dataclass(frozen=True)
 class Pacing:
     rate: float  # messages per second over all chats
-    private_interval: float = 1.0
+    # A little over Telegram's one message per second per chat, for network jitter.
+    private_interval: float = 1.05
     group_interval: float = 3.0  # 20 per minute
     lease: dt.timedelta = dt.timedelta(seconds=60)
     horizon: float = 1.0  # seconds of slots one claim may plan
+
+    def interval(self, chat_id: str) -> float:
+        return self.group_interval if chat_id.startswith("-") else self.private_interval
 
 
 @dataclass(frozen=True)
@@ -125,10 +143,6 @@ class Claimed:
     document: bytes | None
     slot: dt.datetime
     attempts: int
-
-
-def _is_group(chat_id: str) -> bool:
-    return chat_id.startswith("-")
 
 
 async def claim(
@@ -178,19 +192,20 @@ async def claim(
     )
     if not chats:
         return []
+    # The oldest pending message of each chat, due or not: a chat's messages keep their order,
+    # so one waiting for a retry holds back the ones queued after it.
     first = (
-        select(OutboxMessage.chat_id, OutboxMessage.id)
+        select(OutboxMessage.chat_id, func.min(OutboxMessage.id))
         .where(
             OutboxMessage.channel == channel,
             OutboxMessage.chat_id.in_([chat.chat_id for chat in chats]),
-            OutboxMessage.status == OutboxStatus.PENDING.value,
-            OutboxMessage.not_before <= horizon,
+            OutboxMessage.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]),
         )
-        .order_by(OutboxMessage.id)
+        .group_by(OutboxMessage.chat_id)
     )
-    oldest: dict[str, int] = {}
-    for chat_id, message_id in await session.execute(first):
-        oldest.setdefault(chat_id, message_id)
+    oldest: dict[str, int] = {
+        chat_id: message_id for chat_id, message_id in await session.execute(first)
+    }
     messages = {
         message.id: message
         for message in await session.scalars(
@@ -200,13 +215,12 @@ async def claim(
     claimed: list[Claimed] = []
     for chat in chats:
         message = messages.get(oldest.get(chat.chat_id, -1))
-        if message is None:
-            continue
+        if message is None or message.status != OutboxStatus.PENDING.value:
+            continue  # the chat's oldest message is in flight (or gone): wait for it
         slot = max(cursor, chat.next_at, message.not_before)
         if slot > horizon:
             continue
-        interval = pacing.group_interval if _is_group(chat.chat_id) else pacing.private_interval
-        chat.next_at = slot + dt.timedelta(seconds=interval)
+        chat.next_at = slot + dt.timedelta(seconds=pacing.interval(chat.chat_id))
         message.status = OutboxStatus.SENDING.value
         message.leased_by = worker
         message.lease_until = slot + pacing.lease
@@ -227,50 +241,77 @@ async def claim(
     return claimed
 
 
-async def mark_sent(
-    session: AsyncSession, message_id: int, telegram_id: str, now: dt.datetime
+@dataclass
+class Results:
+    """What happened to a batch of sends, written back in a few statements."""
+
+    sent: list[tuple[int, str]] = field(default_factory=list)  # (outbox id, Telegram id)
+    chat_sent: list[tuple[str, dt.datetime]] = field(default_factory=list)  # (chat, when)
+    retry: list[tuple[int, dt.datetime]] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.sent or self.retry or self.failed)
+
+
+async def record(
+    session: AsyncSession, channel: str, results: Results, now: dt.datetime, pacing: Pacing
 ) -> None:
-    await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(
-            status=OutboxStatus.SENT.value,
-            message_id=telegram_id,
-            sent_at=now,
-            lease_until=None,
-            error=None,
+    # Core UPDATEs with many parameter sets: one round trip per kind of result.
+    table = cast(Table, OutboxMessage.__table__)
+    chats = cast(Table, DeliveryChat.__table__)
+    if results.chat_sent:
+        await session.execute(
+            chats.update()
+            .where(
+                chats.c.channel == channel,
+                chats.c.chat_id == bindparam("chat"),
+                chats.c.next_at < bindparam("earliest"),
+            )
+            .values(next_at=bindparam("earliest")),
+            [
+                {"chat": chat, "earliest": when + dt.timedelta(seconds=pacing.interval(chat))}
+                for chat, when in results.chat_sent
+            ],
         )
-    )
-
-
-async def mark_retry(
-    session: AsyncSession, message_id: int, not_before: dt.datetime, error: str
-) -> None:
-    await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(
-            status=OutboxStatus.PENDING.value,
-            attempts=OutboxMessage.attempts + 1,
-            not_before=not_before,
-            lease_until=None,
-            leased_by=None,
-            error=error[:500],
+    if results.sent:
+        await session.execute(
+            table.update()
+            .where(table.c.id == bindparam("row"))
+            .values(
+                status=OutboxStatus.SENT.value,
+                message_id=bindparam("telegram_id"),
+                sent_at=now,
+                lease_until=None,
+                error=None,
+            ),
+            [{"row": row, "telegram_id": telegram_id} for row, telegram_id in results.sent],
         )
-    )
-
-
-async def mark_failed(session: AsyncSession, message_id: int, error: str) -> None:
-    await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(
-            status=OutboxStatus.FAILED.value,
-            attempts=OutboxMessage.attempts + 1,
-            lease_until=None,
-            error=error[:500],
+    if results.retry:
+        await session.execute(
+            table.update()
+            .where(table.c.id == bindparam("row"))
+            .values(
+                status=OutboxStatus.PENDING.value,
+                attempts=table.c.attempts + 1,
+                not_before=bindparam("retry_at"),
+                lease_until=None,
+                leased_by=None,
+            ),
+            [{"row": row, "retry_at": when} for row, when in results.retry],
         )
-    )
+    if results.failed:
+        await session.execute(
+            table.update()
+            .where(table.c.id == bindparam("row"))
+            .values(
+                status=OutboxStatus.FAILED.value,
+                attempts=table.c.attempts + 1,
+                lease_until=None,
+                error=bindparam("reason"),
+            ),
+            [{"row": row, "reason": reason[:500]} for row, reason in results.failed],
+        )
 
 
 async def mark_unreachable(

@@ -19,6 +19,8 @@ from models.db import create_engine
 from tests.harness import ADMIN_ID, BotUnderTest
 
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+# PTB 22 warns that RetryAfter.retry_after becomes a timedelta; opt in, as the CLI does.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -93,7 +93,7 @@ class BotUnderTest:
         worker = self.application.bot_data["delivery"]
 
         async def settled() -> bool:
-            async with create_sessionmaker(self.engine)() as session:
+            async with create_sessionmaker(self.engine, read_only=True)() as session:
                 left = await session.scalar(
                     select(func.count())
                     .select_from(OutboxMessage)

@@ -126,7 +126,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("key", name=op.f("uq_outbox_key")),
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_outbox_chat_id"), ["chat_id"], unique=False)
+        batch_op.create_index(
+            "ix_outbox_chat_queue", ["channel", "chat_id", "status", "id"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_outbox_status"), ["status"], unique=False)
 
     op.create_table(
@@ -472,7 +474,7 @@ def downgrade() -> None:
     op.drop_table("processed_updates")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_status"))
-        batch_op.drop_index(batch_op.f("ix_outbox_chat_id"))
+        batch_op.drop_index("ix_outbox_chat_queue")
 
     op.drop_table("outbox")
     op.drop_table("digest_runs")
