@@ -6,6 +6,7 @@ import asyncio
 from typing import Any, Literal
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -32,6 +33,10 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several bot processes starting at once migrate one after the other; the later
+            # ones then find the schema up to date.
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('ocop-migrations'))"))
         context.run_migrations()
 
 
