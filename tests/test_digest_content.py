@@ -71,3 +71,26 @@ async def test_a_long_digest_is_cut_and_the_lists_attached(engine: AsyncEngine) 
     assert attachment.document is not None
     sheet = openpyxl.load_workbook(io.BytesIO(attachment.document.content)).worksheets[0]
     assert sheet.max_row == 46  # header + every new registration
+
+
+async def test_producers_who_blocked_the_bot_are_named_in_the_next_digest(
+    engine: AsyncEngine,
+) -> None:
+    use_language("vi")
+    async with create_sessionmaker(engine)() as session, session.begin():
+        official = await factories.user(session, Role.OFFICIAL, scope=["21478"])
+        blocked = await factories.user(session)
+        blocked.display_name, blocked.phone = "Bà Tư", "+84905000111"
+        blocked.reachable, blocked.unreachable_since = False, NOW - dt.timedelta(hours=3)
+        elsewhere = await factories.user(session)
+        elsewhere.reachable, elsewhere.unreachable_since = False, NOW - dt.timedelta(hours=3)
+        htx = await factories.subject(session, "HTX")
+        here = await factories.product(session, htx, "Nước mắm", "21478")
+        there = await factories.product(session, htx, "Tỏi", "21451")
+        factories.registration(session, blocked, here, htx, at=NOW - dt.timedelta(days=30))
+        factories.registration(session, elsewhere, there, htx, at=NOW - dt.timedelta(days=30))
+        await session.flush()
+        digest = await build_digest(session, AREA, official, NOW - dt.timedelta(days=1), NOW, HCM)
+    [message] = render_digest(digest)
+    assert "đã chặn bot, cần gọi điện (1)" in message.text
+    assert "Bà Tư · 0905 000 111" in message.text

@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 from handlers import labels
 from handlers.events import Choice, Document, Reply
 from handlers.i18n import _, current_language
+from handlers.validators import display_phone
 from models.admin_units import Area
 from models.certificates import Certificate
 from models.domain import RegistrationStatus, Role, Target
@@ -60,6 +61,8 @@ class Digest:
     by_status: dict[RegistrationStatus, int] = field(default_factory=dict)
     by_target: dict[Target, int] = field(default_factory=dict)
     expiring: list[Expiring] = field(default_factory=list)
+    # Producers of these communes who blocked the bot since the last digest: call them.
+    unreachable: list[str] = field(default_factory=list)
 
 
 def scope_codes(area: Area, official: User) -> list[str]:
@@ -126,6 +129,7 @@ async def build_digest(
         select(Registration.target, func.count()).where(year).group_by(Registration.target)
     ):
         digest.by_target[target] = count
+    digest.unreachable = await unreachable_producers(session, codes, since, now)
     expiring = await expiring_certificates(session, codes, local_date, local_date + EXPIRY_HORIZON)
     digest.expiring = [replace(item, commune=_commune(area, item.commune)) for item in expiring]
     return digest
@@ -163,6 +167,36 @@ async def expiring_certificates(
     return [Expiring(*row) for row in rows]
 
 
+async def unreachable_producers(
+    session: AsyncSession, codes: Sequence[str], since: dt.datetime, now: dt.datetime
+) -> list[str]:
+    """Producers with a registration or product in these communes who blocked the bot."""
+    registered = select(Registration.id).where(
+        Registration.submitted_by_user_id == User.id, Registration.commune_code.in_(codes)
+    )
+    owning = (
+        select(Product.id)
+        .join(Subject, Subject.id == Product.subject_id)
+        .where(Subject.owner_user_id == User.id, Product.commune_code.in_(codes))
+    )
+    rows = await session.execute(
+        select(User.display_name, User.phone, User.channel_user_id)
+        .where(
+            User.reachable.is_(False),
+            User.unreachable_since > since,
+            User.unreachable_since <= now,
+            registered.exists() | owning.exists(),
+        )
+        .order_by(User.unreachable_since)
+    )
+    return [
+        " · ".join(
+            part for part in (name or user_id, display_phone(phone) if phone else "") if part
+        )
+        for name, phone, user_id in rows
+    ]
+
+
 # --- rendering -------------------------------------------------------------------------------
 
 
@@ -197,6 +231,13 @@ def render_digest(digest: Digest) -> list[Reply]:
             [_expiring_line(e) for e in digest.expiring],
         ),
     ]
+    if digest.unreachable:
+        sections.append(
+            (
+                _("🚫 Producers who blocked the bot: call them ({count})"),
+                [f"• {html.escape(name)}" for name in digest.unreachable],
+            )
+        )
     long = sum(len(lines) for _title, lines in sections) > MESSAGE_LINES
     text = [
         _("📰 <b>OCOP digest of {date}</b>").format(date=_day(digest.local_date)),
