@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CATALOGS := $(wildcard locales/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: run test lint migrate locales extract clean
+.PHONY: run test lint migrate locales extract bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,11 +26,15 @@ migrate: $(STAMP)
 	$(BIN)/ocop-bot migrate
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot handlers models tests migrations
+	$(BIN)/ruff check bot handlers models tests migrations bench
 	$(BIN)/mypy
 
 test: $(STAMP) locales lint
 	$(BIN)/pytest -q
+
+# Every benchmark scenario; writes bench/results.md (see bench/README.md).
+bench: $(STAMP) locales
+	$(BIN)/python -m bench.run
 
 # Refresh the catalogs after changing user-facing strings.
 extract: $(STAMP)

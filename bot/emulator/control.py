@@ -65,6 +65,8 @@ def _stats(emulator: TelegramEmulator, window: float) -> JSON:
         "max_in_window": emulator.max_in_window(window),
         "window": window,
         "min_interval_per_chat": emulator.min_interval_per_chat(),
+        # Seconds from the first to the last accepted send (throughput = sends / span).
+        "span": emulator.send_span(),
     }
 
 

@@ -168,6 +168,10 @@ class DeliveryChecks:
         """Smallest gap between two successful sends to one chat, over all chats (None: none)."""
         return self._min_gap
 
+    def send_span(self) -> float:
+        """Seconds between the first and the last successful send (0 with fewer than two)."""
+        return self._times[-1] - self._times[0] if len(self._times) > 1 else 0.0
+
     def max_in_window(self, seconds: float = 1.0) -> int:
         """Most successful sends within any window of ``seconds`` (half-open, like the limit)."""
         if seconds <= 0:
