@@ -175,3 +175,21 @@ async def test_officials_see_who_was_reminded_and_are_alerted_of_expiry(
     await remind(bot, before_expiry(-1))  # expired yesterday, nobody registered a re-evaluation
     alert = await official.notified("đã hết hạn ngày 15/01/2027")
     assert "Nguyễn Văn A" in alert and "Sa Huỳnh" in alert
+
+
+async def test_an_officials_claim_link_gives_a_certificate_to_its_producer(
+    bot: BotUnderTest, engine: AsyncEngine
+) -> None:
+    official = await make_official(bot, 8201, "21478")
+    producer = await certified_producer(bot, engine, 8202, linked=False)
+    bot.clock.now = at(before_expiry(100))
+    await official.say("/nhachan")
+    assert "chưa gắn tài khoản chủ thể" in official.text
+    number = official.text.split("/lienket ")[1].split()[0]
+    await official.say(f"/lienket {number}")
+    code = official.text.split("?start=")[1].split()[0]
+
+    await producer.say(f"/start {code}")
+    assert "đã được gắn với tài khoản" in producer.text and "Nước mắm cá cơm" in producer.text
+    await remind(bot, before_expiry(90))
+    assert "còn 90 ngày" in reminders_to(producer)[-1]
