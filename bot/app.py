@@ -20,6 +20,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.channels.telegram import CHANNEL, make_update_handler
+from bot.channels.zalo_bot import ZaloBot
 from bot.delivery import CONCURRENT_SENDS, DeliveryWorker, telegram_sender
 from bot.jobs import parse_time, schedule_jobs
 from bot.settings import Settings
@@ -79,8 +80,12 @@ def build_application(
     engine: AsyncEngine | None = None,
     services: Services | None = None,
     request: BaseRequest | None = None,
+    rate_limiter: bool = True,
 ) -> Application:
-    """The bot, wired: Telegram transport, database, handlers. Call `run_polling` or drive it."""
+    """The bot, wired: Telegram transport, database, handlers. Call `run_polling` or drive it.
+
+    With ZALO_BOT_TOKEN set too, the Zalo channel runs in the same event loop: started after
+    Telegram connects, stopped with it (`bot_data["zalo"]`)."""
     if not settings.telegram_bot_token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     own_engine = engine is None
@@ -106,6 +111,15 @@ def build_application(
         sessionmaker, CHANNEL, telegram_sender(delivery_bot), Pacing(settings.ocop_delivery_rate)
     )
     tasks: list[asyncio.Task[None]] = []
+    zalo = (
+        ZaloBot(settings, db, shared, queued=worker.wake) if settings.zalo_bot_token else None
+    )
+
+    def queued() -> None:
+        """Notices were queued; they may be for either channel."""
+        worker.wake()
+        if zalo is not None:
+            zalo.wake()
 
     async def prepare(application: Application) -> None:
         """Runs once the bot is connected, before the first update."""
@@ -113,13 +127,18 @@ def build_application(
         async with sessionmaker() as session, session.begin():
             await ensure_admins(session, CHANNEL, settings.ocop_admins)
         schedule_jobs(
-            application, sessionmaker, shared, parse_time(settings.ocop_digest_time), worker.wake
+            application, sessionmaker, shared, parse_time(settings.ocop_digest_time), queued
         )
         await delivery_bot.initialize()
         application.bot_data["delivery"] = worker
         tasks.append(asyncio.create_task(worker.run(), name="outbox-delivery"))
+        if zalo is not None:
+            await zalo.start()
+            application.bot_data["zalo"] = zalo
 
     async def halt(_application: Application) -> None:
+        if zalo is not None:
+            await zalo.stop()
         await worker.stop()
         for task in tasks:
             await task
@@ -136,15 +155,17 @@ def build_application(
         .base_url(settings.telegram_api_url)
         .base_file_url(settings.file_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=ZoneInfo(settings.ocop_timezone)))
-        .rate_limiter(AIORateLimiter(max_retries=3))
         .post_init(prepare)
         .post_stop(halt)
         .post_shutdown(dispose)
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
+    if rate_limiter:  # Telegram's 30 messages/s; a benchmark measuring the bot turns it off
+        # (PTB types a builder without a limiter as BaseRateLimiter[None].)
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))  # type: ignore[arg-type]
     application = builder.build()
-    handler = make_update_handler(sessionmaker, shared, worker.wake)
+    handler = make_update_handler(sessionmaker, shared, queued)
     # One handler for everything: routing happens in handlers/, not in PTB filters.
     application.add_handler(TypeHandler(Update, handler))
     application.add_error_handler(report_error)

@@ -1,0 +1,77 @@
+"""An in-process Bot API for benchmarks: answers PTB's requests locally and records replies, so a
+benchmark measures the bot, not the network."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram.request import BaseRequest, RequestData
+
+BOT_USER = {"id": 424242, "is_bot": True, "first_name": "OCOP", "username": "ocop_bench_bot"}
+
+
+@dataclass
+class Received:
+    text: str
+    markup: dict[str, Any] | None
+    at: float
+
+
+@dataclass
+class Inbox:
+    """What the bot sent to one chat, with a condition to wait on."""
+
+    messages: list[Received] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+
+class LocalTransport(BaseRequest):
+    def __init__(self) -> None:
+        self.inboxes: dict[int, Inbox] = defaultdict(Inbox)
+        self._ids = itertools.count(1)
+        self.calls = 0
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    @property
+    def read_timeout(self) -> float:
+        return 5.0
+
+    async def do_request(  # type: ignore[override]
+        self, url: str, method: str, request_data: RequestData | None = None, **_: Any
+    ) -> tuple[int, bytes]:
+        self.calls += 1
+        name = url.rsplit("/", 1)[-1]
+        params = request_data.parameters if request_data else {}
+        result: Any = True
+        if name == "getMe":
+            result = BOT_USER
+        elif name == "getUpdates":
+            result = []
+        elif name in ("sendMessage", "sendDocument"):
+            chat_id = int(params["chat_id"])
+            raw = params.get("reply_markup")
+            markup = raw if isinstance(raw, dict) else None
+            text = str(params.get("text") or params.get("caption") or "")
+            result = {
+                "message_id": next(self._ids),
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private"},
+                "from": BOT_USER,
+                "text": text,
+            }
+            inbox = self.inboxes[chat_id]
+            async with inbox.changed:
+                inbox.messages.append(Received(text, markup, time.perf_counter()))
+                inbox.changed.notify_all()
+        return 200, json.dumps({"ok": True, "result": result}).encode()
