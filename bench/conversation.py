@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -122,7 +122,7 @@ def _more_than(inbox: Inbox, count: int) -> bool:
 
 
 async def _producer(
-    application: Application,  # type: ignore[type-arg]
+    application: Application,
     transport: LocalTransport,
     user: int,
     script: tuple[tuple[str, str], ...],
@@ -151,7 +151,7 @@ async def _producer(
 
 
 async def drive(
-    application: Application,  # type: ignore[type-arg]
+    application: Application,
     transport: LocalTransport,
     producers: int,
     script: tuple[tuple[str, str], ...],
@@ -203,7 +203,7 @@ async def peer(producers: int) -> Run:
     transport = LocalTransport()
     folder = Path(tempfile.mkdtemp(prefix="ocop-peer-"))
 
-    def step(state: int) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[int]]:
+    def step(state: int) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, int]]:
         async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
             assert update.effective_message is not None and context.user_data is not None
             context.user_data[f"answer{state}"] = update.effective_message.text

@@ -8,15 +8,27 @@ import os
 import platform
 from pathlib import Path
 
+from bench import conversation
 from bench.broadcast import broadcast
 
 RESULTS = Path(__file__).with_name("results.md")
+PRODUCERS = int(os.environ.get("BENCH_PRODUCERS", "2000"))
+POSTGRES_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+Row = tuple[str, str, str, str, str, bool]
 
 
-async def main() -> str:
-    rows = []
+async def broadcast_rows() -> list[Row]:
     result = await broadcast()
-    rows.append(
+    ok = (
+        result.fraction >= 0.9
+        and result.throttled == 0
+        and result.duplicates == 0
+        and result.delivered == result.messages
+    )
+    return [
         (
             "broadcast: outbox delivery",
             f"{result.per_second:.1f} msg/s, {result.throttled} × 429, "
@@ -24,12 +36,74 @@ async def main() -> str:
             f"configured limit {result.rate_limit:.0f} msg/s",
             f"{result.fraction:.2f}",
             "≥ 0.90, 0 × 429, 0 duplicates",
-            result.fraction >= 0.9
-            and result.throttled == 0
-            and result.duplicates == 0
-            and result.delivered == result.messages,
+            ok,
         )
-    )
+    ]
+
+
+async def _postgres_url() -> str | None:
+    from models.db import create_engine
+
+    engine = create_engine(POSTGRES_URL)
+    try:
+        async with asyncio.timeout(5), engine.connect():
+            return POSTGRES_URL
+    except Exception:
+        return None
+    finally:
+        await engine.dispose()
+
+
+async def conversation_rows() -> list[Row]:
+    bare = await conversation.bare(PRODUCERS)
+    peer = await conversation.peer(PRODUCERS)
+    runs = [("SQLite file", await conversation.ours(PRODUCERS))]
+    postgres = await _postgres_url()
+    if postgres is not None:
+        runs.append(("PostgreSQL", await _ours_on_postgres(postgres)))
+    rows: list[Row] = [
+        ("conversation: bare echo (baseline)", conversation.summary(bare), "–", "–", "–", True),
+        ("conversation: peer (baseline)", conversation.summary(peer), "–", "–", "–", True),
+    ]
+    for label, run in runs:
+        versus_peer = run.per_second / peer.per_second
+        versus_bare = run.per_second / bare.per_second
+        rows.append(
+            (
+                f"conversation: ours, {label}",
+                conversation.summary(run),
+                f"peer {peer.per_second:.0f}/s; bare {bare.per_second:.0f}/s",
+                f"{versus_peer:.2f} × peer; {versus_bare:.2f} × bare",
+                "≥ 0.5 × peer, ≥ 0.35 × bare, p99 ≤ 50 ms",
+                versus_peer >= 0.5 and versus_bare >= 0.35 and run.percentile(0.99) <= 50,
+            )
+        )
+    return rows
+
+
+async def _ours_on_postgres(server_url: str) -> conversation.Run:
+    """A database of its own on the server, dropped afterwards."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from models.db import create_engine
+
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    name = "ocop_bench_conversation"
+    async with admin.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        return await conversation.ours(PRODUCERS, url)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def main() -> str:
+    rows = [*await conversation_rows(), *await broadcast_rows()]
     lines = [
         "# Benchmark results",
         "",
@@ -40,10 +114,8 @@ async def main() -> str:
         "|---|---|---|---|---|---|",
     ]
     for name, ours, baseline, ratio, target, passed in rows:
-        lines.append(
-            f"| {name} | {ours} | {baseline} | {ratio} | {target} | "
-            f"{'pass' if passed else 'FAIL'} |"
-        )
+        verdict = "pass" if passed else "FAIL"
+        lines.append(f"| {name} | {ours} | {baseline} | {ratio} | {target} | {verdict} |")
     return "\n".join(lines) + "\n"
 
 

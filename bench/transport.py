@@ -59,7 +59,7 @@ class LocalTransport(BaseRequest):
         elif name == "getUpdates":
             result = []
         elif name in ("sendMessage", "sendDocument"):
-            chat_id = int(params["chat_id"])
+            chat_id = int(str(params["chat_id"]))
             raw = params.get("reply_markup")
             markup = raw if isinstance(raw, dict) else None
             text = str(params.get("text") or params.get("caption") or "")
