@@ -13,14 +13,13 @@ import xlsxwriter
 from babel.dates import format_date
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from handlers import labels
 from handlers.events import Choice, Document, Reply
 from handlers.i18n import _, current_language
 from handlers.validators import display_phone
 from models.admin_units import Area
-from models.certificates import Certificate
+from models.certificates import Certificate, Held, newest_certificates
 from models.domain import RegistrationStatus, Role, Target
 from models.registrations import Product, Registration, Subject
 from models.users import User
@@ -140,31 +139,19 @@ async def expiring_certificates(
 ) -> list[Expiring]:
     """Each product's newest certificate, when it expires between `first` and `last`
     (`commune` holds the commune code)."""
-    newer = aliased(Certificate)
     rows = await session.execute(
-        select(
-            Product.name,
-            Subject.representative,
-            Product.commune_code,
-            Certificate.star,
-            Certificate.expiry_date,
-        )
-        .join(Product, Product.id == Certificate.product_id)
-        .join(Subject, Subject.id == Product.subject_id)
+        newest_certificates()
         .where(
             Product.commune_code.in_(codes),
             Certificate.expiry_date >= first,
             Certificate.expiry_date <= last,
-            ~select(newer.id)
-            .where(
-                newer.product_id == Certificate.product_id,
-                newer.issue_date > Certificate.issue_date,
-            )
-            .exists(),
         )
         .order_by(Certificate.expiry_date, Product.name)
     )
-    return [Expiring(*row) for row in rows]
+    return [
+        Expiring(held.product, held.owner_name, held.commune_code, held.star, held.expiry_date)
+        for held in (Held(*row) for row in rows)
+    ]
 
 
 async def unreachable_producers(
