@@ -17,12 +17,15 @@ from telegram import Update
 from bot.settings import Settings
 
 NO_TOKEN = """\
-TELEGRAM_BOT_TOKEN is not set.
+Neither TELEGRAM_BOT_TOKEN nor ZALO_BOT_TOKEN is set.
 
 To get a token: open Telegram, talk to @BotFather, send /newbot, choose a name and a username
 ending in "bot". BotFather answers with a token like 123456789:AAE...; put it in .env:
 
     TELEGRAM_BOT_TOKEN=123456789:AAE...
+
+For Zalo: open Zalo, find "Zalo Bot Manager", create a bot and put the token it sends you in
+.env as ZALO_BOT_TOKEN=... Each channel whose token is set is served, in one process.
 
 To try the bot without Telegram, start the local emulator (python -m bot.emulator) and set
 TELEGRAM_API_URL to the URL it prints.
@@ -41,14 +44,15 @@ def configure_logging() -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ocop-bot", description="OCOP product registration bot (Telegram)."
+        prog="ocop-bot", description="OCOP product registration bot (Telegram and Zalo)."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
         "run",
         help="apply pending migrations, then serve the bot",
-        description="Apply pending database migrations, then serve the bot (long polling, or a "
-        "webhook when WEBHOOK_URL is set). Settings come from the environment and .env.",
+        description="Apply pending database migrations, then serve the bot on each channel "
+        "whose token is set (TELEGRAM_BOT_TOKEN, ZALO_BOT_TOKEN): long polling, or a webhook "
+        "when WEBHOOK_URL / ZALO_WEBHOOK_URL is set. Settings come from the environment and .env.",
     )
     commands.add_parser(
         "migrate",
@@ -137,11 +141,24 @@ def run(settings: Settings) -> int:
     from bot.app import build_application
     from bot.migrate import upgrade
 
-    if not settings.telegram_bot_token:
+    if not settings.telegram_bot_token and not settings.zalo_bot_token:
         print(NO_TOKEN, file=sys.stderr)
         return 2
     upgrade(settings.database_url)
-    application = build_application(settings)
+    if not settings.telegram_bot_token:  # Zalo alone
+        from bot.channels.zalo_bot import serve
+
+        try:
+            asyncio.run(serve(settings))
+        except ValueError as error:  # a setting Zalo refused: say which, without a traceback
+            print(error, file=sys.stderr)
+            return 2
+        return 0
+    try:
+        application = build_application(settings)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
     if settings.webhook_url:
         application.run_webhook(
             listen=settings.webhook_listen,

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.ext import Application, ContextTypes
 
-from bot.channels.telegram import CHANNEL
 from handlers import notices, reminders
 from handlers.context import Services
 from handlers.events import Notice
@@ -56,7 +55,7 @@ class DigestJob:
         async with self.sessionmaker() as session, session.begin():
             if not await run_alone(session, DIGEST_JOB):
                 return
-            people = await officials(session, CHANNEL)
+            people = await officials(session)  # on every channel
         queued = 0
         for person in people:
             async with self.sessionmaker() as session, session.begin():

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     ocop_delivery_timeout: float = 15.0
     zalo_bot_token: str | None = None
     zalo_api_url: str = "https://bot-api.zaloplatforms.com/bot"
+    # Set to receive Zalo updates by webhook (HTTPS, public) instead of long polling; the bot
+    # serves it on ZALO_WEBHOOK_LISTEN:ZALO_WEBHOOK_PORT at the URL's path.
+    zalo_webhook_url: str | None = None
+    zalo_webhook_secret: str | None = None  # 8 to 256 characters; required with the URL
+    zalo_webhook_listen: str = "127.0.0.1"
+    zalo_webhook_port: int = 8444
 
     _split_admins = field_validator("ocop_admins", mode="before")(_split_csv)
     _split_communes = field_validator("ocop_commune_codes", mode="before")(_split_csv)

@@ -18,6 +18,15 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
+        "chat_menus",
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("chat_id", sa.String(length=64), nullable=False),
+        sa.Column("entries", sa.JSON(), nullable=False),
+        sa.Column("unsolicited", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("channel", "chat_id", name=op.f("pk_chat_menus")),
+    )
+    op.create_table(
         "code_counters",
         sa.Column("year", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("last", sa.Integer(), nullable=False),
@@ -491,3 +500,4 @@ def downgrade() -> None:
     op.drop_table("delivery_budget")
     op.drop_table("conversations")
     op.drop_table("code_counters")
+    op.drop_table("chat_menus")

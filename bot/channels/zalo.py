@@ -1,0 +1,299 @@
+"""Zalo adapter: Zalo Bot API updates become events; replies become numbered text messages.
+
+Updates arrive by long polling (`getUpdates`, one update per call, 408 when none came) or by a
+webhook (`ZALO_WEBHOOK_URL`; Zalo sends the secret given to `setWebhook` back in the
+`X-Bot-Api-Secret-Token` header). Either way each update is handled like a Telegram one: one
+transaction through `handlers.router.handle_event`, which also drops a redelivered message (the
+Zalo message id is the update id), then the replies are sent. Updates of one chat are handled in
+the order they came; different chats do not wait for each other.
+
+Zalo has no buttons, so a typed answer may stand for one: "2", or the option's words without
+diacritics. `answer_from_menu` turns it into the CHOICE event of the button it names, using the
+chat's menu (`models.menus`): the choices of the bot's last answer to the chat (none when that
+answer offered none), or of a notification with choices that came after it. A typed answer never
+abandons a form: while a form is in progress, a menu that arrived on its own (a reminder's
+"register re-evaluation") does not capture typed answers; they go to the form, which matches
+typed numbers and option words against its own question. Form buttons carry the form's version,
+so a number typed to an outdated question is refused by the form, never misapplied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.zalo_api import JSON, ZaloApiError, ZaloClient, ZaloNetworkError, wait_or_stop
+from bot.channels.zalo_render import render, render_reply
+from handlers.context import Services
+from handlers.events import Event, EventKind, Reply
+from handlers.i18n import _
+from handlers.router import ROUTES, handle_event
+from models.admin_units import fold
+from models.conversations import Conversation
+from models.menus import menu_of, remember_menu
+
+CHANNEL = "zalo"
+SECRET_HEADER = "X-Bot-Api-Secret-Token"
+POLL_TIMEOUT = 30  # seconds one getUpdates call waits for an update
+MAX_RETRY_DELAY = 60.0
+EVENT_KINDS = {
+    "message.text.received": EventKind.TEXT,
+    "message.image.received": EventKind.PHOTO,
+    "message.sticker.received": EventKind.OTHER,
+    "message.unsupported.received": EventKind.OTHER,
+}
+
+log = logging.getLogger(__name__)
+
+
+def _command(text: str) -> tuple[str, tuple[str, ...]]:
+    """`/dangky`, `/start CODE`, and `/đăng ký` typed with its diacritics and space."""
+    head, *args = text[1:].split()
+    word = fold(head).replace(" ", "")
+    whole = fold(text[1:]).replace(" ", "")
+    if word not in ROUTES.commands and whole in ROUTES.commands:
+        return whole, ()
+    return word, tuple(args)
+
+
+def _message(update: JSON) -> JSON:
+    message = update.get("message")
+    return message if isinstance(message, dict) else {}
+
+
+def to_event(update: JSON) -> Event | None:
+    """The channel-neutral event of a private-chat update; None for what the bot ignores."""
+    message = _message(update)
+    sender, chat = message.get("from") or {}, message.get("chat") or {}
+    if not sender.get("id") or not chat.get("id") or sender.get("is_bot"):
+        return None
+    if str(chat.get("chat_type") or "PRIVATE").upper() != "PRIVATE":
+        return None
+    message_id = message.get("message_id")
+    base = Event(
+        channel=CHANNEL,
+        user_id=str(sender["id"]),
+        chat_id=str(chat["id"]),
+        kind=EventKind.OTHER,
+        update_id=str(message_id) if message_id else None,
+        display_name=str(sender.get("display_name") or sender.get("name") or ""),
+    )
+    kind = EVENT_KINDS.get(str(update.get("event_name")), EventKind.OTHER)
+    text = message.get("text")
+    if kind is not EventKind.TEXT:
+        return replace(base, kind=kind)
+    if not isinstance(text, str):
+        return base
+    if text.startswith("/") and text[1:].strip():
+        command, args = _command(text)
+        return replace(base, kind=EventKind.COMMAND, command=command, args=args)
+    return replace(base, kind=EventKind.TEXT, text=text)
+
+
+async def answer_from_menu(session: AsyncSession, event: Event) -> Event:
+    """A typed answer that names an entry of the chat's menu becomes that entry's button press
+    (or, for a word of a reply keyboard, that word); anything else is left as it is."""
+    if event.kind is not EventKind.TEXT:
+        return event
+    menu = await menu_of(session, CHANNEL, event.chat_id)
+    entry = menu.pick(event.text or "") if menu is not None else None
+    if menu is None or entry is None:
+        return event
+    if menu.unsolicited:
+        conversation = await session.get(Conversation, (CHANNEL, event.chat_id))
+        if conversation is not None and conversation.flow:
+            return event  # the form's question is what the user is answering
+    if entry.data is None:
+        return replace(event, text=entry.label)
+    return replace(event, kind=EventKind.CHOICE, choice=entry.data, text=None)
+
+
+class ZaloChannel:
+    """Receives updates (polling or webhook) and answers them. Each of `listeners` is told the
+    message id of every update that went through, whatever the outcome (tests wait on it)."""
+
+    def __init__(
+        self,
+        client: ZaloClient,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        services: Services,
+        *,
+        queued: Callable[[], None] = lambda: None,
+        poll_timeout: int = POLL_TIMEOUT,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self.client, self.sessionmaker, self.services = client, sessionmaker, services
+        self.queued, self.poll_timeout, self.retry_delay = queued, poll_timeout, retry_delay
+        self.listeners: list[Callable[[str], None]] = []
+        self._stopping = asyncio.Event()
+        self._tails: dict[str, asyncio.Task[None]] = {}  # the last update task of each chat
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[Any]] = []
+        self._runner: web.AppRunner | None = None
+        self._secret = b""
+
+    # --- receiving ------------------------------------------------------------------------
+
+    def start_polling(self) -> None:
+        self._loops.append(asyncio.create_task(self._poll(), name="zalo-polling"))
+
+    async def start_webhook(self, url: str, secret: str, listen: str, port: int) -> None:
+        """Serve the webhook at the path of `url`, then tell Zalo (retrying until it listens)."""
+        self._secret = secret.encode()
+        app = web.Application(client_max_size=1024**2)
+        app.router.add_post(urlsplit(url).path or "/", self._on_webhook)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, listen, port).start()
+        register = partial(self.client.set_webhook, url, secret)
+        self._loops.append(asyncio.create_task(self._until_done(register), name="zalo-webhook"))
+
+    async def stop(self) -> None:
+        """Stop receiving, then let the updates already received finish."""
+        self._stopping.set()
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._loops.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _until_done(self, call: Callable[[], Any]) -> bool:
+        """Retry an API call with a growing delay; False when stopped before it succeeded."""
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                await call()
+                return True
+            except (ZaloApiError, ZaloNetworkError) as error:
+                failures += 1
+                delay = min(MAX_RETRY_DELAY, self.retry_delay * 2 ** (failures - 1))
+                log.warning("Zalo API call failed (%s); retrying in %.1f s", error, delay)
+                if await wait_or_stop(self._stopping, delay):
+                    break
+        return False
+
+    async def _poll(self) -> None:
+        # getUpdates and a webhook exclude each other: make sure no webhook is left over.
+        if not await self._until_done(self.client.delete_webhook):
+            return
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                update = await self.client.get_update(self.poll_timeout)
+            except Exception as error:  # network, API or a bug: the loop must keep polling
+                failures += 1
+                delay = min(MAX_RETRY_DELAY, self.retry_delay * 2 ** (failures - 1))
+                known = isinstance(error, ZaloApiError | ZaloNetworkError)
+                log.warning(
+                    "Zalo getUpdates failed (%s); retrying in %.1f s",
+                    error,
+                    delay,
+                    exc_info=not known,
+                )
+                await wait_or_stop(self._stopping, delay)
+                continue
+            failures = 0
+            if update is not None:
+                self.submit(update)
+
+    async def _on_webhook(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not self._secret or not hmac.compare_digest(given, self._secret):
+            log.warning("refused a Zalo webhook call without the right secret")
+            return web.json_response({"ok": False, "description": "Forbidden"}, status=403)
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"ok": False, "description": "Bad Request"}, status=400)
+        # The update itself, or wrapped like an API answer: {"ok": true, "result": {...}}.
+        update = body.get("result", body) if isinstance(body, dict) else None
+        if not isinstance(update, dict):
+            return web.json_response({"ok": False, "description": "Bad Request"}, status=400)
+        # Answered once handled: if that takes too long Zalo sends it again, and the copy is
+        # dropped by its message id.
+        await self.submit(update)
+        return web.json_response({"message": "Success"})
+
+    def submit(self, update: JSON) -> asyncio.Task[None]:
+        """Handle an update after the ones of its chat that came before it."""
+        chat = str((_message(update).get("chat") or {}).get("id") or "")
+        task = asyncio.create_task(self._after(self._tails.get(chat), update))
+        self._tails[chat] = task
+        self._tasks.add(task)
+        task.add_done_callback(partial(self._finished, chat))
+        return task
+
+    def _finished(self, chat: str, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._tails.get(chat) is task:
+            del self._tails[chat]
+
+    async def _after(self, previous: asyncio.Task[None] | None, update: JSON) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        await self.process(update)
+
+    # --- answering ------------------------------------------------------------------------
+
+    async def process(self, update: JSON) -> None:
+        """One update: its event in one transaction, then the replies. Never raises."""
+        event = to_event(update)
+        try:
+            if event is not None:
+                await self._answer(event)
+        except Exception:
+            log.exception("error while handling a Zalo update")
+            if event is not None:
+                await self._apologize(event.chat_id)
+        finally:
+            message_id = str(_message(update).get("message_id") or "")
+            for listener in self.listeners:
+                listener(message_id)
+
+    async def send_text(self, chat_id: str, reply: Reply) -> None:
+        for text in render_reply(reply).texts:
+            await self.client.send_message(chat_id, text)
+
+    async def _answer(self, event: Event) -> None:
+        chat_id = event.chat_id
+
+        async def progress(text: str) -> None:
+            await self.client.send_chat_action(chat_id)
+            await self.send_text(chat_id, Reply(text))
+
+        async with self.sessionmaker() as session, session.begin():
+            event = await answer_from_menu(session, event)
+            outcome = await handle_event(session, self.services, event, progress)
+            replies = outcome.replies or ([Reply(outcome.toast)] if outcome.toast else [])
+            # Rendered here, in the user's language that handle_event made current.
+            rendered = render(replies)
+            if rendered.texts:  # typed answers now refer to these choices (or to none)
+                now = self.services.clock()
+                await remember_menu(session, CHANNEL, chat_id, rendered.menu, now)
+        if outcome.notices:
+            self.queued()
+        for text in rendered.texts:
+            await self.client.send_message(chat_id, text)
+
+    async def _apologize(self, chat_id: str) -> None:
+        sorry = Reply(_("Sorry, something went wrong. Your answers are saved; please try again."))
+        try:
+            await self.send_text(chat_id, sorry)
+        except (ZaloApiError, ZaloNetworkError) as error:
+            log.warning("could not tell chat about the error: %s", error)

@@ -1,0 +1,209 @@
+"""The Zalo side of a bot process: API client, update loop and outbox worker, started and
+stopped together; and `serve`, which runs Zalo alone (no Telegram token) with the scheduled jobs.
+
+With both tokens set, `bot.app.build_application` starts a `ZaloBot` next to Telegram in the same
+event loop, and PTB's job queue schedules the jobs for both channels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any, cast
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
+
+from bot.channels.zalo import CHANNEL, ZaloChannel
+from bot.channels.zalo_api import ZaloApiError, ZaloClient, ZaloNetworkError, wait_or_stop
+from bot.channels.zalo_render import render
+from bot.delivery import DeliveryWorker, Send
+from bot.settings import Settings
+from handlers.context import Services
+from handlers.events import Reply
+from handlers.i18n import in_language
+from models.db import create_engine, create_sessionmaker
+from models.menus import remember_menu
+from models.outbox import Pacing
+from models.users import User
+
+log = logging.getLogger(__name__)
+
+# Zalo asks for a webhook secret of 8 to 256 characters.
+SECRET_LENGTH = range(8, 257)
+
+
+async def _send_text(client: ZaloClient, chat_id: str, text: str) -> str:
+    """sendMessage, with Zalo's failures raised as the errors the delivery worker knows
+    (it was written against Telegram's): it retries, backs off or gives up the same way."""
+    try:
+        return await client.send_message(chat_id, text)
+    except ZaloNetworkError as error:
+        raise NetworkError(str(error)) from None
+    except ZaloApiError as error:
+        if error.code == 429:
+            seconds = int(error.parameters.get("retry_after") or 1)
+            raise RetryAfter(dt.timedelta(seconds=max(1, seconds))) from None
+        if error.code == 403:  # the user blocked the bot or never talked to it
+            raise Forbidden(error.description) from None
+        if error.code in (400, 404):
+            raise BadRequest(error.description) from None
+        raise NetworkError(f"{error.code}: {error.description}") from None
+
+
+def zalo_sender(
+    client: ZaloClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    reader: async_sessionmaker[AsyncSession],
+    clock: Callable[[], dt.datetime],
+) -> Send:
+    """Sends one outbox reply as Zalo text, in the recipient's language (for the menu hints),
+    and remembers its choices so that the recipient can answer them with a number."""
+
+    async def send(chat_id: str, reply: Reply) -> str:
+        async with reader() as session:
+            language = await session.scalar(
+                select(User.language)
+                .where(User.channel == CHANNEL, User.chat_id == chat_id)
+                .limit(1)
+            )
+        with in_language(language):
+            rendered = render([reply])
+        message_id = ""
+        for text in rendered.texts:
+            message_id = await _send_text(client, chat_id, text)
+        if rendered.menu:
+            async with sessionmaker() as session, session.begin():
+                await remember_menu(
+                    session, CHANNEL, chat_id, rendered.menu, clock(), unsolicited=True
+                )
+        return message_id
+
+    return send
+
+
+class ZaloBot:
+    """One per process, like the Telegram Application; several may share a database."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        services: Services,
+        *,
+        queued: Callable[[], None] = lambda: None,
+        poll_timeout: int = 30,
+        retry_delay: float = 1.0,
+    ) -> None:
+        if not settings.zalo_bot_token:
+            raise ValueError("ZALO_BOT_TOKEN is not set")
+        webhook_secret = settings.zalo_webhook_secret or ""
+        if settings.zalo_webhook_url and len(webhook_secret) not in SECRET_LENGTH:
+            raise ValueError("ZALO_WEBHOOK_SECRET must be 8 to 256 characters long")
+        self.settings, self.queued = settings, queued
+        self.client = ZaloClient(
+            settings.zalo_bot_token, settings.zalo_api_url, settings.ocop_delivery_timeout
+        )
+        sessionmaker = create_sessionmaker(engine)
+        reader = create_sessionmaker(engine, read_only=True)
+        send = zalo_sender(self.client, sessionmaker, reader, services.clock)
+        self.worker = DeliveryWorker(
+            sessionmaker, CHANNEL, send, Pacing(settings.ocop_delivery_rate)
+        )
+        self.channel = ZaloChannel(
+            self.client,
+            sessionmaker,
+            services,
+            queued=self._queued,
+            poll_timeout=poll_timeout,
+            retry_delay=retry_delay,
+        )
+        self._delivery: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Messages for Zalo were queued: deliver now rather than at the next poll."""
+        self.worker.wake()
+
+    def _queued(self) -> None:
+        # A Zalo event may queue notices for either channel (an official reviews a
+        # registration made on Telegram), so both deliveries are woken.
+        self.worker.wake()
+        self.queued()
+
+    async def start(self) -> None:
+        await self.client.start()
+        try:
+            me = await self.client.get_me()
+            log.info("Zalo bot %s connected", me.get("account_name") or me.get("id") or "")
+        except ZaloApiError as error:
+            if error.code in (401, 403):
+                await self.client.close()
+                raise ValueError(f"Zalo refused ZALO_BOT_TOKEN: {error.description}") from None
+            log.warning("Zalo getMe failed (%s); carrying on", error)
+        except ZaloNetworkError as error:  # the loops retry until Zalo is reachable
+            log.warning("Zalo is not reachable yet (%s); carrying on", error)
+        self._delivery = asyncio.create_task(self.worker.run(), name="zalo-outbox-delivery")
+        settings = self.settings
+        if settings.zalo_webhook_url:
+            await self.channel.start_webhook(
+                settings.zalo_webhook_url,
+                settings.zalo_webhook_secret or "",
+                settings.zalo_webhook_listen,
+                settings.zalo_webhook_port,
+            )
+        else:
+            self.channel.start_polling()
+
+    async def stop(self) -> None:
+        await self.channel.stop()
+        await self.worker.stop()
+        if self._delivery is not None:
+            await self._delivery
+            self._delivery = None
+        await self.client.close()
+
+
+# PTB's job queue hands its jobs a context; the jobs do not use it.
+_NO_CONTEXT = cast(Any, None)
+TICK_SECONDS = 60
+
+
+async def _run_jobs(jobs: list[Callable[[Any], Any]], stopping: asyncio.Event) -> None:
+    """The scheduled jobs every minute, as PTB's job queue would (they check what is due)."""
+    while not stopping.is_set():
+        for job in jobs:
+            try:
+                await job(_NO_CONTEXT)
+            except Exception:
+                log.exception("scheduled job %s failed", type(job).__name__)
+        if await wait_or_stop(stopping, TICK_SECONDS):
+            return
+
+
+async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> None:
+    """Run the Zalo channel alone until SIGINT/SIGTERM (or `stopping` is set)."""
+    from bot.app import build_services
+    from bot.jobs import DigestJob, ReminderJob, parse_time
+
+    stopping = stopping or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    engine = create_engine(settings.database_url)
+    services = build_services(settings)
+    zalo = ZaloBot(settings, engine, services)
+    sessionmaker = create_sessionmaker(engine)
+    jobs: list[Callable[[Any], Any]] = [
+        DigestJob(sessionmaker, services, parse_time(settings.ocop_digest_time), zalo.wake),
+        ReminderJob(sessionmaker, services, zalo.wake),
+    ]
+    try:
+        await zalo.start()
+        await _run_jobs(jobs, stopping)
+    finally:
+        await zalo.stop()
+        await engine.dispose()

@@ -1,0 +1,153 @@
+"""How the Zalo channel is served: `ocop-bot run` with only a Zalo token (long polling), and
+webhook mode, where updates pushed by Zalo are answered and a call without the secret is not."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.app import build_services
+from bot.channels.zalo_bot import ZaloBot
+from bot.cli import main
+from bot.emulator.zalo import ZaloEmulator
+from bot.settings import Settings
+from tests.zalo_harness import ZaloBotUnderTest, ZaloUser, zalo_emulator, zalo_settings
+
+__all__ = ["zalo_emulator"]  # fixtures
+
+OCOP_BOT = str(Path(sys.executable).with_name("ocop-bot"))
+
+
+def test_run_without_any_token_names_both_channels(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    monkeypatch.delenv("ZALO_BOT_TOKEN", raising=False)
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "TELEGRAM_BOT_TOKEN" in err and "ZALO_BOT_TOKEN" in err
+
+
+async def test_ocop_bot_run_serves_zalo_alone(zalo_emulator: ZaloEmulator, tmp_path: Path) -> None:
+    """Migrates a fresh database, long-polls Zalo, answers, stops on SIGTERM."""
+    environment = {
+        **os.environ,
+        "ZALO_BOT_TOKEN": zalo_emulator.token,
+        "ZALO_API_URL": zalo_emulator.api_url,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/data/ocop.db",
+    }
+    environment.pop("TELEGRAM_BOT_TOKEN", None)
+    process = await asyncio.create_subprocess_exec(
+        OCOP_BOT,
+        "run",
+        cwd=tmp_path,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        zalo_emulator.send_text("u1", "/start")
+        [welcome] = await zalo_emulator.wait_for_messages("u1", 1, timeout=60)
+        assert "Chương trình OCOP" in welcome["text"]
+        zalo_emulator.send_text("u1", "1")
+        messages = await zalo_emulator.wait_for_messages("u1", 2, timeout=30)
+        assert "xã/phường nào" in messages[1]["text"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+    log = output.decode()
+    assert process.returncode == 0, log
+    assert zalo_emulator.token not in log
+    assert not [name for name, _ in zalo_emulator.calls if name.lower().startswith("setwebhook")]
+
+
+SECRET = "đúng-bí-mật-2026"  # non-ASCII on purpose: the comparison works on bytes
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def webhook_settings(settings: Settings, zalo_emulator: ZaloEmulator) -> Settings:
+    port = free_port()
+    return zalo_settings(
+        settings,
+        zalo_emulator,
+        zalo_webhook_url=f"http://127.0.0.1:{port}/zalo/webhook",
+        zalo_webhook_secret=SECRET,
+        zalo_webhook_listen="127.0.0.1",
+        zalo_webhook_port=port,
+    )
+
+
+@pytest.fixture
+async def webhook_bot(
+    webhook_settings: Settings, engine: AsyncEngine, zalo_emulator: ZaloEmulator
+) -> AsyncIterator[ZaloBotUnderTest]:
+    running = ZaloBotUnderTest(webhook_settings, engine, zalo_emulator)
+    await running.start()
+    yield running
+    await running.stop()
+
+
+async def test_a_conversation_over_the_webhook(
+    webhook_bot: ZaloBotUnderTest, zalo_emulator: ZaloEmulator
+) -> None:
+    user = ZaloUser(zalo_emulator, webhook_bot.handled, "8300000000000000001")
+    await user.say("/start")
+    assert "1. 📝 Đăng ký sản phẩm mới" in user.text
+    await user.say("1")
+    assert "xã/phường nào" in user.text
+    assert zalo_emulator.webhook is not None
+    assert zalo_emulator.webhook["url"].endswith("/zalo/webhook")
+    assert zalo_emulator.webhook["secret_token"] == SECRET
+    # Pushed one at a time: the first was answered before the second went out.
+    assert zalo_emulator.webhook_statuses[0] == 200
+    assert not [name for name, _params in zalo_emulator.calls if name == "getUpdates"]
+
+
+async def test_a_call_without_the_right_secret_is_refused(
+    webhook_bot: ZaloBotUnderTest, zalo_emulator: ZaloEmulator
+) -> None:
+    user = ZaloUser(zalo_emulator, webhook_bot.handled, "8300000000000000002")
+    await user.say("/start")  # the webhook is registered and answers
+    before = len(zalo_emulator.sent)
+    forged = {
+        "event_name": "message.text.received",
+        "message": {
+            "message_id": "forged-1",
+            "from": {"id": user.user_id, "display_name": "Kẻ giả", "is_bot": False},
+            "chat": {"id": user.user_id, "chat_type": "PRIVATE"},
+            "date": 1764385200000,
+            "text": "/hoso",
+        },
+    }
+    assert await zalo_emulator.post_to_webhook(forged, "sai-bí-mật-2026") == 403
+    assert await zalo_emulator.post_to_webhook(forged, None) == 403
+    assert await zalo_emulator.post_to_webhook(forged, SECRET[:-1]) == 403
+    assert len(zalo_emulator.sent) == before  # nothing was handled
+    # The same update with the right secret, wrapped the way API answers are, is accepted.
+    assert await zalo_emulator.post_to_webhook({"ok": True, "result": forged}, SECRET) == 200
+    assert "chưa đăng ký sản phẩm nào" in zalo_emulator.sent[-1]["text"]
+
+
+def test_a_webhook_needs_a_secret_zalo_accepts(
+    webhook_settings: Settings, engine: AsyncEngine
+) -> None:
+    services = build_services(webhook_settings)
+    for secret in (None, "short"):
+        unsafe = webhook_settings.model_copy(update={"zalo_webhook_secret": secret})
+        with pytest.raises(ValueError, match="ZALO_WEBHOOK_SECRET"):
+            ZaloBot(unsafe, engine, services)
