@@ -10,6 +10,9 @@ from pathlib import Path
 
 from bench import conversation
 from bench.broadcast import broadcast
+from bench.memory import idle_memory
+from bench.national import national
+from bench.startup import startup
 
 RESULTS = Path(__file__).with_name("results.md")
 PRODUCERS = int(os.environ.get("BENCH_PRODUCERS", "2000"))
@@ -102,8 +105,79 @@ async def _ours_on_postgres(server_url: str) -> conversation.Run:
         await admin.dispose()
 
 
+async def national_rows() -> list[Row]:
+    rows: list[Row] = []
+    postgres = await _postgres_url() is not None
+    for r in await national(postgres=postgres, server_url=POSTGRES_URL):
+        share = f"{r.province}: {r.province_registrations:,} of {r.registrations:,} registrations"
+        rows += [
+            (
+                f"national: digest of a province-wide official ({r.backend})",
+                f"{r.digest_seconds:.2f} s ({share}; {r.digest_lines})",
+                f"whole country, for information: {r.country_digest_seconds:.2f} s",
+                "–",
+                "≤ 1 s",
+                r.digest_seconds <= 1.0,
+            ),
+            (
+                f"national: /stats of the province ({r.backend})",
+                f"{r.stats_seconds:.2f} s",
+                f"whole country, for information: {r.country_stats_seconds:.2f} s",
+                "–",
+                "≤ 1 s",
+                r.stats_seconds <= 1.0,
+            ),
+            (
+                f"national: full export, {r.export_rows:,} rows ({r.backend})",
+                f"{r.export_cpu_seconds:.1f} s CPU ({r.export_seconds:.1f} s wall), "
+                f"peak {r.export_peak_mb:.0f} MB",
+                f"same cells, no formatting: {r.baseline_cpu_seconds:.1f} s CPU "
+                f"({r.baseline_seconds:.1f} s wall), peak {r.baseline_peak_mb:.0f} MB",
+                f"{r.export_ratio:.2f} (wall {r.export_wall_ratio:.2f})",
+                "≤ 1.50, peak ≤ 300 MB",
+                r.export_ratio <= 1.5 and r.export_peak_mb <= 300,
+            ),
+        ]
+    return rows
+
+
+async def memory_rows() -> list[Row]:
+    m = await idle_memory()
+    return [
+        (
+            f"idle memory: {m.conversations:,} forms in progress",
+            f"+{m.delta_mb:.1f} MB ({m.per_conversation_kb:.2f} KB each; "
+            f"{m.in_progress:,} forms took their answer)",
+            f"no form in progress: {m.rss_none_mb:.0f} MB resident",
+            f"{m.delta_mb:.1f} MB",
+            "≤ 20 MB",
+            m.passed,
+        )
+    ]
+
+
+async def startup_rows() -> list[Row]:
+    s = await startup()
+    return [
+        (
+            "start-up: `ocop-bot run` to the first reply",
+            f"{s.ours_seconds:.2f} s, fresh database ({s.restart_seconds:.2f} s migrated)",
+            f"bare PTB echo bot {s.bare_seconds:.2f} s",
+            f"{s.ratio:.2f}",
+            "≤ 2.00",
+            s.passed,
+        )
+    ]
+
+
 async def main() -> str:
-    rows = [*await conversation_rows(), *await broadcast_rows()]
+    rows = [
+        *await conversation_rows(),
+        *await broadcast_rows(),
+        *await national_rows(),
+        *await memory_rows(),
+        *await startup_rows(),
+    ]
     lines = [
         "# Benchmark results",
         "",

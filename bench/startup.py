@@ -1,0 +1,144 @@
+"""Start-up: `ocop-bot run` from process spawn to its first reply, against the Telegram emulator
+(each run in a process of its own, with a fresh emulator and a fresh SQLite file, so migrations
+are part of it), vs. the barest PTB application (bench/startup_bare.py) on the same emulator.
+
+A "/start" from a user is waiting at the emulator before the bot is spawned; the clock stops when
+the emulator has the bot's reply (GET /_emulator/wait). Median of 3 runs each, alternated;
+target: ours <= 2x the bare application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+TOKEN = "123456:BENCH"
+ROOT = Path(__file__).resolve().parent.parent
+OCOP_BOT = Path(sys.executable).with_name("ocop-bot")
+BARE = Path(__file__).with_name("startup_bare.py")
+RUNS = 3
+
+
+@dataclass(frozen=True)
+class StartupResult:
+    ours_seconds: float  # median, fresh database (migrations included)
+    bare_seconds: float  # median
+    restart_seconds: float  # median, ours on a database already migrated (for information)
+    ours_runs: tuple[float, ...]
+    bare_runs: tuple[float, ...]
+
+    @property
+    def ratio(self) -> float:
+        return self.ours_seconds / self.bare_seconds
+
+    @property
+    def passed(self) -> bool:
+        return self.ratio <= 2.0
+
+
+async def _emulator() -> tuple[asyncio.subprocess.Process, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.emulator", "--port", "0", "--token", TOKEN,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    while line := (await process.stdout.readline()).decode():
+        if "listening on " in line:
+            return process, line.split("listening on ")[1].strip()
+    raise RuntimeError("the emulator did not start")
+
+
+def _ocop_bot(command: str) -> list[str]:
+    """The installed console script, as an operator runs it (the module when not installed)."""
+    if OCOP_BOT.exists():
+        return [str(OCOP_BOT), command]
+    return [sys.executable, "-m", "bot.cli", command]
+
+
+def _command(kind: str, api_url: str) -> list[str]:
+    if kind == "bare":
+        return [sys.executable, str(BARE), TOKEN, api_url]
+    return _ocop_bot("run")
+
+
+def _environment(api_url: str, database: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "OCOP_"))}
+    env.update(
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_URL=api_url,
+        DATABASE_URL=f"sqlite+aiosqlite:///{database}",
+        PTB_TIMEDELTA="true",
+    )
+    return env
+
+
+async def first_reply(kind: str) -> float:
+    """Seconds from spawning the bot to the emulator holding its answer to a waiting /start.
+
+    `kind`: "bare", "ours" (fresh database) or "restart" (ours, database migrated beforehand)."""
+    emulator, base = await _emulator()
+    folder = Path(tempfile.mkdtemp(prefix="ocop-bench-startup-"))
+    api_url = f"{base}/bot"
+    env = _environment(api_url, folder / "ocop.db")
+    bot: asyncio.subprocess.Process | None = None
+    try:
+        if kind == "restart":
+            migrate = await asyncio.create_subprocess_exec(
+                *_ocop_bot("migrate"), env=env, cwd=folder,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            if await migrate.wait():
+                raise RuntimeError("ocop-bot migrate failed")
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            sent = await client.post("/_emulator/send_text", json={"user_id": 1, "text": "/start"})
+            sent.raise_for_status()
+            start = time.perf_counter()
+            bot = await asyncio.create_subprocess_exec(
+                *_command(kind, api_url), env=env, cwd=folder,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            answer = await client.get("/_emulator/wait", params={"chat_id": 1, "count": 1,
+                                                                 "timeout": 60})  # fmt: skip
+            seconds = time.perf_counter() - start
+            answer.raise_for_status()
+        return seconds
+    finally:
+        if bot is not None and bot.returncode is None:
+            bot.terminate()
+            await bot.wait()
+        emulator.terminate()
+        await emulator.wait()
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+
+
+async def startup(runs: int = RUNS) -> StartupResult:
+    """Median time to the first reply of each kind of start, over `runs` alternated rounds."""
+    ours: list[float] = []
+    bare: list[float] = []
+    restart: list[float] = []
+    for _run in range(runs):  # alternated, so a busy moment hurts all alike
+        bare.append(await first_reply("bare"))
+        ours.append(await first_reply("ours"))
+        restart.append(await first_reply("restart"))
+    return StartupResult(
+        ours_seconds=statistics.median(ours),
+        bare_seconds=statistics.median(bare),
+        restart_seconds=statistics.median(restart),
+        ours_runs=tuple(ours),
+        bare_runs=tuple(bare),
+    )
+
+
+if __name__ == "__main__":
+    result = asyncio.run(startup())
+    print(result)
+    print(f"ratio {result.ratio:.2f}  passed {result.passed}")
