@@ -73,14 +73,15 @@ def zalo_sender(
             )
         with in_language(language):
             rendered = render([reply])
-        message_id = ""
-        for text in rendered.texts:
-            message_id = await _send_text(client, chat_id, text)
         if rendered.menu:
+            # Remembered before sending: the recipient may answer "1" the instant it arrives.
             async with sessionmaker() as session, session.begin():
                 await remember_menu(
                     session, CHANNEL, chat_id, rendered.menu, clock(), unsolicited=True
                 )
+        message_id = ""
+        for text in rendered.texts:
+            message_id = await _send_text(client, chat_id, text)
         return message_id
 
     return send
