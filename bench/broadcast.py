@@ -8,9 +8,7 @@ with zero 429 answers and zero duplicates.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -20,13 +18,12 @@ from sqlalchemy import func, insert, select
 from telegram import Bot
 from telegram.request import HTTPXRequest
 
+from bench.transport import TOKEN, start_emulator
 from bot.delivery import CONCURRENT_SENDS, DeliveryWorker, telegram_sender
 from bot.migrate import upgrade
 from models.base import utcnow
 from models.db import create_engine, create_sessionmaker
 from models.outbox import DeliveryChat, OutboxMessage, OutboxStatus, Pacing
-
-TOKEN = "123456:BENCH"
 
 
 @dataclass(frozen=True)
@@ -45,29 +42,6 @@ class BroadcastResult:
     @property
     def fraction(self) -> float:
         return self.per_second / self.rate_limit
-
-
-async def start_emulator(limits: dict[str, float]) -> tuple[asyncio.subprocess.Process, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.emulator",
-        "--port",
-        "0",
-        "--token",
-        TOKEN,
-        "--limits",
-        json.dumps(limits),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    assert process.stdout is not None
-    while True:  # the first line names the address it listens on
-        line = (await process.stdout.readline()).decode()
-        if not line:
-            raise RuntimeError("the emulator did not start")
-        if "listening on " in line:
-            return process, line.split("listening on ")[1].strip()
 
 
 async def queue(url: str, chats: int, per_chat: int) -> None:

@@ -30,12 +30,11 @@ from telegram.ext import (
     filters,
 )
 
-from bench.transport import BOT_USER, Inbox, LocalTransport
+from bench.transport import BOT_USER, TOKEN, Inbox, LocalTransport
 from bot.app import build_application
 from bot.migrate import upgrade
 from bot.settings import Settings
 
-TOKEN = "123456:BENCH"
 _updates = itertools.count(1)
 
 # The registration as a producer answers it: ("tap", label) presses a button of the last

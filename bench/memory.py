@@ -35,6 +35,7 @@ from telegram.ext import Application
 
 from bench.local_api import LocalBotApi, text_update
 from bench.rss import rss_mb
+from bench.transport import TOKEN, start_emulator
 from bot.app import build_application
 from bot.migrate import upgrade
 from bot.settings import Settings
@@ -44,7 +45,6 @@ from models.db import create_engine, create_sessionmaker
 from models.domain import Role
 from models.users import User
 
-TOKEN = "123456:BENCH"
 ROOT = Path(__file__).resolve().parent.parent  # the child runs `-m bench.memory` from here
 FIRST_CHAT = 10_000_000
 FIRST_WARMUP = 1
@@ -188,18 +188,6 @@ async def _child(url: str, api_url: str, conversations: int, warmup: int) -> dic
     }
 
 
-async def _start_emulator() -> tuple[asyncio.subprocess.Process, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.emulator", "--port", "0", "--token", TOKEN,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT,
-    )  # fmt: skip
-    assert process.stdout is not None
-    while line := (await process.stdout.readline()).decode():
-        if "listening on " in line:
-            return process, line.split("listening on ")[1].strip()
-    raise RuntimeError("the emulator did not start")
-
-
 def _size_mb(folder: str) -> float:
     return sum(file.stat().st_size for file in Path(folder).iterdir()) / 1024**2
 
@@ -214,7 +202,7 @@ async def idle_memory(conversations: int = 10_000, warmup: int = 300) -> MemoryR
         range(FIRST_CHAT, FIRST_CHAT + conversations),
     )
     await seed(url, [*warm, *measured])
-    emulator, base = await _start_emulator()
+    emulator, base = await start_emulator()
     try:
         child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.memory", "--child", url, f"{base}/bot",

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 
-TOKEN = "123456:BENCH"
-ROOT = Path(__file__).resolve().parent.parent
+from bench.transport import TOKEN, start_emulator
+
 OCOP_BOT = Path(sys.executable).with_name("ocop-bot")
 BARE = Path(__file__).with_name("startup_bare.py")
 RUNS = 3
@@ -43,18 +43,6 @@ class StartupResult:
     @property
     def passed(self) -> bool:
         return self.ratio <= 2.0
-
-
-async def _emulator() -> tuple[asyncio.subprocess.Process, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.emulator", "--port", "0", "--token", TOKEN,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT,
-    )  # fmt: skip
-    assert process.stdout is not None
-    while line := (await process.stdout.readline()).decode():
-        if "listening on " in line:
-            return process, line.split("listening on ")[1].strip()
-    raise RuntimeError("the emulator did not start")
 
 
 def _ocop_bot(command: str) -> list[str]:
@@ -85,7 +73,7 @@ async def first_reply(kind: str) -> float:
     """Seconds from spawning the bot to the emulator holding its answer to a waiting /start.
 
     `kind`: "bare", "ours" (fresh database) or "restart" (ours, database migrated beforehand)."""
-    emulator, base = await _emulator()
+    emulator, base = await start_emulator()
     folder = Path(tempfile.mkdtemp(prefix="ocop-bench-startup-"))
     api_url = f"{base}/bot"
     env = _environment(api_url, folder / "ocop.db")

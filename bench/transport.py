@@ -6,14 +6,35 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from telegram.request import BaseRequest, RequestData
 
 BOT_USER = {"id": 424242, "is_bot": True, "first_name": "OCOP", "username": "ocop_bench_bot"}
+TOKEN = "123456:BENCH"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def start_emulator(
+    limits: dict[str, float] | None = None,
+) -> tuple[asyncio.subprocess.Process, str]:
+    """The Telegram emulator in a process of its own (so it does not compete with the bot being
+    measured); returns the process and the base URL it listens on."""
+    extra = ["--limits", json.dumps(limits)] if limits else []
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.emulator", "--port", "0", "--token", TOKEN, *extra,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    while line := (await process.stdout.readline()).decode():
+        if "listening on " in line:  # the first line names the address
+            return process, line.split("listening on ")[1].strip()
+    raise RuntimeError("the emulator did not start")
 
 
 @dataclass
