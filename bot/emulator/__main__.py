@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 from collections.abc import Callable
 from typing import TypeVar
 
 from bot.emulator.faults import Faults, Limits
 from bot.emulator.telegram import TelegramEmulator
+from bot.emulator.wire import serve_until_signal
 
 _T = TypeVar("_T")
 
@@ -59,28 +59,23 @@ async def _serve(args: argparse.Namespace) -> None:
         token=args.token, host=args.host, port=args.port, bot_username=args.bot_username
     )
     emulator.faults, emulator.limits = args.faults, args.limits
-    await emulator.start()
-    base = f"http://{emulator.host}:{emulator.port}"
-    send = f'curl -s {base}/_emulator/send_text -d \'{{"user_id": 1, "text": "/start"}}\''
-    print(
-        f"Telegram Bot API emulator listening on {base}\n"
-        "Run the bot with:\n"
-        f"  TELEGRAM_API_URL={emulator.api_url}\n"
-        f"  TELEGRAM_FILE_URL={emulator.file_url}\n"
-        f"  TELEGRAM_BOT_TOKEN={emulator.token}\n"
-        "Talk to it as user 1 (routes in `python -m pydoc bot.emulator.control`):\n"
-        f"  {send}\n"
-        f"  curl -s '{base}/_emulator/messages?chat_id=1'\n"
-        "Press Ctrl-C to stop.",
-        flush=True,
-    )
-    stopped = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(signum, stopped.set)
-    try:
-        await stopped.wait()
-    finally:
-        await emulator.stop()
+
+    def banner() -> str:
+        base = f"http://{emulator.host}:{emulator.port}"
+        send = f'curl -s {base}/_emulator/send_text -d \'{{"user_id": 1, "text": "/start"}}\''
+        return (
+            f"Telegram Bot API emulator listening on {base}\n"
+            "Run the bot with:\n"
+            f"  TELEGRAM_API_URL={emulator.api_url}\n"
+            f"  TELEGRAM_FILE_URL={emulator.file_url}\n"
+            f"  TELEGRAM_BOT_TOKEN={emulator.token}\n"
+            "Talk to it as user 1 (routes in `python -m pydoc bot.emulator.control`):\n"
+            f"  {send}\n"
+            f"  curl -s '{base}/_emulator/messages?chat_id=1'\n"
+            "Press Ctrl-C to stop."
+        )
+
+    await serve_until_signal(emulator, banner)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,11 +8,14 @@ or ``&`` from unescaped user input, unknown or unbalanced tags), ``callback_data
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
+import signal
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -172,3 +175,21 @@ def error(code: int, description: str, parameters: JSON | None = None) -> web.Re
     if parameters:
         body["parameters"] = parameters
     return web.json_response(body, status=code)
+
+
+class Serving(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+async def serve_until_signal(emulator: Serving, banner: Callable[[], str]) -> None:
+    """Standalone mode: start, print how to use it, serve until SIGINT or SIGTERM, stop."""
+    await emulator.start()
+    print(banner(), flush=True)
+    stopped = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        await emulator.stop()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -60,29 +59,25 @@ def add_control_routes(app: web.Application, emulator: ZaloEmulator) -> None:
 
 
 async def _serve(host: str, port: int, token: str) -> None:
+    from bot.emulator.wire import serve_until_signal
     from bot.emulator.zalo import ZaloEmulator
 
     emulator = ZaloEmulator(token=token, host=host, port=port)
-    await emulator.start()
-    base = f"http://{emulator.host}:{emulator.port}"
-    print(
-        f"Zalo Bot API emulator listening on {base}\n"
-        "Run the bot with:\n"
-        f"  ZALO_API_URL={emulator.api_url}\n"
-        f"  ZALO_BOT_TOKEN={emulator.token}\n"
-        "Talk to it as user u1:\n"
-        f'  curl -s {base}/_emulator/send_text -d \'{{"user_id": "u1", "text": "menu"}}\'\n'
-        f"  curl -s '{base}/_emulator/messages?chat_id=u1'\n"
-        "Press Ctrl-C to stop.",
-        flush=True,
-    )
-    stopped = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(signum, stopped.set)
-    try:
-        await stopped.wait()
-    finally:
-        await emulator.stop()
+
+    def banner() -> str:
+        base = f"http://{emulator.host}:{emulator.port}"
+        return (
+            f"Zalo Bot API emulator listening on {base}\n"
+            "Run the bot with:\n"
+            f"  ZALO_API_URL={emulator.api_url}\n"
+            f"  ZALO_BOT_TOKEN={emulator.token}\n"
+            "Talk to it as user u1:\n"
+            f'  curl -s {base}/_emulator/send_text -d \'{{"user_id": "u1", "text": "menu"}}\'\n'
+            f"  curl -s '{base}/_emulator/messages?chat_id=u1'\n"
+            "Press Ctrl-C to stop."
+        )
+
+    await serve_until_signal(emulator, banner)
 
 
 def main(argv: list[str] | None = None) -> None:
