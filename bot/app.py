@@ -19,7 +19,8 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot.channels.telegram import CHANNEL, make_update_handler
+from bot.batch import Batcher
+from bot.channels.telegram import CHANNEL, ChatOrder, make_update_handler
 from bot.delivery import CONCURRENT_SENDS, DeliveryWorker, telegram_sender
 from bot.jobs import parse_time, schedule_jobs
 from bot.settings import Settings
@@ -90,6 +91,7 @@ def build_application(
     own_engine = engine is None
     db = engine if engine is not None else create_engine(settings.database_url)
     sessionmaker = create_sessionmaker(db)
+    batcher = Batcher(sessionmaker)
     shared = services or build_services(settings)
 
     # Notifications go out through the outbox with a bot of their own: the worker paces them
@@ -115,7 +117,7 @@ def build_application(
         # Imported only when used: aiohttp alone is ~0.15 s of start-up (bench/README.md).
         from bot.channels.zalo_bot import ZaloBot
 
-        zalo = ZaloBot(settings, db, shared, queued=worker.wake)
+        zalo = ZaloBot(settings, db, shared, queued=worker.wake, batcher=batcher)
 
     def queued() -> None:
         """Notices were queued; they may be for either channel."""
@@ -166,8 +168,9 @@ def build_application(
     if rate_limiter:  # Telegram's 30 messages/s; a benchmark measuring the bot turns it off
         # (PTB types a builder without a limiter as BaseRateLimiter[None].)
         builder = builder.rate_limiter(AIORateLimiter(max_retries=3))  # type: ignore[arg-type]
+    builder = builder.concurrent_updates(ChatOrder())
     application = builder.build()
-    handler = make_update_handler(sessionmaker, shared, queued)
+    handler = make_update_handler(batcher, shared, queued)
     # One handler for everything: routing happens in handlers/, not in PTB filters.
     application.add_handler(TypeHandler(Update, handler))
     application.add_error_handler(report_error)

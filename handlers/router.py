@@ -10,7 +10,8 @@ Routing order matters and is decided here only:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,8 +23,8 @@ from handlers.menu import ENGINES
 from handlers.routes import Call, Routes, dispatch
 from models.admin_units import fold
 from models.base import utcnow
-from models.conversations import Conversation, load_conversation
-from models.users import claim_update, get_or_create_user
+from models.conversations import Conversation, conversations_for
+from models.users import Profile, User, claim_updates, users_for
 
 ROUTES = Routes()
 for feature in (menu, officials, review, documents, reminders):
@@ -47,28 +48,55 @@ def _typed_command(event: Event) -> tuple[str, tuple[str, ...]] | None:
     return None
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a batch of events needs before any of them runs, loaded for all at once: a few
+    statements per batch instead of a few per event (the group commit in bot/batch.py)."""
+
+    users: dict[tuple[str, str], User]
+    fresh: set[tuple[str, str]]  # (channel, update id) seen for the first time
+    conversations: dict[tuple[str, str], Conversation]
+
+
+async def prepare(session: AsyncSession, events: Sequence[Event]) -> Prepared:
+    """Senders (created when new), the claim of each update id, and each chat's conversation."""
+    users = await users_for(
+        session,
+        [Profile(e.channel, e.user_id, e.chat_id, e.display_name, e.username) for e in events],
+    )
+    fresh = await claim_updates(
+        session,
+        [
+            (e.channel, e.update_id, users[(e.channel, e.user_id)].id)
+            for e in events
+            if e.update_id is not None
+        ],
+    )
+    conversations = await conversations_for(session, [(e.channel, e.chat_id) for e in events])
+    return Prepared(users, fresh, conversations)
+
+
 async def handle_event(
-    session: AsyncSession, services: Services, event: Event, progress: Progress = _no_progress
+    session: AsyncSession,
+    services: Services,
+    event: Event,
+    progress: Progress = _no_progress,
+    prepared: Prepared | None = None,
 ) -> Outcome:
     """Handle one event inside the caller's transaction; returns what to send back.
 
-    Notices for other people are queued in the outbox in the same transaction."""
-    user = await get_or_create_user(
-        session,
-        event.channel,
-        event.user_id,
-        chat_id=event.chat_id,
-        display_name=event.display_name,
-        username=event.username,
-    )
-    if event.update_id is not None and not await claim_update(
-        session, event.channel, event.update_id, user.id
-    ):
-        return Outcome()
+    `prepared` comes from `prepare` over a batch that includes this event, in this transaction;
+    without it the event prepares alone. Notices for other people are queued in the outbox in
+    the same transaction."""
+    if prepared is None:
+        prepared = await prepare(session, [event])
+    user = prepared.users[(event.channel, event.user_id)]
+    if event.update_id is not None and (event.channel, event.update_id) not in prepared.fresh:
+        return Outcome()  # a redelivery
     use_language(user.language)
     ctx = Context(session, user, services, progress)
     linked = await reminders.link_shared_contact(ctx, event)
-    conversation = await load_conversation(session, event.channel, event.chat_id)
+    conversation = prepared.conversations[(event.channel, event.chat_id)]
     outcome = await _route(ctx, conversation, event)
     if linked is not None:
         outcome.replies.insert(0, linked)

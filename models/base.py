@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Dialect, MetaData, TypeDecorator, text
@@ -55,14 +56,19 @@ class Base(DeclarativeBase):
     }
 
 
+def insert_for(session: AsyncSession) -> Callable[[type[Base]], Any]:
+    """The dialect's INSERT, which has ON CONFLICT DO NOTHING on both databases we serve."""
+    dialect = session.get_bind().dialect.name
+    return postgresql_insert if dialect == "postgresql" else sqlite_insert
+
+
 async def insert_if_absent(session: AsyncSession, model: type[Base], **values: Any) -> bool:
     """INSERT … ON CONFLICT DO NOTHING; True when the row is new.
 
     Concurrent writers of the same key (two processes on PostgreSQL) wait for each other and
     exactly one wins, instead of one of them failing with an IntegrityError.
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     result = await session.execute(insert(model).values(**values).on_conflict_do_nothing())
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,12 +26,28 @@ class Conversation(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-async def load_conversation(session: AsyncSession, channel: str, chat_id: str) -> Conversation:
-    """The chat's conversation row, created idle when the chat is new."""
-    conversation = await session.get(Conversation, (channel, chat_id))
-    if conversation is None:
-        conversation = Conversation(
-            channel=channel, chat_id=chat_id, flow=None, step=None, answers={}, version=0
+def _idle(channel: str, chat_id: str) -> Conversation:
+    return Conversation(
+        channel=channel, chat_id=chat_id, flow=None, step=None, answers={}, version=0
+    )
+
+
+async def conversations_for(
+    session: AsyncSession, chats: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Conversation]:
+    """Many chats' conversations by (channel, chat id) in one SELECT per channel; the new ones
+    are added idle."""
+    wanted = set(chats)
+    found: dict[tuple[str, str], Conversation] = {}
+    for channel in {channel for channel, _chat in wanted}:
+        ids = [chat_id for each, chat_id in wanted if each == channel]
+        rows = await session.scalars(
+            select(Conversation).where(
+                Conversation.channel == channel, Conversation.chat_id.in_(ids)
+            )
         )
-        session.add(conversation)
-    return conversation
+        found.update(((row.channel, row.chat_id), row) for row in rows)
+    for key in wanted - found.keys():
+        found[key] = _idle(*key)
+        session.add(found[key])
+    return found

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import JSON, Enum, ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, insert_if_absent, utcnow
+from models.base import Base, insert_for, utcnow
 from models.domain import Role
 
 DEFAULT_LANGUAGE = "vi"
+
+Key = tuple[str, str]  # (channel, channel user id)
 
 
 class User(Base):
@@ -49,53 +53,83 @@ class ProcessedUpdate(Base):
     processed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-async def get_or_create_user(
-    session: AsyncSession,
-    channel: str,
-    channel_user_id: str,
-    *,
-    chat_id: str,
-    display_name: str = "",
-    username: str | None = None,
-) -> User:
-    user = await session.scalar(
-        select(User).where(User.channel == channel, User.channel_user_id == channel_user_id)
+@dataclass(frozen=True)
+class Profile:
+    """Who sent an event, as the channel describes them."""
+
+    channel: str
+    channel_user_id: str
+    chat_id: str
+    display_name: str = ""
+    username: str | None = None
+
+
+def _new_user(profile: Profile) -> User:
+    return User(
+        channel=profile.channel,
+        channel_user_id=profile.channel_user_id,
+        chat_id=profile.chat_id,
+        display_name=profile.display_name[:200],
+        username=profile.username,
+        language=DEFAULT_LANGUAGE,
+        role=Role.PRODUCER,
+        reachable=True,
     )
-    if user is None:
-        user = User(
-            channel=channel,
-            channel_user_id=channel_user_id,
-            chat_id=chat_id,
-            display_name=display_name[:200],
-            username=username,
-            language=DEFAULT_LANGUAGE,
-            role=Role.PRODUCER,
-            reachable=True,
+
+
+def touch_user(user: User, profile: Profile) -> None:
+    """Keep contact details current, without a write when nothing changed."""
+    if user.chat_id != profile.chat_id:
+        user.chat_id = profile.chat_id
+    if profile.display_name and user.display_name != profile.display_name[:200]:
+        user.display_name = profile.display_name[:200]
+    if profile.username and user.username != profile.username:
+        user.username = profile.username
+    if not user.reachable:  # they wrote to us, so they unblocked the bot
+        user.reachable, user.unreachable_since = True, None
+
+
+async def users_for(session: AsyncSession, profiles: Sequence[Profile]) -> dict[Key, User]:
+    """Many senders at once, by (channel, channel user id): one SELECT, and one INSERT for all
+    the new ones."""
+    users: dict[Key, User] = {}
+    for channel in {profile.channel for profile in profiles}:
+        ids = [p.channel_user_id for p in profiles if p.channel == channel]
+        found = await session.scalars(
+            select(User).where(User.channel == channel, User.channel_user_id.in_(ids))
         )
-        session.add(user)
+        users.update(((user.channel, user.channel_user_id), user) for user in found)
+    fresh = []
+    for profile in profiles:
+        key = (profile.channel, profile.channel_user_id)
+        if key in users:
+            touch_user(users[key], profile)
+        else:
+            users[key] = _new_user(profile)
+            fresh.append(users[key])
+    if fresh:
+        session.add_all(fresh)
         await session.flush()
-    else:
-        # Keep contact details current without a write when nothing changed.
-        if user.chat_id != chat_id:
-            user.chat_id = chat_id
-        if display_name and user.display_name != display_name[:200]:
-            user.display_name = display_name[:200]
-        if username and user.username != username:
-            user.username = username
-        if not user.reachable:  # they wrote to us, so they unblocked the bot
-            user.reachable, user.unreachable_since = True, None
-    return user
+    return users
 
 
-async def claim_update(
-    session: AsyncSession, channel: str, update_id: str, user_id: int | None
-) -> bool:
-    """Record an update as handled; False when it already was (a redelivery)."""
-    return await insert_if_absent(
-        session,
-        ProcessedUpdate,
-        channel=channel,
-        update_id=update_id,
-        user_id=user_id,
-        processed_at=utcnow(),
+async def claim_updates(
+    session: AsyncSession, claims: Sequence[tuple[str, str, int | None]]
+) -> set[tuple[str, str]]:
+    """Record many (channel, update id, user id) as handled in one statement; returns the
+    (channel, update id) pairs that were new (the others are redeliveries)."""
+    if not claims:
+        return set()
+    now = utcnow()
+    rows = [
+        {"channel": channel, "update_id": update_id, "user_id": user_id, "processed_at": now}
+        for channel, update_id, user_id in claims
+    ]
+    insert = insert_for(session)
+    new = await session.execute(
+        insert(ProcessedUpdate)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .returning(ProcessedUpdate.channel, ProcessedUpdate.update_id)
     )
+    return {(channel, update_id) for channel, update_id in new}

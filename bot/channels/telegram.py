@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import (
     Bot,
     CallbackQuery,
@@ -22,12 +23,13 @@ from telegram import (
 )
 from telegram.constants import ChatType, MessageLimit
 from telegram.error import BadRequest
-from telegram.ext import ContextTypes
+from telegram.ext import BaseUpdateProcessor, ContextTypes
 
+from bot.batch import Batcher
 from bot.channels.text import split_message
 from handlers.context import Services
 from handlers.events import Attachment, Event, EventKind, Outcome, Reply, Request
-from handlers.router import handle_event
+from handlers.router import Prepared, handle_event
 
 CHANNEL = "telegram"
 log = logging.getLogger(__name__)
@@ -158,12 +160,54 @@ async def deliver(
         await send_reply(bot, chat_id, reply)
 
 
+class ChatOrder(BaseUpdateProcessor):
+    """Updates of different chats are handled concurrently (their database work is committed
+    together, bot/batch.py); the updates of one chat strictly one after the other, each one's
+    replies sent before the next begins."""
+
+    def __init__(self, max_concurrent_updates: int = 256) -> None:
+        super().__init__(max_concurrent_updates)
+        self._last: dict[int, asyncio.Future[None]] = {}
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        key = _chat_key(update)
+        if key is None:
+            await coroutine
+            return
+        before = self._last.get(key)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._last[key] = done
+        try:
+            if before is not None:
+                await before
+            await coroutine
+        finally:
+            done.set_result(None)
+            if self._last.get(key) is done:
+                del self._last[key]
+
+
+def _chat_key(update: object) -> int | None:
+    if not isinstance(update, Update):
+        return None
+    if update.effective_chat is not None:
+        return update.effective_chat.id
+    return update.effective_user.id if update.effective_user is not None else None
+
+
 def make_update_handler(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    batcher: Batcher,
     services: Services,
     queued: Callable[[], None] = lambda: None,
 ) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
-    """The one PTB callback: event in, one transaction, replies out (after the commit).
+    """The one PTB callback: event in, committed (with the events that arrived with it), then
+    replies out.
 
     `queued` is told when the event queued notices in the outbox (to wake the delivery)."""
 
@@ -176,8 +220,10 @@ def make_update_handler(
         async def progress(text: str) -> None:
             await context.bot.send_message(chat_id, text)
 
-        async with sessionmaker() as session, session.begin():
-            outcome = await handle_event(session, services, event, progress)
+        async def work(session: AsyncSession, prepared: Prepared) -> Outcome:
+            return await handle_event(session, services, event, progress, prepared)
+
+        outcome = await batcher.run(event, work)
         if outcome.notices:
             queued()
         await deliver(context.bot, chat_id, outcome, update.callback_query)

@@ -30,14 +30,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.batch import Batcher
 from bot.channels.zalo_api import JSON, ZaloApiError, ZaloClient, ZaloNetworkError, wait_or_stop
-from bot.channels.zalo_render import render, render_reply
+from bot.channels.zalo_render import Rendered, render, render_reply
 from handlers.context import Services
-from handlers.events import Event, EventKind, Reply
+from handlers.events import Event, EventKind, Outcome, Reply
 from handlers.i18n import _
-from handlers.router import ROUTES, handle_event
+from handlers.router import ROUTES, Prepared, handle_event
 from models.admin_units import fold
 from models.conversations import Conversation
 from models.menus import menu_of, remember_menu
@@ -125,14 +126,14 @@ class ZaloChannel:
     def __init__(
         self,
         client: ZaloClient,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        batcher: Batcher,
         services: Services,
         *,
         queued: Callable[[], None] = lambda: None,
         poll_timeout: int = POLL_TIMEOUT,
         retry_delay: float = 1.0,
     ) -> None:
-        self.client, self.sessionmaker, self.services = client, sessionmaker, services
+        self.client, self.batcher, self.services = client, batcher, services
         self.queued, self.poll_timeout, self.retry_delay = queued, poll_timeout, retry_delay
         self.listeners: list[Callable[[str], None]] = []
         self._stopping = asyncio.Event()
@@ -277,15 +278,18 @@ class ZaloChannel:
             await self.client.send_chat_action(chat_id)
             await self.send_text(chat_id, Reply(text))
 
-        async with self.sessionmaker() as session, session.begin():
-            event = await answer_from_menu(session, event)
-            outcome = await handle_event(session, self.services, event, progress)
+        async def work(session: AsyncSession, prepared: Prepared) -> tuple[Outcome, Rendered]:
+            answered = await answer_from_menu(session, event)
+            outcome = await handle_event(session, self.services, answered, progress, prepared)
             replies = outcome.replies or ([Reply(outcome.toast)] if outcome.toast else [])
             # Rendered here, in the user's language that handle_event made current.
             rendered = render(replies)
             if rendered.texts:  # typed answers now refer to these choices (or to none)
                 now = self.services.clock()
                 await remember_menu(session, CHANNEL, chat_id, rendered.menu, now)
+            return outcome, rendered
+
+        outcome, rendered = await self.batcher.run(event, work)
         if outcome.notices:
             self.queued()
         for text in rendered.texts:

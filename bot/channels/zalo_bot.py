@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
+from bot.batch import Batcher
 from bot.channels.zalo import CHANNEL, ZaloChannel
 from bot.channels.zalo_api import ZaloApiError, ZaloClient, ZaloNetworkError, wait_or_stop
 from bot.channels.zalo_render import render
@@ -97,6 +98,7 @@ class ZaloBot:
         services: Services,
         *,
         queued: Callable[[], None] = lambda: None,
+        batcher: Batcher | None = None,
         poll_timeout: int = 30,
         retry_delay: float = 1.0,
     ) -> None:
@@ -117,7 +119,7 @@ class ZaloBot:
         )
         self.channel = ZaloChannel(
             self.client,
-            sessionmaker,
+            batcher or Batcher(sessionmaker),
             services,
             queued=self._queued,
             poll_timeout=poll_timeout,

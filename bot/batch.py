@@ -1,0 +1,121 @@
+"""Group commit: the events that arrive together are handled in one transaction.
+
+Each event is still committed before its reply is sent (the callers await `run`, which returns
+only after the COMMIT), but a batch of N concurrent events costs one BEGIN, one COMMIT and a few
+statements that load every sender, claim every update id and load every conversation at once
+(`handlers.router.prepare`), instead of a handful of round trips per event.
+
+While one batch is in the database, the next one gathers: no timer, the batch is simply whatever
+arrived meanwhile (at most `limit` events, never two from the same chat or sender, so each chat's
+events stay in order). If anything in a batch fails, the batch is rolled back and each of its
+events runs again in a transaction of its own, so one bad event costs the others nothing but
+time; the bad one's error goes to its own caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handlers.events import Event
+from handlers.router import Prepared, prepare
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Work = Callable[[AsyncSession, Prepared], Awaitable[T]]
+
+
+@dataclass
+class _Item(Generic[T]):
+    event: Event
+    work: Work[T]
+    result: asyncio.Future[T] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    @property
+    def keys(self) -> tuple[tuple[str, str, str], ...]:
+        return (
+            (self.event.channel, "chat", self.event.chat_id),
+            (self.event.channel, "user", self.event.user_id),
+        )
+
+
+class Batcher:
+    """One per process and database; every channel's events go through it."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], limit: int = 200) -> None:
+        self.sessionmaker = sessionmaker
+        self.limit = limit
+        self._waiting: deque[_Item[Any]] = deque()
+        self._runner: asyncio.Task[None] | None = None
+
+    async def run(self, event: Event, work: Work[T]) -> T:
+        """Run `work` for `event` in a transaction shared with the events that arrive with it;
+        returns its result once that transaction is committed."""
+        item: _Item[T] = _Item(event, work)
+        self._waiting.append(item)
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._drain(), name="event-batches")
+        return await item.result
+
+    async def _drain(self) -> None:
+        await asyncio.sleep(0)  # let the events that are ready join the first batch
+        while self._waiting:
+            await self._commit(self._take())
+
+    def _take(self) -> list[_Item[Any]]:
+        """The oldest waiting events, at most one per chat and per sender."""
+        batch: list[_Item[Any]] = []
+        taken: set[tuple[str, str, str]] = set()
+        later: list[_Item[Any]] = []
+        while self._waiting and len(batch) < self.limit:
+            item = self._waiting.popleft()
+            if item.result.done():  # its caller gave up (cancelled)
+                continue
+            if taken.isdisjoint(item.keys):
+                batch.append(item)
+            else:
+                later.append(item)
+            # A later event of the same chat must not overtake the one deferred before it.
+            taken.update(item.keys)
+        self._waiting.extendleft(reversed(later))
+        return batch
+
+    async def _commit(self, batch: list[_Item[Any]]) -> None:
+        if not batch:
+            return
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                prepared = await prepare(session, [item.event for item in batch])
+                results = [await item.work(session, prepared) for item in batch]
+        except asyncio.CancelledError as error:  # shutting down: nothing was committed
+            for item in batch:
+                _settle(item, error=error)
+            raise
+        except Exception as error:
+            if len(batch) == 1:
+                _settle(batch[0], error=error)
+                return
+            log.info("a batch of %d events failed; running each alone", len(batch))
+            for item in batch:
+                await self._commit([item])
+            return
+        for item, result in zip(batch, results, strict=True):
+            _settle(item, result=result)
+
+
+def _settle(item: _Item[Any], *, result: Any = None, error: BaseException | None = None) -> None:
+    if item.result.done():
+        return
+    if error is not None:
+        item.result.set_exception(error)
+    else:
+        item.result.set_result(result)
