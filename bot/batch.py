@@ -5,11 +5,14 @@ only after the COMMIT), but a batch of N concurrent events costs one BEGIN, one 
 statements that load every sender, claim every update id and load every conversation at once
 (`handlers.router.prepare`), instead of a handful of round trips per event.
 
-While one batch is in the database, the next one gathers: no timer, the batch is simply whatever
+While a batch is in the database, the next one gathers: no timer, the batch is simply whatever
 arrived meanwhile (at most `limit` events, never two from the same chat or sender, so each chat's
-events stay in order). If anything in a batch fails, the batch is rolled back and each of its
-events runs again in a transaction of its own, so one bad event costs the others nothing but
-time; the bad one's error goes to its own caller.
+events stay in order). SQLite has one writer, so one batch runs at a time; PostgreSQL takes
+`parallel` batches at once, so one batch's round trips overlap another's work.
+
+If anything in a batch fails, the batch is rolled back and each of its events runs again in a
+transaction of its own, so one bad event costs the others nothing but time; the bad one's error
+goes to its own caller.
 """
 
 from __future__ import annotations
@@ -51,30 +54,44 @@ class _Item(Generic[T]):
 class Batcher:
     """One per process and database; every channel's events go through it."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], limit: int = 200) -> None:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], *, parallel: int = 1, limit: int = 200
+    ) -> None:
         self.sessionmaker = sessionmaker
-        self.limit = limit
+        self.parallel, self.limit = parallel, limit
         self._waiting: deque[_Item[Any]] = deque()
-        self._runner: asyncio.Task[None] | None = None
+        self._runners: set[asyncio.Task[None]] = set()
+        self._busy: set[tuple[str, str, str]] = set()  # chats and senders of running batches
 
     async def run(self, event: Event, work: Work[T]) -> T:
         """Run `work` for `event` in a transaction shared with the events that arrive with it;
         returns its result once that transaction is committed."""
         item: _Item[T] = _Item(event, work)
         self._waiting.append(item)
-        if self._runner is None or self._runner.done():
-            self._runner = asyncio.create_task(self._drain(), name="event-batches")
+        if len(self._runners) < self.parallel:
+            runner = asyncio.create_task(self._drain(), name="event-batches")
+            self._runners.add(runner)
         return await item.result
 
     async def _drain(self) -> None:
-        await asyncio.sleep(0)  # let the events that are ready join the first batch
-        while self._waiting:
-            await self._commit(self._take())
+        try:
+            await asyncio.sleep(0)  # let the events that are ready join the first batch
+            while batch := self._take():
+                keys = {key for item in batch for key in item.keys}
+                self._busy |= keys
+                try:
+                    await self._commit(batch)
+                finally:
+                    self._busy -= keys
+        finally:
+            # At once, not in a done callback: an event queued after the last `_take` must
+            # find this runner gone and start another.
+            self._runners.discard(asyncio.current_task())
 
     def _take(self) -> list[_Item[Any]]:
         """The oldest waiting events, at most one per chat and per sender."""
         batch: list[_Item[Any]] = []
-        taken: set[tuple[str, str, str]] = set()
+        taken = set(self._busy)
         later: list[_Item[Any]] = []
         while self._waiting and len(batch) < self.limit:
             item = self._waiting.popleft()
