@@ -56,7 +56,7 @@ class Base(DeclarativeBase):
     }
 
 
-def insert_for(session: AsyncSession) -> Callable[[type[Base]], Any]:
+def insert_for(session: AsyncSession) -> Callable[..., Any]:
     """The dialect's INSERT, which has ON CONFLICT DO NOTHING on both databases we serve."""
     dialect = session.get_bind().dialect.name
     return postgresql_insert if dialect == "postgresql" else sqlite_insert

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import String, select
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -32,6 +32,13 @@ def _idle(channel: str, chat_id: str) -> Conversation:
     )
 
 
+# Built once: constructing the statement per batch cost as much as running it.
+_CONVERSATIONS = select(Conversation).where(
+    Conversation.channel == bindparam("channel"),
+    Conversation.chat_id.in_(bindparam("ids", expanding=True)),
+)
+
+
 async def conversations_for(
     session: AsyncSession, chats: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], Conversation]:
@@ -41,11 +48,7 @@ async def conversations_for(
     found: dict[tuple[str, str], Conversation] = {}
     for channel in {channel for channel, _chat in wanted}:
         ids = [chat_id for each, chat_id in wanted if each == channel]
-        rows = await session.scalars(
-            select(Conversation).where(
-                Conversation.channel == channel, Conversation.chat_id.in_(ids)
-            )
-        )
+        rows = await session.scalars(_CONVERSATIONS, {"channel": channel, "ids": ids})
         found.update(((row.channel, row.chat_id), row) for row in rows)
     for key in wanted - found.keys():
         found[key] = _idle(*key)
