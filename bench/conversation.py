@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
@@ -126,10 +127,13 @@ async def _producer(
     user: int,
     script: tuple[tuple[str, str], ...],
     latencies: list[float],
+    think: Callable[[], float] | None,
 ) -> None:
     inbox = transport.inboxes[user]
     number = user % 1_000_000
     for action, value in script:
+        if think is not None:  # a person reads the question before answering
+            await asyncio.sleep(think())
         seen = len(inbox.messages)
         if action == "tap":
             async with inbox.changed:  # the question with that button must have arrived
@@ -155,14 +159,23 @@ async def drive(
     producers: int,
     script: tuple[tuple[str, str], ...],
     name: str,
+    rate: float | None = None,
 ) -> Run:
+    """All producers at once. Without `rate`, each answers the moment the reply arrives (a
+    saturated bot: throughput). With `rate`, each thinks a random while (exponential, the same
+    seeded sequence for every bot) so that together they offer about `rate` updates per second:
+    the latency a producer sees under that load."""
     latencies: list[float] = []
+    think = None
+    if rate is not None:
+        rng = random.Random(2026)
+        think = partial(rng.expovariate, rate / producers)
     await application.initialize()
     await application.start()
     started = time.perf_counter()
     await asyncio.gather(
         *(
-            _producer(application, transport, 1_000_000 + p, script, latencies)
+            _producer(application, transport, 1_000_000 + p, script, latencies, think)
             for p in range(producers)
         )
     )
@@ -176,7 +189,7 @@ async def drive(
     return Run(name, producers, len(latencies), seconds, latencies)
 
 
-async def ours(producers: int, database_url: str | None = None) -> Run:
+async def ours(producers: int, database_url: str | None = None, rate: float | None = None) -> Run:
     folder = tempfile.mkdtemp(prefix="ocop-conv-")
     url = database_url or f"sqlite+aiosqlite:///{folder}/ocop.db"
     await asyncio.to_thread(upgrade, url)
@@ -188,14 +201,14 @@ async def ours(producers: int, database_url: str | None = None) -> Run:
     )
     # Telegram's 30/s rate limiter off: the baselines have none, and this measures the bot.
     application = build_application(settings, request=transport, rate_limiter=False)
-    return await drive(application, transport, producers, SCRIPT, "ours")
+    return await drive(application, transport, producers, SCRIPT, "ours", rate)
 
 
 def _text_script() -> tuple[tuple[str, str], ...]:
     return tuple(("say", "/start" if n == 0 else f"trả lời {n}") for n in range(len(SCRIPT)))
 
 
-async def peer(producers: int) -> Run:
+async def peer(producers: int, rate: float | None = None) -> Run:
     """The way most PTB bots are written: a ConversationHandler, state in user_data,
     PicklePersistence flushing every 60 s."""
     steps = len(SCRIPT) - 1
@@ -234,10 +247,10 @@ async def peer(producers: int) -> Run:
         .build()
     )
     application.add_handler(conversation)
-    return await drive(application, transport, producers, _text_script(), "peer")
+    return await drive(application, transport, producers, _text_script(), "peer", rate)
 
 
-async def bare(producers: int) -> Run:
+async def bare(producers: int, rate: float | None = None) -> Run:
     transport = LocalTransport()
     application = ApplicationBuilder().token(TOKEN).request(transport).build()
 
@@ -246,7 +259,7 @@ async def bare(producers: int) -> Run:
         await update.effective_message.reply_text(update.effective_message.text or "")
 
     application.add_handler(MessageHandler(filters.TEXT, echo))
-    return await drive(application, transport, producers, _text_script(), "bare")
+    return await drive(application, transport, producers, _text_script(), "bare", rate)
 
 
 def summary(run: Run) -> str:
