@@ -14,9 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import (
     Bot,
     CallbackQuery,
-    InlineKeyboardButton,
     InlineKeyboardMarkup,
-    KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
@@ -39,10 +37,11 @@ log = logging.getLogger(__name__)
 # `_call` below uses the generic method on purpose, to skip parsing answers nobody reads.
 warnings.filterwarnings(
     "ignore",
-    message=r"Please use 'Bot\.(sendMessage|editMessageReplyMarkup)'",
+    message=r"Please use 'Bot\.(sendMessage|editMessageReplyMarkup|answerCallbackQuery)'",
     category=PTBUserWarning,
 )
 
+JSONDict = dict[str, Any]
 ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 
 
@@ -110,32 +109,43 @@ def to_event(update: Update, bot_username: str | None = None) -> Event | None:
     return None
 
 
-def markup(reply: Reply) -> ReplyMarkup | None:
+def markup_json(reply: Reply) -> JSONDict | None:
+    """The reply's keyboard as the Bot API's JSON (sent as is by `_call`)."""
     if reply.choices:
-        return InlineKeyboardMarkup(
-            [
-                [InlineKeyboardButton(choice.label, callback_data=choice.data) for choice in row]
+        return {
+            "inline_keyboard": [
+                [{"text": choice.label, "callback_data": choice.data} for choice in row]
                 for row in reply.choices
             ]
-        )
+        }
     if reply.keyboard:
-        return ReplyKeyboardMarkup(
+        rows = [
             [
-                [
-                    KeyboardButton(
-                        button.label,
-                        request_contact=button.request is Request.CONTACT or None,
-                        request_location=button.request is Request.LOCATION or None,
-                    )
-                    for button in row
-                ]
-                for row in reply.keyboard
-            ],
-            resize_keyboard=True,
-        )
+                {"text": button.label, "request_contact": True}
+                if button.request is Request.CONTACT
+                else {"text": button.label, "request_location": True}
+                if button.request is Request.LOCATION
+                else {"text": button.label}
+                for button in row
+            ]
+            for row in reply.keyboard
+        ]
+        return {"keyboard": rows, "resize_keyboard": True}
     if reply.remove_keyboard:
-        return ReplyKeyboardRemove()
+        return {"remove_keyboard": True}
     return None
+
+
+def markup(reply: Reply) -> ReplyMarkup | None:
+    """The same keyboard as PTB objects, for PTB's own send methods."""
+    data = markup_json(reply)
+    if data is None:
+        return None
+    if "inline_keyboard" in data:
+        return InlineKeyboardMarkup.de_json(data, None)
+    if "keyboard" in data:
+        return ReplyKeyboardMarkup.de_json(data, None)
+    return ReplyKeyboardRemove()
 
 
 async def send_reply(bot: Bot, chat_id: int, reply: Reply) -> None:
@@ -157,7 +167,7 @@ async def send_reply(bot: Bot, chat_id: int, reply: Reply) -> None:
             chat_id=chat_id,
             text=chunk,
             parse_mode=ParseMode.HTML,
-            reply_markup=markup(reply) if last else None,
+            reply_markup=markup_json(reply) if last else None,
         )
 
 
@@ -175,7 +185,7 @@ async def deliver(
     bot: Bot, chat_id: int, outcome: Outcome, query: CallbackQuery | None = None
 ) -> None:
     if query is not None:
-        await query.answer(outcome.toast)
+        await _call(bot, "answerCallbackQuery", callback_query_id=query.id, text=outcome.toast)
         if query.message is not None and outcome.replies:
             # The pressed message's buttons are spent; fresh ones come with the reply.
             try:
