@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Enum, ForeignKey, Integer, String, Text, select, update
+from sqlalchemy import Enum, ForeignKey, Integer, String, Text, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, insert_if_absent, utcnow
+from models.base import Base, insert_for, utcnow
 from models.domain import (
     ProductGroup,
     RegistrationKind,
@@ -141,14 +141,16 @@ def format_code(year: int, number: int) -> str:
 
 async def next_code(session: AsyncSession, year: int) -> str:
     """The next receipt code of the year; the counter row's lock serializes concurrent submits."""
-    await insert_if_absent(session, CodeCounter, year=year, last=0)
-    bumped = await session.scalar(
-        update(CodeCounter)
-        .where(CodeCounter.year == year)
-        .values(last=CodeCounter.last + 1)
-        .returning(CodeCounter.last)
+    table = CodeCounter.__table__
+    bump = (
+        insert_for(session)(table)
+        .values(year=year, last=1)
+        .on_conflict_do_update(index_elements=[table.c.year], set_={"last": table.c.last + 1})
+        .returning(table.c.last)
     )
-    return format_code(year, int(bumped or 0))
+    connection = await session.connection()
+    bumped = (await connection.execute(bump)).scalar_one()
+    return format_code(year, int(bumped))
 
 
 async def _find_or_add_subject(
