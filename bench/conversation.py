@@ -114,7 +114,7 @@ def _press(user: int, markup: dict[str, Any], label: str) -> dict[str, Any]:
 
 
 def _offers(inbox: Inbox, label: str) -> bool:
-    return any(label in str(m.markup) for m in inbox.messages[-3:] if m.markup)
+    return any(label in m.labels for m in inbox.messages[-3:])
 
 
 def _more_than(inbox: Inbox, count: int) -> bool:
@@ -138,9 +138,7 @@ async def _producer(
         if action == "tap":
             async with inbox.changed:  # the question with that button must have arrived
                 await inbox.changed.wait_for(partial(_offers, inbox, value))
-            markup = next(
-                m.markup for m in reversed(inbox.messages) if m.markup and value in str(m.markup)
-            )
+            markup = next(m.markup for m in reversed(inbox.messages) if value in m.labels)
             assert markup is not None
             raw = _press(user, markup, value)
             seen = len(inbox.messages)

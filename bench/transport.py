@@ -42,6 +42,12 @@ class Received:
     text: str
     markup: dict[str, Any] | None
     at: float
+    labels: str = ""  # the inline buttons' texts, one per line, to find a button by its label
+
+
+def _labels(markup: dict[str, Any] | None) -> str:
+    rows = (markup or {}).get("inline_keyboard", [])
+    return "\n".join(str(button.get("text", "")) for row in rows for button in row)
 
 
 @dataclass
@@ -93,6 +99,6 @@ class LocalTransport(BaseRequest):
             }
             inbox = self.inboxes[chat_id]
             async with inbox.changed:
-                inbox.messages.append(Received(text, markup, time.perf_counter()))
+                inbox.messages.append(Received(text, markup, time.perf_counter(), _labels(markup)))
                 inbox.changed.notify_all()
         return 200, json.dumps({"ok": True, "result": result}).encode()
