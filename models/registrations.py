@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Enum, ForeignKey, Integer, String, Text, select
+from sqlalchemy import Enum, ForeignKey, Integer, String, Text, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, insert_for, utcnow
 from models.domain import (
@@ -43,6 +43,8 @@ class Product(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), index=True)
+    # Only for writing: a new product and its new subject go in one flush. Never loaded.
+    subject: Mapped[Subject] = relationship(lazy="raise")
     name: Mapped[str] = mapped_column(String(200))
     # Unknown for products imported from an old certificate list without a group column.
     product_group: Mapped[ProductGroup | None] = mapped_column(_enum(ProductGroup))
@@ -66,6 +68,9 @@ class Registration(Base):
     legacy_commune: Mapped[str | None] = mapped_column(String(200))
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), index=True)
+    # Only for writing (one flush for a whole submission, batched with the other events').
+    product: Mapped[Product] = relationship(lazy="raise")
+    subject: Mapped[Subject] = relationship(lazy="raise")
     product_name: Mapped[str] = mapped_column(String(200))
     product_group: Mapped[ProductGroup] = mapped_column(_enum(ProductGroup))
     owner_name: Mapped[str] = mapped_column(String(200))
@@ -94,6 +99,7 @@ class RegistrationStatusChange(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id"), index=True)
+    registration: Mapped[Registration] = relationship(lazy="raise")  # only for writing
     status: Mapped[RegistrationStatus] = mapped_column(_enum(RegistrationStatus))
     changed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     note: Mapped[str | None] = mapped_column(Text)
@@ -153,16 +159,26 @@ async def next_code(session: AsyncSession, year: int) -> str:
     return format_code(year, int(bumped))
 
 
+# Built once; the submit step runs them for every registration.
+_SUBJECT = select(Subject).where(
+    Subject.owner_user_id == bindparam("user_id"),
+    Subject.name == bindparam("name"),
+    Subject.subject_type == bindparam("subject_type"),
+)
+_PRODUCT = select(Product).where(
+    Product.subject_id == bindparam("subject_id"), Product.name == bindparam("name")
+)
+
+
 async def _find_or_add_subject(
     session: AsyncSession, user_id: int, form: RegistrationInput
 ) -> Subject:
-    subject = await session.scalar(
-        select(Subject).where(
-            Subject.owner_user_id == user_id,
-            Subject.name == form.subject_name,
-            Subject.subject_type == form.subject_type,
+    """The producer's subject of that name and type, updated, or a new one (not flushed)."""
+    with session.no_autoflush:  # only this user's rows are read; nothing pending is needed
+        subject = await session.scalar(
+            _SUBJECT,
+            {"user_id": user_id, "name": form.subject_name, "subject_type": form.subject_type},
         )
-    )
     if subject is None:
         subject = Subject(
             owner_user_id=user_id, name=form.subject_name, subject_type=form.subject_type
@@ -171,30 +187,35 @@ async def _find_or_add_subject(
     subject.representative = form.owner_name
     subject.address = form.address
     subject.phone = form.phone
-    await session.flush()
     return subject
 
 
 async def _find_or_add_product(
     session: AsyncSession, subject: Subject, form: RegistrationInput
 ) -> Product:
-    product = await session.scalar(
-        select(Product).where(Product.subject_id == subject.id, Product.name == form.product_name)
-    )
+    """The subject's product of that name, updated, or a new one (not flushed)."""
+    product = None
+    if subject.id is not None:  # a new subject has no products yet
+        with session.no_autoflush:
+            product = await session.scalar(
+                _PRODUCT, {"subject_id": subject.id, "name": form.product_name}
+            )
     if product is None:
-        product = Product(subject_id=subject.id, name=form.product_name)
+        product = Product(subject=subject, name=form.product_name)
         session.add(product)
     product.product_group = form.product_group
     product.commune_code = form.commune_code
     product.ecommerce = form.ecommerce
-    await session.flush()
     return product
 
 
 async def submit_registration(
     session: AsyncSession, user_id: int, channel: str, form: RegistrationInput, now: dt.datetime
 ) -> Registration:
-    """Store a submitted registration with a fresh receipt code (the caller commits)."""
+    """Store a submitted registration with a fresh receipt code (the caller commits).
+
+    Nothing is flushed here: the new rows go in the transaction's next flush, together with
+    the other events' (bot/batch.py), so `registration.id` is not set yet on return."""
     subject = await _find_or_add_subject(session, user_id, form)
     product = await _find_or_add_product(session, subject, form)
     registration = Registration(
@@ -205,8 +226,8 @@ async def submit_registration(
         commune_code=form.commune_code,
         commune_input=form.commune_input,
         legacy_commune=form.legacy_commune,
-        product_id=product.id,
-        subject_id=subject.id,
+        product=product,
+        subject=subject,
         product_name=form.product_name,
         product_group=form.product_group,
         owner_name=form.owner_name,
@@ -227,10 +248,9 @@ async def submit_registration(
         status_changed_at=now,
     )
     session.add(registration)
-    await session.flush()
     session.add(
         RegistrationStatusChange(
-            registration_id=registration.id,
+            registration=registration,
             status=RegistrationStatus.SUBMITTED,
             changed_by_user_id=user_id,
             changed_at=now,
@@ -302,7 +322,7 @@ async def resubmit_registration(
     for name in RegistrationInput.__dataclass_fields__:
         if name != "programme_year":  # it stays in the year it was first submitted for
             setattr(registration, name, getattr(form, name))
-    registration.subject_id, registration.product_id = subject.id, product.id
+    registration.subject, registration.product = subject, product
     change_status(session, registration, RegistrationStatus.SUBMITTED, user_id, now)
     return registration
 
