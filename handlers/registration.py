@@ -31,7 +31,7 @@ from models.domain import (
 from models.registrations import (
     Registration,
     RegistrationInput,
-    last_registration_of,
+    last_details_of,
     resubmit_registration,
     submit_registration,
 )
@@ -134,7 +134,7 @@ def _parse_reuse(value: str, answers: Answers, _ctx: Context) -> Answers:
 
 async def previous_details(ctx: Context) -> Answers:
     """Owner, subject, address and phone of the producer's last registration, if any."""
-    last = await last_registration_of(ctx.session, ctx.user.id)
+    last = await last_details_of(ctx.session, ctx.user.id)
     if last is None:
         return {}
     return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Enum, ForeignKey, Integer, String, Text, bindparam, select
+from sqlalchemy import Enum, ForeignKey, Integer, Row, String, Text, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -339,6 +339,23 @@ async def registrations_of(
     return list(rows)
 
 
-async def last_registration_of(session: AsyncSession, user_id: int) -> Registration | None:
-    found = await registrations_of(session, user_id, limit=1)
-    return found[0] if found else None
+# The producer's details as given on their last registration (to offer them again).
+_LAST_DETAILS = (
+    select(
+        Registration.subject_type,
+        Registration.subject_name,
+        Registration.owner_name,
+        Registration.address,
+        Registration.phone,
+    )
+    .where(Registration.submitted_by_user_id == bindparam("user_id"))
+    .order_by(Registration.submitted_at.desc(), Registration.id.desc())
+    .limit(1)
+)
+
+
+async def last_details_of(
+    session: AsyncSession, user_id: int
+) -> Row[SubjectType, str, str, str, str | None] | None:
+    """Subject type and name, owner, address and phone of the user's last registration."""
+    return (await session.execute(_LAST_DETAILS, {"user_id": user_id})).first()
