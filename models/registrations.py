@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Enum, ForeignKey, Integer, Row, String, Text, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -147,16 +148,22 @@ def format_code(year: int, number: int) -> str:
 
 async def next_code(session: AsyncSession, year: int) -> str:
     """The next receipt code of the year; the counter row's lock serializes concurrent submits."""
-    table = CodeCounter.__table__
-    bump = (
-        insert_for(session)(table)
-        .values(year=year, last=1)
-        .on_conflict_do_update(index_elements=[table.c.year], set_={"last": table.c.last + 1})
-        .returning(table.c.last)
-    )
+    dialect = session.get_bind().dialect.name
+    bump = _BUMPS.get(dialect)
+    if bump is None:
+        table = CodeCounter.__table__
+        bump = _BUMPS[dialect] = (
+            insert_for(session)(table)
+            .values(year=bindparam("year"), last=1)
+            .on_conflict_do_update(index_elements=[table.c.year], set_={"last": table.c.last + 1})
+            .returning(table.c.last)
+        )
     connection = await session.connection()
-    bumped = (await connection.execute(bump)).scalar_one()
+    bumped = (await connection.execute(bump, {"year": year})).scalar_one()
     return format_code(year, int(bumped))
+
+
+_BUMPS: dict[str, Any] = {}  # the upsert of next_code, built once per dialect
 
 
 # Built once; the submit step runs them for every registration.
