@@ -24,11 +24,16 @@ from handlers.reports.digest import build_digest, render_digest
 from models.base import run_alone, utcnow
 from models.digests import open_digest
 from models.officials import officials
+from models.users import forget_updates
 
 log = logging.getLogger(__name__)
 DIGEST_JOB = "digest"
 REMINDER_JOB = "reminders"
+HOUSEKEEPING_JOB = "housekeeping"
 TICK_SECONDS = 60
+HOUSEKEEPING_SECONDS = 3600
+# Telegram keeps an unconfirmed update for 24 hours; a week is ample for any redelivery.
+KEEP_UPDATE_IDS = dt.timedelta(days=7)
 
 
 def parse_time(value: str) -> dt.time:
@@ -110,6 +115,22 @@ class ReminderJob:
             self.queued()
 
 
+class HousekeepingJob:
+    """Forgets the ids of updates handled more than KEEP_UPDATE_IDS ago, so the table that
+    catches redeliveries stays a week long instead of growing with every message."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], services: Services) -> None:
+        self.sessionmaker, self.services = sessionmaker, services
+
+    async def __call__(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        async with self.sessionmaker() as session, session.begin():
+            if not await run_alone(session, HOUSEKEEPING_JOB):
+                return
+            forgotten = await forget_updates(session, self.services.clock() - KEEP_UPDATE_IDS)
+        if forgotten:
+            log.info("forgot %d handled update ids older than a week", forgotten)
+
+
 def schedule_jobs(
     application: Application,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -121,11 +142,13 @@ def schedule_jobs(
     queue = application.job_queue
     if queue is None:
         raise RuntimeError("python-telegram-bot[job-queue] is required")
-    jobs: dict[str, Callable[[ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]] = {
-        DIGEST_JOB: DigestJob(sessionmaker, services, digest_time, queued),
-        REMINDER_JOB: ReminderJob(sessionmaker, services, queued),
-    }
-    for name, callback in jobs.items():
+    Job = Callable[[ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+    jobs: list[tuple[str, Job, int]] = [
+        (DIGEST_JOB, DigestJob(sessionmaker, services, digest_time, queued), TICK_SECONDS),
+        (REMINDER_JOB, ReminderJob(sessionmaker, services, queued), TICK_SECONDS),
+        (HOUSEKEEPING_JOB, HousekeepingJob(sessionmaker, services), HOUSEKEEPING_SECONDS),
+    ]
+    for name, callback, interval in jobs:
         for job in queue.get_jobs_by_name(name):
             job.schedule_removal()
-        queue.run_repeating(callback, interval=TICK_SECONDS, first=1, name=name)
+        queue.run_repeating(callback, interval=interval, first=1, name=name)

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import JSON, Enum, ForeignKey, String, UniqueConstraint, bindparam, select
+from sqlalchemy import JSON, Enum, ForeignKey, String, UniqueConstraint, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -140,3 +140,11 @@ async def claim_updates(
         rows,
     )
     return {(channel, update_id) for channel, update_id in new}
+
+
+async def forget_updates(session: AsyncSession, before: dt.datetime) -> int:
+    """Drop the record of updates handled before `before` (no channel redelivers that late)."""
+    result = await session.execute(
+        delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < before)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
