@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -38,8 +40,9 @@ class _InlineConnection(aiosqlite.Connection):
     worker thread and waking the loop again costs more than that, and under load the loop takes
     a full turn of every other task before the answer is read, so a transaction of five
     statements waited five turns (bench/README.md, "conversation"). The worker thread still
-    opens and closes the connection. Nothing waits inside SQLite: write transactions queue on
-    the process's writer lock below before BEGIN IMMEDIATE, and readers never wait under WAL.
+    opens and closes the connection. Nothing waits long inside SQLite: write transactions queue
+    on the process's writer lock below before BEGIN IMMEDIATE, another process's write lock is
+    waited for in short steps (`_begin_immediate`), and readers never wait under WAL.
     """
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -49,6 +52,8 @@ class _InlineConnection(aiosqlite.Connection):
 
 
 def _inline_connector(database: str) -> Callable[[], Awaitable[aiosqlite.Connection]]:
+    """Connections for a plain file path (URLs with options keep aiosqlite's own thread)."""
+
     async def connect() -> aiosqlite.Connection:
         connection = _InlineConnection(
             lambda: sqlite3.connect(database, check_same_thread=False), iter_chunk_size=64
@@ -60,10 +65,9 @@ def _inline_connector(database: str) -> Callable[[], Awaitable[aiosqlite.Connect
 
 
 class _WriterLock:
-    """One write transaction at a time per process (and per event loop), queued in asyncio.
-
-    SQLite allows one writer; without this, a second connection's BEGIN IMMEDIATE would sleep
-    in SQLite's busy handler, blocking the loop that the first writer needs to finish."""
+    """One write transaction at a time per process and database file (per event loop), queued in
+    asyncio rather than in SQLite's busy handler, which would block the loop that the current
+    writer needs to finish."""
 
     def __init__(self) -> None:
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
@@ -83,11 +87,38 @@ class _WriterLock:
 
 
 _WRITER = "ocop_writer_lock"
+_WRITERS: dict[str, _WriterLock] = {}  # by database file: two engines on one file share one
+# Another process (`ocop-bot import`, a second bot during a restart) may hold SQLite's write
+# lock. Each attempt to begin waits at most BUSY_STEP inside SQLite, then the loop is free
+# while we pause; after BUSY_SECONDS the event fails with "database is locked".
+BUSY_STEP_MS = 50
+BUSY_SECONDS = 10.0
+
+
+def is_busy(error: BaseException) -> bool:
+    """SQLite's "database is locked": another process kept the write lock too long."""
+    message = str(getattr(error, "orig", None) or error).lower()
+    return "database is locked" in message or "database is busy" in message
+
+
+def _begin_immediate(connection: Any) -> None:
+    """BEGIN IMMEDIATE, retried with asyncio pauses while another process writes."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    pause = 0.01
+    while True:
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as error:
+            if not is_busy(error) or time.monotonic() + pause > deadline:
+                raise
+        await_(asyncio.sleep(pause))
+        pause = min(pause * 2, 0.2)
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Build the async engine; on SQLite every write transaction begins IMMEDIATE, after the
-    process's writer lock, and statements run in the loop's thread (`_InlineConnection`).
+    process's writer lock, and statements on a file run in the loop's thread.
 
     A deferred transaction that reads and then writes fails at once with "database is locked"
     under WAL when another connection wrote in between; taking the write lock at BEGIN avoids it.
@@ -95,9 +126,17 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if not is_sqlite(url):
         return create_async_engine(url, pool_pre_ping=True, **kwargs)
     prepare_sqlite_file(url)
-    database = make_url(url).database or ":memory:"
-    engine = create_async_engine(url, async_creator=_inline_connector(database), **kwargs)
-    writer = _WriterLock()
+    parsed = make_url(url)
+    database = parsed.database or ""
+    inline = bool(database) and database != ":memory:" and not parsed.query
+    if inline:
+        kwargs["async_creator"] = _inline_connector(database)
+    engine = create_async_engine(url, **kwargs)
+    key = str(Path(database).resolve()) if inline else f"{id(engine)}"
+    writer = _WRITERS.setdefault(key, _WriterLock())
+    # Inline, SQLite may only wait briefly (the loop waits with it); the retry above does the
+    # rest. In aiosqlite's thread, SQLite's own busy handler may wait the whole time.
+    busy_ms = BUSY_STEP_MS if inline else int(BUSY_SECONDS * 1000)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -105,8 +144,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in (
+            f"PRAGMA busy_timeout={busy_ms}",
             "PRAGMA journal_mode=WAL",
-            "PRAGMA busy_timeout=10000",
             "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON",
         ):
@@ -120,7 +159,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             return
         writer.acquire(connection.info)
         try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin_immediate(connection)
         except BaseException:
             writer.release(connection.info)
             raise
