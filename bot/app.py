@@ -95,8 +95,7 @@ def build_application(
     own_engine = engine is None
     db = engine if engine is not None else create_engine(settings.database_url)
     sessionmaker = create_sessionmaker(db)
-    # SQLite has one writer; PostgreSQL overlaps one batch's round trips with another's work.
-    batcher = Batcher(sessionmaker, parallel=1 if db.dialect.name == "sqlite" else 4)
+    batcher = Batcher(sessionmaker)
     shared = services or build_services(settings)
 
     # Notifications go out through the outbox with a bot of their own: the worker paces them

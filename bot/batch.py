@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.events import Event
 from handlers.router import Prepared, prepare
+from models.db import is_busy
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,18 @@ class Batcher:
     """One per process and database; every channel's events go through it."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], *, parallel: int = 1, limit: int = 200
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        parallel: int | None = None,
+        limit: int = 200,
     ) -> None:
+        """`parallel` batches at once: by default one on SQLite (one writer), four on
+        PostgreSQL (so that one batch's round trips overlap another's work)."""
         self.sessionmaker = sessionmaker
+        if parallel is None:
+            bind = sessionmaker.kw["bind"]
+            parallel = 1 if bind.dialect.name == "sqlite" else 4
         self.parallel, self.limit = parallel, limit
         self._waiting: deque[_Item[Any]] = deque()
         self._runners: set[asyncio.Task[None]] = set()
@@ -81,8 +91,14 @@ class Batcher:
                 self._busy |= keys
                 try:
                     await self._commit(batch)
+                except Exception:  # already handed to the batch's callers
+                    log.debug("batch failed", exc_info=True)
                 finally:
                     self._busy -= keys
+        except asyncio.CancelledError as error:  # shutting down: nobody is left to run these
+            _settle_all(list(self._waiting), error)
+            self._waiting.clear()
+            raise
         finally:
             # At once, not in a done callback: an event queued after the last `_take` must
             # find this runner gone and start another.
@@ -107,26 +123,51 @@ class Batcher:
         return batch
 
     async def _commit(self, batch: list[_Item[Any]]) -> None:
+        """One transaction for the batch. What one event caused (its work, or the flush of what
+        it wrote) rolls the batch back and every event runs again alone; what concerns the batch
+        as a whole (the database is busy, or COMMIT itself failed, when the outcome is unknown and
+        a second run could apply an event twice) goes to every caller."""
         if not batch:
             return
-        try:
-            async with self.sessionmaker() as session, session.begin():
+        failure: Exception | None = None
+        async with self.sessionmaker() as session:
+            try:
+                await session.begin()
                 prepared = await prepare(session, [item.event for item in batch])
                 results = [await item.work(session, prepared) for item in batch]
-        except asyncio.CancelledError as error:  # shutting down: nothing was committed
-            for item in batch:
-                _settle(item, error=error)
-            raise
-        except Exception as error:
-            if len(batch) == 1:
-                _settle(batch[0], error=error)
-                return
+                await session.flush()
+            except asyncio.CancelledError as error:  # shutting down: nothing was committed
+                _settle_all(batch, error)
+                raise
+            except Exception as error:  # rolled back as the session closes
+                failure = error
+            else:
+                try:
+                    await session.commit()
+                except BaseException as error:
+                    _settle_all(batch, error)
+                    raise
+        if failure is None:
+            for item, result in zip(batch, results, strict=True):
+                _settle(item, result=result)
+        elif len(batch) == 1 or is_busy(failure):
+            _settle_all(batch, failure)
+        else:
             log.info("a batch of %d events failed; running each alone", len(batch))
-            for item in batch:
+            await self._one_by_one(batch)
+
+    async def _one_by_one(self, batch: list[_Item[Any]]) -> None:
+        for index, item in enumerate(batch):
+            try:
                 await self._commit([item])
-            return
-        for item, result in zip(batch, results, strict=True):
-            _settle(item, result=result)
+            except BaseException as error:
+                _settle_all(batch[index:], error)
+                raise
+
+
+def _settle_all(batch: list[_Item[Any]], error: BaseException) -> None:
+    for item in batch:
+        _settle(item, error=error)
 
 
 def _settle(item: _Item[Any], *, result: Any = None, error: BaseException | None = None) -> None:
