@@ -206,7 +206,10 @@ class ChatOrder(BaseUpdateProcessor):
     together, bot/batch.py); the updates of one chat strictly one after the other, each one's
     replies sent before the next begins."""
 
-    def __init__(self, max_concurrent_updates: int = 256) -> None:
+    # PTB takes a slot before `do_process_update`, so an update waiting for an earlier one of
+    # its chat holds a slot: with this many, one chat would need thousands of queued messages
+    # to hold up the others. Database work is bounded by the batches, not by this number.
+    def __init__(self, max_concurrent_updates: int = 4096) -> None:
         super().__init__(max_concurrent_updates)
         self._last: dict[int, asyncio.Future[None]] = {}
 
@@ -226,10 +229,13 @@ class ChatOrder(BaseUpdateProcessor):
         self._last[key] = done
         try:
             if before is not None:
-                await before
+                # Shielded: if this update is cancelled while waiting, the earlier one's
+                # future must stay intact for it to settle.
+                await asyncio.shield(before)
             await coroutine
         finally:
-            done.set_result(None)
+            if not done.done():
+                done.set_result(None)
             if self._last.get(key) is done:
                 del self._last[key]
 
