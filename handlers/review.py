@@ -167,7 +167,9 @@ async def _load(call: Call, registration_id: str) -> Registration | Outcome:
     """The registration a button names, or the reply refusing it (gone, or out of scope)."""
     ctx = call.ctx
     registration = (
-        await ctx.session.get(Registration, int(registration_id), with_for_update=True)
+        await ctx.session.get(
+            Registration, int(registration_id), with_for_update=True, populate_existing=True
+        )
         if registration_id.isdigit()
         else None
     )
@@ -227,7 +229,7 @@ def _parse_note(text: str, _answers: Answers, _ctx: Context) -> Answers:
 
 async def _complete_review(answers: Answers, ctx: Context, note: str) -> Outcome:
     registration = await ctx.session.get(
-        Registration, int(answers["_registration"]), with_for_update=True
+        Registration, int(answers["_registration"]), with_for_update=True, populate_existing=True
     )
     status = RegistrationStatus(answers["_status"])
     if registration is None or not can_change(registration, status):

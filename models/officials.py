@@ -105,7 +105,12 @@ async def redeem_invite(
     session: AsyncSession, code: str, user: User, now: dt.datetime
 ) -> Invite | None:
     """Use a one-time invite; None when unknown, used or expired. Locks the row (PostgreSQL)."""
-    invite = await session.scalar(select(Invite).where(Invite.code == code).with_for_update())
+    invite = await session.scalar(
+        select(Invite)
+        .where(Invite.code == code)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     if invite is None or invite.used_at is not None or invite.expires_at < now:
         return None
     invite.used_by_user_id, invite.used_at = user.id, now

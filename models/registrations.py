@@ -317,7 +317,10 @@ async def resubmit_registration(
     now: dt.datetime,
 ) -> Registration | None:
     """Replace a returned registration's answers and submit it again under the same code."""
-    registration = await session.get(Registration, registration_id, with_for_update=True)
+    # populate_existing: another event of the batch may have loaded it before the lock.
+    registration = await session.get(
+        Registration, registration_id, with_for_update=True, populate_existing=True
+    )
     if (
         registration is None
         or registration.submitted_by_user_id != user_id
