@@ -34,6 +34,7 @@ TICK_SECONDS = 60
 HOUSEKEEPING_SECONDS = 3600
 # Telegram keeps an unconfirmed update for 24 hours; a week is ample for any redelivery.
 KEEP_UPDATE_IDS = dt.timedelta(days=7)
+FORGET_CHUNK = 5000
 
 
 def parse_time(value: str) -> dt.time:
@@ -123,10 +124,16 @@ class HousekeepingJob:
         self.sessionmaker, self.services = sessionmaker, services
 
     async def __call__(self, context: ContextTypes.DEFAULT_TYPE) -> None:
-        async with self.sessionmaker() as session, session.begin():
-            if not await run_alone(session, HOUSEKEEPING_JOB):
-                return
-            forgotten = await forget_updates(session, self.services.clock() - KEEP_UPDATE_IDS)
+        before = self.services.clock() - KEEP_UPDATE_IDS
+        forgotten = 0
+        while True:  # a chunk per transaction: events write in between
+            async with self.sessionmaker() as session, session.begin():
+                if not await run_alone(session, HOUSEKEEPING_JOB):
+                    return
+                chunk = await forget_updates(session, before, FORGET_CHUNK)
+            forgotten += chunk
+            if chunk < FORGET_CHUNK:
+                break
         if forgotten:
             log.info("forgot %d handled update ids older than a week", forgotten)
 

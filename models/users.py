@@ -6,7 +6,17 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import JSON, Enum, ForeignKey, String, UniqueConstraint, bindparam, delete, select
+from sqlalchemy import (
+    JSON,
+    Enum,
+    ForeignKey,
+    String,
+    UniqueConstraint,
+    bindparam,
+    delete,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -50,7 +60,7 @@ class ProcessedUpdate(Base):
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     update_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    processed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
 
 @dataclass(frozen=True)
@@ -142,9 +152,15 @@ async def claim_updates(
     return {(channel, update_id) for channel, update_id in new}
 
 
-async def forget_updates(session: AsyncSession, before: dt.datetime) -> int:
-    """Drop the record of updates handled before `before` (no channel redelivers that late)."""
-    result = await session.execute(
-        delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < before)
+async def forget_updates(session: AsyncSession, before: dt.datetime, limit: int = 5000) -> int:
+    """Drop the record of up to `limit` updates handled before `before` (no channel redelivers
+    that late); returns how many. Callers repeat in fresh transactions until it returns less, so
+    a long backlog never holds the write lock for long."""
+    oldest = (
+        select(ProcessedUpdate.channel, ProcessedUpdate.update_id)
+        .where(ProcessedUpdate.processed_at < before)
+        .limit(limit)
     )
+    key = tuple_(ProcessedUpdate.channel, ProcessedUpdate.update_id)
+    result = await session.execute(delete(ProcessedUpdate).where(key.in_(oldest)))
     return int(result.rowcount)  # type: ignore[attr-defined]
