@@ -169,6 +169,8 @@ async def drive(
         rng = random.Random(2026)
         think = partial(rng.expovariate, rate / producers)
     await application.initialize()
+    if application.post_init is not None:
+        await application.post_init(application)  # as run_polling does (ours only)
     await application.start()
     started = time.perf_counter()
     await asyncio.gather(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from zoneinfo import ZoneInfo
 
@@ -85,6 +86,9 @@ def build_application(
 ) -> Application:
     """The bot, wired: Telegram transport, database, handlers. Call `run_polling` or drive it.
 
+    `request`, when given, carries every Bot API call, the outbox's too (an in-process
+    transport in benchmarks).
+
     With ZALO_BOT_TOKEN set too, the Zalo channel runs in the same event loop: started after
     Telegram connects, stopped with it (`bot_data["zalo"]`)."""
     if not settings.telegram_bot_token:
@@ -104,7 +108,8 @@ def build_application(
         settings.telegram_bot_token,
         base_url=settings.telegram_api_url,
         base_file_url=settings.file_url,
-        request=HTTPXRequest(
+        request=request
+        or HTTPXRequest(
             connection_pool_size=CONCURRENT_SENDS,
             connect_timeout=settings.ocop_delivery_timeout,
             read_timeout=settings.ocop_delivery_timeout,
@@ -133,6 +138,7 @@ def build_application(
     async def prepare(application: Application) -> None:
         """Runs once the bot is connected, before the first update."""
         await publish_commands(application)
+        await batcher.warm_up()
         async with sessionmaker() as session, session.begin():
             await ensure_admins(session, CHANNEL, settings.ocop_admins)
         schedule_jobs(
@@ -144,6 +150,10 @@ def build_application(
         if zalo is not None:
             await zalo.start()
             application.bot_data["zalo"] = zalo
+        # What start-up built (modules, classes, caches) lives as long as the process: frozen,
+        # full garbage collections skip it (a pause of ~65 ms becomes ~10, bench/README.md).
+        gc.collect()
+        gc.freeze()
 
     async def halt(_application: Application) -> None:
         if zalo is not None:
