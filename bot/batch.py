@@ -61,14 +61,16 @@ class Batcher:
         *,
         parallel: int | None = None,
         limit: int = 200,
+        backlog: int = 50,
     ) -> None:
-        """`parallel` batches at once: by default one on SQLite (one writer), four on
-        PostgreSQL (so that one batch's round trips overlap another's work)."""
+        """Up to `parallel` batches at once: by default one on SQLite (one writer), four on
+        PostgreSQL (so that one batch's round trips overlap another's work), the extra ones only
+        while more than `backlog` events wait."""
         self.sessionmaker = sessionmaker
         if parallel is None:
             bind = sessionmaker.kw["bind"]
             parallel = 1 if bind.dialect.name == "sqlite" else 4
-        self.parallel, self.limit = parallel, limit
+        self.parallel, self.limit, self.backlog = parallel, limit, backlog
         self._waiting: deque[_Item[Any]] = deque()
         self._runners: set[asyncio.Task[None]] = set()
         self._busy: set[tuple[str, str, str]] = set()  # chats and senders of running batches
@@ -93,7 +95,11 @@ class Batcher:
         returns its result once that transaction is committed."""
         item: _Item[T] = _Item(event, work)
         self._waiting.append(item)
-        if len(self._runners) < self.parallel:
+        # A second batch at once only under load: when little is waiting, the events that come
+        # in while one batch is in the database are cheaper (and sooner) served together next.
+        if not self._runners or (
+            len(self._runners) < self.parallel and len(self._waiting) > self.backlog
+        ):
             runner = asyncio.create_task(self._drain(), name="event-batches")
             self._runners.add(runner)
         return await item.result
