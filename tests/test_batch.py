@@ -87,7 +87,7 @@ async def test_a_failing_event_costs_the_others_nothing(engine: AsyncEngine) -> 
 
 
 async def test_one_chats_events_run_in_order_across_batches(engine: AsyncEngine) -> None:
-    batcher = Batcher(create_sessionmaker(engine), parallel=3)
+    batcher = Batcher(create_sessionmaker(engine), parallel=3, backlog=0)  # runners at once
 
     async def work(event: Event, session: AsyncSession, prepared: Prepared) -> int:
         return await _remember(session, prepared, event)
