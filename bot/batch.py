@@ -7,12 +7,15 @@ statements that load every sender, claim every update id and load every conversa
 
 While a batch is in the database, the next one gathers: no timer, the batch is simply whatever
 arrived meanwhile (at most `limit` events, never two from the same chat or sender, so each chat's
-events stay in order). SQLite has one writer, so one batch runs at a time; PostgreSQL takes
-`parallel` batches at once, so one batch's round trips overlap another's work.
+events stay in order). SQLite has one writer, so one batch runs at a time; on PostgreSQL up to
+`parallel` batches run at once while a backlog waits, so one batch's round trips overlap
+another's work.
 
-If anything in a batch fails, the batch is rolled back and each of its events runs again in a
-transaction of its own, so one bad event costs the others nothing but time; the bad one's error
-goes to its own caller.
+If an event fails (its work, or the flush of what it wrote), the batch is rolled back and each of
+its events runs again in a transaction of its own, so one bad event costs the others nothing but
+time; the bad one's error goes to its own caller. A failure of the batch as a whole (the database
+kept busy by another process, or COMMIT itself, whose outcome is then unknown) goes to every
+caller: running the events again could apply one twice.
 """
 
 from __future__ import annotations
