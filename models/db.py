@@ -132,8 +132,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if inline:
         kwargs["async_creator"] = _inline_connector(database)
     engine = create_async_engine(url, **kwargs)
-    key = str(Path(database).resolve()) if inline else f"{id(engine)}"
-    writer = _WRITERS.setdefault(key, _WriterLock())
+    writer = (
+        _WRITERS.setdefault(str(Path(database).resolve()), _WriterLock())
+        if inline
+        else _WriterLock()
+    )
     # Inline, SQLite may only wait briefly (the loop waits with it); the retry above does the
     # rest. In aiosqlite's thread, SQLite's own busy handler may wait the whole time.
     busy_ms = BUSY_STEP_MS if inline else int(BUSY_SECONDS * 1000)
