@@ -14,6 +14,7 @@ from telegram import Update
 from telegram.ext import Application, ContextTypes, TypeHandler
 
 from bot.app import build_application
+from bot.delivery import DeliveryWorker
 from bot.emulator import TelegramEmulator
 from bot.settings import Settings
 from handlers.context import Services
@@ -33,6 +34,25 @@ class Clock:
 
     def __call__(self) -> dt.datetime:
         return self.now
+
+
+async def drain_outbox(engine: AsyncEngine, worker: DeliveryWorker, timeout: float = 30.0) -> None:
+    """Wait until `worker`'s outbox has nothing left to send (each message sent or given up)."""
+
+    async def settled() -> bool:
+        async with create_sessionmaker(engine, read_only=True)() as session:
+            left = await session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.status.in_(["pending", "sending"]))
+            )
+        return not left
+
+    async with asyncio.timeout(timeout):
+        while not await settled():
+            worker.wake()
+            async with worker.flushed:
+                await worker.flushed.wait()
 
 
 class BotUnderTest:
@@ -90,22 +110,7 @@ class BotUnderTest:
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait until the outbox has nothing left to send (each message sent or given up)."""
         assert self.application is not None
-        worker = self.application.bot_data["delivery"]
-
-        async def settled() -> bool:
-            async with create_sessionmaker(self.engine, read_only=True)() as session:
-                left = await session.scalar(
-                    select(func.count())
-                    .select_from(OutboxMessage)
-                    .where(OutboxMessage.status.in_(["pending", "sending"]))
-                )
-            return not left
-
-        async with asyncio.timeout(timeout):
-            while not await settled():
-                worker.wake()
-                async with worker.flushed:
-                    await worker.flushed.wait()
+        await drain_outbox(self.engine, self.application.bot_data["delivery"], timeout)
 
     async def restart(self) -> None:
         await self.stop()

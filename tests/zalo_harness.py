@@ -12,7 +12,6 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.zalo_bot import ZaloBot
@@ -22,8 +21,7 @@ from bot.settings import Settings
 from handlers.context import Services
 from models.admin_units import Area
 from models.db import create_sessionmaker
-from models.outbox import OutboxMessage
-from tests.harness import Clock
+from tests.harness import Clock, drain_outbox
 
 JSON = dict[str, Any]
 _NUMBERED = re.compile(r"^(\d+)\. (.+)$")
@@ -94,22 +92,7 @@ class ZaloBotUnderTest:
 
 async def drain(engine: AsyncEngine, zalo: ZaloBot, timeout: float = 30.0) -> None:
     """Wait until the outbox has nothing left to send (each message sent or given up)."""
-    worker = zalo.worker
-
-    async def settled() -> bool:
-        async with create_sessionmaker(engine, read_only=True)() as session:
-            left = await session.scalar(
-                select(func.count())
-                .select_from(OutboxMessage)
-                .where(OutboxMessage.status.in_(["pending", "sending"]))
-            )
-        return not left
-
-    async with asyncio.timeout(timeout):
-        while not await settled():
-            worker.wake()
-            async with worker.flushed:
-                await worker.flushed.wait()
+    await drain_outbox(engine, zalo.worker, timeout)
 
 
 class ZaloUser:
