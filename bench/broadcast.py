@@ -14,7 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 from telegram.request import HTTPXRequest
 
@@ -23,7 +24,7 @@ from bot.delivery import CONCURRENT_SENDS, DeliveryWorker, telegram_sender
 from bot.migrate import upgrade
 from models.base import utcnow
 from models.db import create_engine, create_sessionmaker
-from models.outbox import DeliveryChat, OutboxMessage, OutboxStatus, Pacing
+from models.outbox import DeliveryChat, OutboxMessage, Pacing, undelivered
 
 
 @dataclass(frozen=True)
@@ -44,44 +45,47 @@ class BroadcastResult:
         return self.per_second / self.rate_limit
 
 
+async def fill_outbox(
+    session: AsyncSession, *, first_chat: int, chats: int, messages: int, prefix: str
+) -> None:
+    """`messages` notifications spread over `chats` Telegram chats numbered from `first_chat`,
+    all due now, inserted in bulk (no notice-building: only delivery is measured)."""
+    now = utcnow()
+    await session.execute(
+        insert(DeliveryChat),
+        [
+            {"channel": "telegram", "chat_id": str(first_chat + c), "next_at": now}
+            for c in range(chats)
+        ],
+    )
+    await session.execute(
+        insert(OutboxMessage),
+        [
+            {
+                "key": f"{prefix}:{n}",
+                "channel": "telegram",
+                "chat_id": str(first_chat + n % chats),
+                "text": f"tin {n}",
+                "not_before": now,
+                "created_at": now,
+            }
+            for n in range(messages)
+        ],
+    )
+
+
 async def queue(url: str, chats: int, per_chat: int) -> None:
     engine = create_engine(url)
-    now = utcnow()
     async with create_sessionmaker(engine)() as session, session.begin():
-        await session.execute(
-            insert(DeliveryChat),
-            [
-                {"channel": "telegram", "chat_id": str(10_000 + c), "next_at": now}
-                for c in range(chats)
-            ],
-        )
-        await session.execute(
-            insert(OutboxMessage),
-            [
-                {
-                    "key": f"bench:{n}",
-                    "channel": "telegram",
-                    "chat_id": str(10_000 + n % chats),
-                    "text": f"tin {n}",
-                    "not_before": now,
-                    "created_at": now,
-                }
-                for n in range(chats * per_chat)
-            ],
+        await fill_outbox(
+            session, first_chat=10_000, chats=chats, messages=chats * per_chat, prefix="bench"
         )
     await engine.dispose()
 
 
-async def drained(sessionmaker: object) -> bool:
-    async with sessionmaker() as session:  # type: ignore[operator]
-        left = await session.scalar(
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(
-                OutboxMessage.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value])
-            )
-        )
-    return not left
+async def drained(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+    async with sessionmaker() as session:
+        return not await undelivered(session)
 
 
 async def broadcast(rate: float = 120.0, chats: int = 600, per_chat: int = 2) -> BroadcastResult:

@@ -314,6 +314,16 @@ async def record(
         )
 
 
+async def undelivered(session: AsyncSession) -> int:
+    """How many messages are still to be sent (waiting, or being sent), over all channels."""
+    left = await session.scalar(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(OutboxMessage.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]))
+    )
+    return int(left or 0)
+
+
 async def mark_unreachable(
     session: AsyncSession, channel: str, chat_id: str, now: dt.datetime
 ) -> None:

@@ -8,7 +8,6 @@ from collections import Counter
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
 from telegram.ext import Application, ContextTypes, TypeHandler
@@ -20,7 +19,7 @@ from bot.settings import Settings
 from handlers.context import Services
 from models.admin_units import Area
 from models.db import create_sessionmaker
-from models.outbox import OutboxMessage
+from models.outbox import undelivered
 
 JSON = dict[str, Any]
 ADMIN_ID = 9000  # made an admin through OCOP_ADMINS by the `settings` fixture
@@ -41,12 +40,7 @@ async def drain_outbox(engine: AsyncEngine, worker: DeliveryWorker, timeout: flo
 
     async def settled() -> bool:
         async with create_sessionmaker(engine, read_only=True)() as session:
-            left = await session.scalar(
-                select(func.count())
-                .select_from(OutboxMessage)
-                .where(OutboxMessage.status.in_(["pending", "sending"]))
-            )
-        return not left
+            return not await undelivered(session)
 
     async with asyncio.timeout(timeout):
         while not await settled():

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
+from bench.broadcast import fill_outbox
 from bot.emulator import TelegramEmulator
 from bot.migrate import upgrade
-from models.base import utcnow
 from models.db import create_engine, create_sessionmaker
 from models.domain import Role
-from models.outbox import DeliveryChat, OutboxMessage
+from models.outbox import OutboxMessage
 from models.users import User
 from tests.conftest import reset_schema
 
@@ -30,7 +30,6 @@ async def _prepare(url: str) -> None:
     engine = create_engine(url)
     await reset_schema(engine)
     await asyncio.to_thread(upgrade, url)
-    now = utcnow()
     async with create_sessionmaker(engine)() as session, session.begin():
         await session.execute(
             insert(User),
@@ -46,26 +45,8 @@ async def _prepare(url: str) -> None:
                 for o in OFFICIALS
             ],
         )
-        await session.execute(
-            insert(DeliveryChat),
-            [
-                {"channel": "telegram", "chat_id": str(2_000_000 + c), "next_at": now}
-                for c in range(CHATS)
-            ],
-        )
-        await session.execute(
-            insert(OutboxMessage),
-            [
-                {
-                    "key": f"load:{n}",
-                    "channel": "telegram",
-                    "chat_id": str(2_000_000 + n % CHATS),
-                    "text": f"tin {n}",
-                    "not_before": now,
-                    "created_at": now,
-                }
-                for n in range(MESSAGES)
-            ],
+        await fill_outbox(
+            session, first_chat=2_000_000, chats=CHATS, messages=MESSAGES, prefix="load"
         )
     await engine.dispose()
 
