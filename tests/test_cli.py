@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
 import sqlite3
-import sys
 from pathlib import Path
 
 import openpyxl
@@ -14,8 +11,7 @@ import pytest
 
 from bot.cli import main
 from bot.emulator import TelegramEmulator
-
-OCOP_BOT = str(Path(sys.executable).with_name("ocop-bot"))
+from tests.harness import start_ocop_bot, stop_ocop_bot
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,14 +52,7 @@ async def test_ocop_bot_run_serves_a_conversation(
         "TELEGRAM_API_URL": emulator.api_url,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/data/ocop.db",
     }
-    process = await asyncio.create_subprocess_exec(
-        OCOP_BOT,
-        "run",
-        cwd=tmp_path,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    process = await start_ocop_bot(tmp_path, environment)
     try:
         emulator.send_text(4001, "/start")
         [welcome] = await emulator.wait_for_messages(4001, 1, timeout=60)
@@ -72,9 +61,7 @@ async def test_ocop_bot_run_serves_a_conversation(
         messages = await emulator.wait_for_messages(4001, 2, timeout=30)
         assert "xã/phường nào" in messages[1]["text"]
     finally:
-        process.send_signal(signal.SIGTERM)
-        output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
-    log = output.decode()
+        log = await stop_ocop_bot(process)
     assert process.returncode == 0, log
     assert emulator.token not in log  # httpx would log request URLs, which contain the token
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -20,8 +18,8 @@ from models.domain import Role
 from models.outbox import OutboxMessage
 from models.users import User
 from tests.conftest import reset_schema
+from tests.harness import start_ocop_bot, stop_ocop_bot
 
-OCOP_BOT = str(Path(sys.executable).with_name("ocop-bot"))
 MESSAGES, CHATS = 5_000, 1_000
 OFFICIALS = (9101, 9102, 9103)
 
@@ -64,24 +62,12 @@ async def test_two_processes_deliver_each_message_once_and_one_digest_each(
         "OCOP_DIGEST_TIME": "00:00",  # due as soon as the processes start
         "OCOP_ADMINS": "",
     }
-    processes = [
-        await asyncio.create_subprocess_exec(
-            OCOP_BOT,
-            "run",
-            cwd=tmp_path,
-            env=environment,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        for _ in range(2)
-    ]
+    processes = [await start_ocop_bot(tmp_path, environment) for _ in range(2)]
     try:
         await emulator.wait_for_call("sendMessage", MESSAGES + len(OFFICIALS), timeout=180)
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        logs = [(await asyncio.wait_for(p.communicate(), timeout=60))[1] for p in processes]
-    assert [p.returncode for p in processes] == [0, 0], b"\n".join(logs).decode()[-3000:]
+        logs = await asyncio.gather(*(stop_ocop_bot(p, timeout=60) for p in processes))
+    assert [p.returncode for p in processes] == [0, 0], "\n".join(logs)[-3000:]
 
     texts = Counter(entry["text"] for entry in emulator.sent)
     assert {f"tin {n}" for n in range(MESSAGES)} <= set(texts)

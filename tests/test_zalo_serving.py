@@ -3,11 +3,8 @@ webhook mode, where updates pushed by Zalo are answered and a call without the s
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,11 +16,10 @@ from bot.channels.zalo_bot import ZaloBot
 from bot.cli import main
 from bot.emulator.zalo import ZaloEmulator
 from bot.settings import Settings
+from tests.harness import start_ocop_bot, stop_ocop_bot
 from tests.zalo_harness import ZaloBotUnderTest, ZaloUser, zalo_emulator, zalo_settings
 
 __all__ = ["zalo_emulator"]  # fixtures
-
-OCOP_BOT = str(Path(sys.executable).with_name("ocop-bot"))
 
 
 def test_run_without_any_token_names_both_channels(
@@ -46,14 +42,7 @@ async def test_ocop_bot_run_serves_zalo_alone(zalo_emulator: ZaloEmulator, tmp_p
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/data/ocop.db",
     }
     environment.pop("TELEGRAM_BOT_TOKEN", None)
-    process = await asyncio.create_subprocess_exec(
-        OCOP_BOT,
-        "run",
-        cwd=tmp_path,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    process = await start_ocop_bot(tmp_path, environment)
     try:
         zalo_emulator.send_text("u1", "/start")
         [welcome] = await zalo_emulator.wait_for_messages("u1", 1, timeout=60)
@@ -62,9 +51,7 @@ async def test_ocop_bot_run_serves_zalo_alone(zalo_emulator: ZaloEmulator, tmp_p
         messages = await zalo_emulator.wait_for_messages("u1", 2, timeout=30)
         assert "xã/phường nào" in messages[1]["text"]
     finally:
-        process.send_signal(signal.SIGTERM)
-        output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
-    log = output.decode()
+        log = await stop_ocop_bot(process)
     assert process.returncode == 0, log
     assert zalo_emulator.token not in log
     assert not [name for name, _ in zalo_emulator.calls if name.lower().startswith("setwebhook")]
