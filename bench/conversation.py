@@ -31,7 +31,14 @@ from telegram.ext import (
     filters,
 )
 
-from bench.transport import BOT_USER, TOKEN, Inbox, LocalTransport
+from bench.transport import (
+    BOT_USER,
+    TOKEN,
+    Inbox,
+    LocalTransport,
+    start_application,
+    stop_application,
+)
 from bot.app import build_application
 from bot.migrate import upgrade
 from bot.settings import Settings
@@ -168,10 +175,7 @@ async def drive(
     if rate is not None:
         rng = random.Random(2026)
         think = partial(rng.expovariate, rate / producers)
-    await application.initialize()
-    if application.post_init is not None:
-        await application.post_init(application)  # as run_polling does (ours only)
-    await application.start()
+    await start_application(application)  # with post_init (only ours has one)
     started = time.perf_counter()
     await asyncio.gather(
         *(
@@ -180,12 +184,7 @@ async def drive(
         )
     )
     seconds = time.perf_counter() - started
-    await application.stop()
-    if application.post_stop is not None:
-        await application.post_stop(application)
-    await application.shutdown()
-    if application.post_shutdown is not None:
-        await application.post_shutdown(application)  # disposes the bot's database engine
+    await stop_application(application)
     return Run(name, producers, len(latencies), seconds, latencies)
 
 

@@ -35,7 +35,7 @@ from telegram.ext import Application
 
 from bench.local_api import LocalBotApi, text_update
 from bench.rss import rss_mb
-from bench.transport import TOKEN, start_emulator
+from bench.transport import TOKEN, start_application, start_emulator, stop_application
 from bot.app import build_application
 from bot.migrate import upgrade
 from bot.settings import Settings
@@ -151,10 +151,7 @@ async def _child(url: str, api_url: str, conversations: int, warmup: int) -> dic
     # Without AIORateLimiter (Telegram's 30 messages/s would make this take 6 minutes); it
     # keeps no state for private chats, so what is measured is the same.
     application = build_application(settings, request=request, rate_limiter=False)
-    await application.initialize()
-    assert application.post_init is not None
-    await application.post_init(application)
-    await application.start()
+    await start_application(application)
     driver = Driver(application)
     try:
         for chat in range(FIRST_WARMUP, FIRST_WARMUP + warmup):  # the same code paths,
@@ -170,12 +167,7 @@ async def _child(url: str, api_url: str, conversations: int, warmup: int) -> dic
         busy, blocks = rss_mb(), sys.getallocatedblocks() - blocks
         marked = _persistence_marks_mb(application)
     finally:
-        await application.stop()
-        if application.post_stop is not None:
-            await application.post_stop(application)
-        await application.shutdown()
-        if application.post_shutdown is not None:
-            await application.post_shutdown(application)
+        await stop_application(application)
     if request.sent < conversations:
         raise RuntimeError(f"the bot answered {request.sent} times, expected more")
     return {
