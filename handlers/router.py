@@ -34,10 +34,6 @@ ENGINES.update(review.ENGINES)
 Progress = Callable[[str], Awaitable[None]]
 
 
-async def _no_progress(_text: str) -> None:
-    return None
-
-
 def _typed_command(event: Event) -> tuple[str, tuple[str, ...]] | None:
     if event.kind is EventKind.COMMAND:
         return (event.command or "").lower(), event.args
@@ -80,16 +76,13 @@ async def handle_event(
     session: AsyncSession,
     services: Services,
     event: Event,
-    progress: Progress = _no_progress,
-    prepared: Prepared | None = None,
+    prepared: Prepared,
+    progress: Progress,
 ) -> Outcome:
     """Handle one event inside the caller's transaction; returns what to send back.
 
-    `prepared` comes from `prepare` over a batch that includes this event, in this transaction;
-    without it the event prepares alone. Notices for other people are queued in the outbox in
-    the same transaction."""
-    if prepared is None:
-        prepared = await prepare(session, [event])
+    `prepared` comes from `prepare` over a batch that includes this event, in this transaction.
+    Notices for other people are queued in the outbox in the same transaction."""
     user = prepared.users[(event.channel, event.user_id)]
     if event.update_id is not None and (event.channel, event.update_id) not in prepared.fresh:
         return Outcome()  # a redelivery

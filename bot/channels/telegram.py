@@ -268,7 +268,7 @@ def make_update_handler(
             await context.bot.send_message(chat_id, text)
 
         async def work(session: AsyncSession, prepared: Prepared) -> Outcome:
-            return await handle_event(session, services, event, progress, prepared)
+            return await handle_event(session, services, event, prepared, progress)
 
         outcome = await batcher.run(event, work)
         if outcome.notices:

@@ -280,7 +280,7 @@ class ZaloChannel:
 
         async def work(session: AsyncSession, prepared: Prepared) -> tuple[Outcome, Rendered]:
             answered = await answer_from_menu(session, event)
-            outcome = await handle_event(session, self.services, answered, progress, prepared)
+            outcome = await handle_event(session, self.services, answered, prepared, progress)
             replies = outcome.replies or ([Reply(outcome.toast)] if outcome.toast else [])
             # Rendered here, in the user's language that handle_event made current.
             rendered = render(replies)
