@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class EventKind(enum.StrEnum):
@@ -25,6 +26,8 @@ class Attachment:
     file_name: str
     size: int | None
     fetch: Callable[[], Awaitable[bytes]]
+    # The channel's id of the file, to fetch it again later (a long task after a restart).
+    file_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,10 +110,22 @@ class Notice:
     user_id: int | None = None
 
 
+@dataclass(frozen=True)
+class LongTask:
+    """Work too long for the shared transaction of a batch (an export, an import, statistics):
+    recorded in the event's transaction, run after it in sessions of its own (bot/tasks.py),
+    its results sent to the chat through the outbox. `args` must be JSON."""
+
+    kind: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class Outcome:
-    """What handling one event produced: replies, a toast for the pressed button, notices."""
+    """What handling one event produced: replies, a toast for the pressed button, notices,
+    long tasks to run once the event is committed."""
 
     replies: list[Reply] = field(default_factory=list)
     toast: str | None = None
     notices: list[Notice] = field(default_factory=list)
+    tasks: list[LongTask] = field(default_factory=list)

@@ -76,6 +76,7 @@ def _message_event(message: Message, base: Event) -> Event:
             file_name=document.file_name or "file",
             size=document.file_size,
             fetch=partial(_download, message.get_bot(), document.file_id),
+            file_id=document.file_id,
         )
         return replace(base, kind=EventKind.DOCUMENT, attachment=attachment)
     return base
