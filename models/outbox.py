@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -24,13 +25,14 @@ from sqlalchemy import (
     Text,
     bindparam,
     func,
+    or_,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, insert_if_absent
+from models.base import Base, insert_for, insert_if_absent
 from models.users import User
 
 
@@ -53,6 +55,10 @@ class OutboxMessage(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     text: Mapped[str] = mapped_column(Text)
     choices: Mapped[list[Any] | None] = mapped_column(JSON)
+    # A reply keyboard ({"rows": [[[label, request]…]…]}) or {"remove": true}.
+    keyboard: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # An answer to the chat's own message (sent before notifications), not a notification.
+    reply: Mapped[bool] = mapped_column(default=False)
     document_name: Mapped[str | None] = mapped_column(String(200))
     document: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), index=True, default=OutboxStatus.PENDING)
@@ -143,6 +149,130 @@ class Claimed:
     document: bytes | None
     slot: dt.datetime
     attempts: int
+    keyboard: dict[str, Any] | None = None
+    reply: bool = False
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A reply to write to the outbox in the transaction of the event that caused it."""
+
+    key: str
+    channel: str
+    chat_id: str
+    user_id: int | None
+    text: str
+    choices: list[Any] | None = None
+    keyboard: dict[str, Any] | None = None
+    document_name: str | None = None
+    document: bytes | None = None
+
+
+async def queue_replies(
+    session: AsyncSession,
+    replies: Sequence[Outgoing],
+    now: dt.datetime,
+    *,
+    worker: str,
+    lease: dt.timedelta,
+) -> list[Claimed]:
+    """Write an event batch's replies, in one statement; returns those leased to `worker` to
+    send at once: every reply of a chat with no earlier message waiting (or in another
+    process's hands). A chat that has one gets its replies queued behind it, in order.
+
+    A key already queued (the same event handled again) is skipped."""
+    if not replies:
+        return []
+    channels = {reply.channel for reply in replies}
+    behind: set[tuple[str, str]] = set()
+    for channel in channels:
+        chats = list({reply.chat_id for reply in replies if reply.channel == channel})
+        rows = await session.execute(
+            select(OutboxMessage.chat_id)
+            .where(
+                OutboxMessage.channel == channel,
+                OutboxMessage.chat_id.in_(chats),
+                or_(
+                    OutboxMessage.status == OutboxStatus.PENDING.value,
+                    (OutboxMessage.status == OutboxStatus.SENDING.value)
+                    & (OutboxMessage.leased_by != worker),
+                ),
+            )
+            .distinct()
+        )
+        behind.update((channel, chat_id) for (chat_id,) in rows)
+    table = cast(Table, OutboxMessage.__table__)
+    rows_in = []
+    for reply in replies:
+        queued = (reply.channel, reply.chat_id) in behind
+        rows_in.append(
+            {
+                "key": reply.key,
+                "channel": reply.channel,
+                "chat_id": reply.chat_id,
+                "user_id": reply.user_id,
+                "text": reply.text,
+                "choices": reply.choices,
+                "keyboard": reply.keyboard,
+                "reply": True,
+                "document_name": reply.document_name,
+                "document": reply.document,
+                "status": (OutboxStatus.PENDING if queued else OutboxStatus.SENDING).value,
+                "attempts": 0,
+                "not_before": now,
+                "lease_until": None if queued else now + lease,
+                "leased_by": None if queued else worker,
+                "created_at": now,
+            }
+        )
+    connection = await session.connection()
+    insert = insert_for(session)
+    new = await connection.execute(
+        insert(table).on_conflict_do_nothing().returning(table.c.id, table.c.key), rows_in
+    )
+    ids = {key: row_id for row_id, key in new}
+    chats = cast(Table, DeliveryChat.__table__)
+    await connection.execute(
+        insert(chats).on_conflict_do_nothing(),
+        [
+            {"channel": channel, "chat_id": chat_id, "next_at": now}
+            for channel, chat_id in {(reply.channel, reply.chat_id) for reply in replies}
+        ],
+    )
+    return [
+        Claimed(
+            ids[reply.key],
+            reply.chat_id,
+            reply.text,
+            reply.choices,
+            reply.document_name,
+            reply.document,
+            now,
+            0,
+            reply.keyboard,
+            True,
+        )
+        for reply in replies
+        if reply.key in ids and (reply.channel, reply.chat_id) not in behind
+    ]
+
+
+async def release_leases(
+    session: AsyncSession, channel: str, worker: str | None = None
+) -> int:
+    """Messages leased but not sent go back to the queue: those of `worker` (stopping), or,
+    with None, everyone's (a SQLite bot starting: no other process can be sending)."""
+    condition = (OutboxMessage.channel == channel) & (
+        OutboxMessage.status == OutboxStatus.SENDING.value
+    )
+    if worker is not None:
+        condition = condition & (OutboxMessage.leased_by == worker)
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(condition)
+        .values(status=OutboxStatus.PENDING.value, leased_by=None, lease_until=None)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def claim(
@@ -186,7 +316,19 @@ async def claim(
                 )
                 .exists()
             )
-            .order_by(DeliveryChat.next_at)
+            # Answers the chat waits for go before notifications.
+            .order_by(
+                select(OutboxMessage.id)
+                .where(
+                    OutboxMessage.channel == channel,
+                    OutboxMessage.chat_id == DeliveryChat.chat_id,
+                    OutboxMessage.status == OutboxStatus.PENDING.value,
+                    OutboxMessage.reply.is_(True),
+                )
+                .exists()
+                .desc(),
+                DeliveryChat.next_at,
+            )
             .limit(capacity)
         )
     )
@@ -235,6 +377,8 @@ async def claim(
                 message.document,
                 slot,
                 message.attempts,
+                message.keyboard,
+                message.reply,
             )
         )
     budget.next_slot_at = cursor

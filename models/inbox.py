@@ -1,0 +1,203 @@
+"""The inbox: every incoming update, recorded before the channel is told it arrived.
+
+A receiver (polling or webhook, any channel) inserts updates here and commits before it
+acknowledges them; the runtime takes the oldest pending update of each chat, handles it, and
+deletes it in the transaction of its effect (`take_turns`). So an update is either still here,
+or handled and its replies in the outbox: a crash loses neither. `processed_updates` keeps the
+ids of handled ones, so a redelivery recorded again does nothing new.
+
+Updates over a sender's rate (bot/fairness.py) are kept as `excess`, for the record, and pruned
+after a week with the handled ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import JSON, Index, String, Table, UniqueConstraint, delete, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, insert_for
+
+
+class InboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    EXCESS = "excess"  # over the sender's rate: recorded, answered once, not handled
+
+
+class InboxUpdate(Base):
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("channel", "update_id"),
+        # The scheduler asks for the oldest pending update of each chat.
+        Index("ix_inbox_queue", "status", "channel", "chat_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    update_id: Mapped[str] = mapped_column(String(64))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=InboxStatus.PENDING)
+    received_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One update as a receiver got it: its id, whose chat it is, and the channel's JSON."""
+
+    channel: str
+    update_id: str
+    chat_id: str
+    user_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: int
+    channel: str
+    update_id: str
+    chat_id: str
+    user_id: str
+    payload: dict[str, Any]
+
+
+async def record(
+    session: AsyncSession,
+    updates: Sequence[Incoming],
+    now: dt.datetime,
+    status: InboxStatus = InboxStatus.PENDING,
+) -> int:
+    """Insert updates not recorded before (a redelivery is ignored); returns how many were new."""
+    if not updates:
+        return 0
+    table = cast(Table, InboxUpdate.__table__)
+    rows = [
+        {
+            "channel": update.channel,
+            "update_id": update.update_id,
+            "chat_id": update.chat_id,
+            "user_id": update.user_id,
+            "payload": update.payload,
+            "status": status.value,
+            "received_at": now,
+        }
+        for update in updates
+    ]
+    connection = await session.connection()
+    insert = insert_for(session)
+    new = await connection.execute(
+        insert(table).on_conflict_do_nothing().returning(table.c.id), rows
+    )
+    return len(new.all())
+
+
+async def next_pending(
+    session: AsyncSession, limit: int, busy: set[tuple[str, str]] | frozenset[tuple[str, str]]
+) -> list[Pending]:
+    """The oldest pending update of each chat, oldest chats first, skipping `busy` chats: a
+    chat with a backlog of thousands gets one turn like everyone else."""
+    firsts = (
+        select(func.min(InboxUpdate.id).label("id"), InboxUpdate.channel, InboxUpdate.chat_id)
+        .where(InboxUpdate.status == InboxStatus.PENDING.value)
+        .group_by(InboxUpdate.channel, InboxUpdate.chat_id)
+        .order_by(func.min(InboxUpdate.id))
+        .limit(limit + len(busy))
+    )
+    wanted = [row.id for row in await session.execute(firsts) if (row.channel, row.chat_id) not in busy]
+    if not wanted:
+        return []
+    rows = await session.scalars(
+        select(InboxUpdate).where(InboxUpdate.id.in_(wanted[:limit])).order_by(InboxUpdate.id)
+    )
+    return [
+        Pending(row.id, row.channel, row.update_id, row.chat_id, row.user_id, row.payload)
+        for row in rows
+    ]
+
+
+def chat_lock_key(channel: str, chat_id: str) -> int:
+    """A signed 64-bit number naming a chat, for PostgreSQL's advisory locks."""
+    digest = hashlib.blake2b(f"{channel}:{chat_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def lock_chats(session: AsyncSession, chats: Sequence[tuple[str, str]]) -> None:
+    """One process at a time per chat: on PostgreSQL, transaction-scoped advisory locks, taken
+    in one order by everyone so two batches never wait for each other in a circle. SQLite
+    serves one process, whose batches never share a chat (bot/batch.py)."""
+    if session.get_bind().dialect.name != "postgresql" or not chats:
+        return
+    keys = sorted({chat_lock_key(*chat) for chat in chats})
+    await session.execute(
+        text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+        {"keys": keys},
+    )
+
+
+async def take_turns(session: AsyncSession, ids: Sequence[int]) -> set[int]:
+    """Of these inbox rows, delete and return those that are their chat's oldest pending one.
+
+    Called under the chats' locks, in the transaction that handles them: a row already gone was
+    handled by another process; a row with an older one before it must wait for it."""
+    if not ids:
+        return set()
+    rows = list(
+        await session.execute(
+            select(InboxUpdate.id, InboxUpdate.channel, InboxUpdate.chat_id).where(
+                InboxUpdate.id.in_(ids)
+            )
+        )
+    )
+    if not rows:
+        return set()
+    chats = {(row.channel, row.chat_id) for row in rows}
+    older = select(InboxUpdate.channel, InboxUpdate.chat_id, func.min(InboxUpdate.id)).where(
+        InboxUpdate.status == InboxStatus.PENDING.value,
+        InboxUpdate.chat_id.in_([chat for _channel, chat in chats]),
+    )
+    first = {
+        (channel, chat): oldest
+        for channel, chat, oldest in await session.execute(
+            older.group_by(InboxUpdate.channel, InboxUpdate.chat_id)
+        )
+    }
+    turns = {row.id for row in rows if first.get((row.channel, row.chat_id)) == row.id}
+    if turns:
+        await session.execute(delete(InboxUpdate).where(InboxUpdate.id.in_(turns)))
+    return turns
+
+
+async def drop(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Forget updates that will never be handled (nothing to do for them, or given up)."""
+    if ids:
+        await session.execute(delete(InboxUpdate).where(InboxUpdate.id.in_(ids)))
+
+
+async def waiting(session: AsyncSession) -> int:
+    """How many updates wait to be handled, over all channels."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(InboxUpdate)
+        .where(InboxUpdate.status == InboxStatus.PENDING.value)
+    )
+    return int(count or 0)
+
+
+async def forget_excess(session: AsyncSession, before: dt.datetime, limit: int = 5000) -> int:
+    """Drop up to `limit` excess updates recorded before `before`; returns how many."""
+    oldest = (
+        select(InboxUpdate.id)
+        .where(InboxUpdate.status == InboxStatus.EXCESS.value, InboxUpdate.received_at < before)
+        .limit(limit)
+    )
+    result = await session.execute(delete(InboxUpdate).where(InboxUpdate.id.in_(oldest)))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
