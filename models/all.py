@@ -10,6 +10,7 @@ from models import (
     officials,
     outbox,
     registrations,
+    tasks,
     users,
 )
 from models.base import Base
@@ -25,5 +26,6 @@ __all__ = [
     "officials",
     "outbox",
     "registrations",
+    "tasks",
     "users",
 ]
