@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.emulator.state import EmulatorState
+from bot.emulator.webhook import TERMINATED, WEBHOOK_ACTIVE, WebhookDelivery
 from bot.emulator.wire import (
     JSON,
     NOT_MODIFIED,
@@ -23,10 +23,13 @@ from bot.emulator.wire import (
 )
 
 
-class BotApiMethods(EmulatorState):
-    """getUpdates, sending, editing and deleting messages, callback answers, files, commands."""
+class BotApiMethods(WebhookDelivery):
+    """getUpdates, sending, editing and deleting messages, callback answers, files, commands
+    (the webhook methods are in ``webhook``)."""
 
     async def _get_updates(self, params: JSON, request: web.Request) -> list[JSON]:
+        if self.webhook is not None:
+            raise ApiError(WEBHOOK_ACTIVE, 409)
         offset = params.get("offset")
         if isinstance(offset, int) and offset > 0:  # acknowledges what was delivered before
             self._queue = [
@@ -34,8 +37,11 @@ class BotApiMethods(EmulatorState):
             ]
             self._pulse()
         await self._wait_until(
-            lambda: bool(self._queue) or self._stopping, float(params.get("timeout") or 0)
+            lambda: bool(self._queue) or self._stopping or self.webhook is not None,
+            float(params.get("timeout") or 0),
         )
+        if self.webhook is not None:
+            raise ApiError(TERMINATED, 409)
         if self._stopping or request.transport is None or request.transport.is_closing():
             return []  # the poller is gone: keep the updates for the next one
         batch = self._queue[: int(params.get("limit") or 100)]
@@ -45,13 +51,6 @@ class BotApiMethods(EmulatorState):
 
     def _api_getme(self, params: JSON) -> JSON:
         return self.bot_user
-
-    def _api_getwebhookinfo(self, params: JSON) -> JSON:
-        return {
-            "url": "",
-            "has_custom_certificate": False,
-            "pending_update_count": len(self._queue),
-        }
 
     def _api_getmycommands(self, params: JSON) -> list[JSON]:
         return self.commands

@@ -22,6 +22,11 @@ For demos and for tests in another process. JSON bodies; replies ``{"ok": true, 
     POST /_emulator/limits          replaces them: {"overall_per_second": 30}
     GET  /_emulator/stats[?window=1]   sent/failed counts, throttled, injected, max_in_window,
                                        min_interval_per_chat
+    GET  /_emulator/webhook         {"info": getWebhookInfo, "attempts": every webhook POST
+                                    (update_id, chat, status, error, at), "settings": timeout
+                                    and back-off in seconds}
+    POST /_emulator/webhook         changes the settings: {"timeout": 10, "retry_initial": 0.05,
+                                    "retry_max": 2}; answers as GET
 
 e.g. ``curl -s localhost:8081/_emulator/send_text -d '{"user_id": 1, "text": "/start"}'``.
 """
@@ -105,6 +110,16 @@ async def _answer(emulator: TelegramEmulator, action: str, request: web.Request)
         )
     if action in ("faults", "limits"):
         return reply(await _settings(emulator, action, request))
+    if action == "webhook":
+        if request.method == "POST":
+            emulator.configure_webhook(**await request.json())
+        return reply(
+            {
+                "info": emulator._api_getwebhookinfo({}),
+                "attempts": emulator.webhook_attempts,
+                "settings": emulator.webhook_settings(),
+            }
+        )
     if action == "stats":
         return reply(_stats(emulator, float(query.get("window", 1.0))))
     return error(404, f"Not Found: no emulator action {action!r}")

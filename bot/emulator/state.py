@@ -16,7 +16,7 @@ from functools import partial
 from bot.emulator.wire import JSON
 
 
-@dataclass
+@dataclass(eq=False)  # queued updates are told apart by identity (duplicates are allowed)
 class _Pending:
     update: JSON
     delivered: bool = False
@@ -58,7 +58,8 @@ class EmulatorState:
 
     @property
     def pending_updates(self) -> int:
-        """Updates the bot has not acknowledged yet (delivered or not)."""
+        """Updates the bot has not acknowledged yet: by a later getUpdates offset, or with a 2xx
+        answer to the webhook's POST (delivered or not)."""
         return len(self._queue)
 
     def messages_to(self, chat_id: int) -> list[JSON]:
@@ -109,7 +110,8 @@ class EmulatorState:
         return matching()
 
     async def wait_idle(self, timeout: float = 10.0, *, quiet: float = 0.0) -> None:  # noqa: ASYNC109
-        """Wait until the bot acknowledged every update (asked getUpdates for later ones).
+        """Wait until the bot acknowledged every update (asked getUpdates for later ones, or
+        answered the webhook's POST of each with 2xx).
 
         PTB acknowledges updates once queued, possibly before its handlers finish; ``quiet > 0``
         also waits until the bot made no other API call for ``quiet`` seconds.

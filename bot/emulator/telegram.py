@@ -7,6 +7,15 @@ as users (``send_text``, ``press_button``, ...) and read what the bot did (``sen
 ``failures``, ``wait_for_messages``, ``wait_idle``). It rejects what real Telegram rejects (see
 ``wire``): text over 4096 characters or empty, malformed HTML, ``callback_data`` over 64 bytes.
 
+Updates wait in a queue until acknowledged. ``getUpdates`` long-polls them (``offset``
+acknowledges). Or, as real Telegram does after ``setWebhook`` (``url``, ``secret_token``,
+``max_connections``, ``drop_pending_updates``, ``allowed_updates``), they are POSTed to the
+webhook (getUpdates then answers 409) and retried with a back-off until answered 2xx, one at a
+time per chat, chats concurrently (plain http is accepted on loopback); ``deleteWebhook`` goes
+back to polling, ``getWebhookInfo`` tells the pending count and the last error,
+``webhook_attempts`` records every POST, ``webhook_timeout``, ``webhook_retry_initial`` and
+``webhook_retry_max`` set the timeout and back-off (see ``webhook``).
+
 Sends (sendMessage, sendDocument, sendPhoto) can be made to fail (``emu.faults = Faults(...)``)
 and are held to Telegram's flood limits (``emu.limits = Limits(...)``); ``delivery_times``,
 ``min_interval_per_chat``, ``max_in_window``, ``texts_to``, ``throttled`` and ``injected`` tell
@@ -14,8 +23,8 @@ whether the bot respected them (see ``faults``). The same, and the user actions,
 ``/_emulator/`` (see ``control``).
 
 Layout: ``wire`` (parameters, checks, JSON replies), ``state`` (what was sent, waiting),
-``botapi`` (the Bot API methods), ``faults`` (faults, limits, their records), ``control``
-(the ``/_emulator/`` routes), this module (the server and the user actions).
+``botapi`` (the Bot API methods), ``webhook`` (webhook mode), ``faults`` (faults, limits, their
+records), ``control`` (the ``/_emulator/`` routes), this module (the server and the user actions).
 """
 
 from __future__ import annotations
@@ -72,11 +81,13 @@ class TelegramEmulator(BotApiMethods, DeliveryChecks):
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
         self.port = self._runner.addresses[0][1]
+        self._start_pushing()
 
     async def stop(self) -> None:
         self._stopping = True
         self._pulse()  # releases pending long polls at once
         self._released.set()
+        await self._stop_pushing()  # updates being pushed to a webhook stay queued
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -171,6 +182,7 @@ class TelegramEmulator(BotApiMethods, DeliveryChecks):
         """Deliver ``update`` verbatim, even if the bot already acknowledged its update_id."""
         self._next_update_id = max(self._next_update_id, int(update["update_id"]) + 1)
         self._queue.append(_Pending(copy.deepcopy(update)))
+        self._queued()
         self._pulse()
 
     def _user_message(self, user_id: int, content: JSON) -> JSON:
@@ -182,6 +194,7 @@ class TelegramEmulator(BotApiMethods, DeliveryChecks):
         update = {"update_id": self._next_update_id, kind: payload}
         self._next_update_id += 1
         self._queue.append(_Pending(update))
+        self._queued()
         self._pulse()
         return copy.deepcopy(update)
 
@@ -205,8 +218,6 @@ class TelegramEmulator(BotApiMethods, DeliveryChecks):
                 return reply(await self._get_updates(params, request))
             if name in SEND_METHODS and handler is not None:
                 return await self._send(method, handler, params)
-            if name == "deletewebhook" and params.get("drop_pending_updates"):
-                self._queue.clear()
             return reply(True if handler is None else handler(params))
         except ApiError as exc:
             self.failures.append((method, exc.code, params))

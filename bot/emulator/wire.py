@@ -27,14 +27,14 @@ _JSON_FIELDS = frozenset(
 )
 _INT_FIELDS = frozenset(
     "chat_id message_id offset limit timeout update_id user_id from_chat_id"
-    " reply_to_message_id message_thread_id cache_time".split()
+    " reply_to_message_id message_thread_id cache_time max_connections".split()
 )
 _BOOL_FIELDS = frozenset(
     "show_alert disable_notification protect_content drop_pending_updates"
     " disable_web_page_preview allow_sending_without_reply".split()
 )
 TRUE_METHODS = frozenset(  # accepted and answered with `true`, nothing else
-    "deletewebhook setwebhook close logout setchatmenubutton sendchataction setmydescription"
+    "close logout setchatmenubutton sendchataction setmydescription"
     " setmyshortdescription setmyname".split()
 )
 SEND_METHODS = frozenset(  # lower-cased; the methods that faults and limits apply to
