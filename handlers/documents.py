@@ -15,8 +15,8 @@ from handlers.reports.certificate_import import (
     MAX_FILE_BYTES,
     ImportFileError,
     import_certificates,
-    template_xlsx,
 )
+from handlers.reports.certificate_template import template_xlsx
 from handlers.reports.digest import build_digest, render_digest, scope_codes
 from handlers.reports.export import ExportFilter, write_registration_csv, write_registration_xlsx
 from handlers.reports.stats import compute_stats, render_stats, stats_xlsx

@@ -17,8 +17,8 @@ from handlers.reports.certificate_import import (
     ImportResult,
     RejectedRow,
     import_certificates,
-    template_xlsx,
 )
+from handlers.reports.certificate_template import template_xlsx
 from models.admin_units import Area
 from models.certificates import Certificate
 from models.db import create_sessionmaker

@@ -1,4 +1,6 @@
-"""Import of an existing OCOP certificate list (XLSX or CSV), and the template to fill for it.
+"""Import of an existing OCOP certificate list (XLSX or CSV): parsing and checking the rows
+(pure, run off the event loop by the bot), then storing the valid ones. The template to fill is
+in certificate_template.py.
 
 The caller refuses files over MAX_FILE_BYTES (about 5 MB) before reading them."""
 
@@ -15,7 +17,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
-import xlsxwriter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,10 +33,10 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 HEADER_SEARCH_ROWS = 10  # old lists often have a title or two above the header row
 BLANK_RUN_END = 1000  # rows formatted but empty down to row 1,048,576 are not scanned
 TOO_MANY_ROWS = N_("The file has more than {limit} rows. Split it into smaller files.")
+ALREADY_STORED = N_("already in the list (same product, producer, star and issue date)")
 E = TypeVar("E", bound=Enum)
 Key = tuple[str, str, dt.date, int]
 Numbered = list[tuple[int, Sequence[object]]]
-Parsed = tuple[Subject, Product, Certificate]  # a valid row, not added to the session yet
 
 # Per column: the template's header (a catalog string, matched in every language), then other
 # folded names accepted on import. A header's parenthesized note is ignored.
@@ -71,6 +72,33 @@ _STAR = re.compile(r"([345])(?: (?:sao|stars?))?")  # fold() already dropped "*"
 # The template's example row; a row left with these four texts is not imported.
 EXAMPLE = {"product": N_("Anchovy fish sauce"), "owner": N_("Nguyen Van A"),
            "address": N_("Tan Phong hamlet"), "decision": N_("1234/QD-UBND")}
+
+
+@dataclass(frozen=True)
+class CertificateRow:
+    """A valid row: plain values, so a worker process can hand it back (pickled)."""
+
+    subject_name: str
+    subject_type: SubjectType
+    representative: str
+    address: str
+    phone: str | None
+    product: str
+    group: ProductGroup | None
+    commune_code: str
+    ecommerce: bool
+    star: int
+    issue_date: dt.date
+    decision: str | None
+
+    @property
+    def key(self) -> Key:
+        """What makes two rows the same certificate."""
+        return fold(self.product), fold(self.subject_name), self.issue_date, self.star
+
+
+# A data row's spreadsheet row number, and the row or every reason it cannot be imported.
+Checked = tuple[int, CertificateRow | list[str]]
 
 
 @dataclass(frozen=True)
@@ -231,7 +259,7 @@ def _commune(text: str, area: Area) -> tuple[str | None, str | None]:
     return None, _("commune “{value}” is ambiguous: {choices}").format(value=text, choices=choices)
 
 
-def _check(cells: dict[str, object], area: Area, today: dt.date) -> Parsed | list[str]:
+def _check(cells: dict[str, object], area: Area, today: dt.date) -> CertificateRow | list[str]:
     """The row's subject, product and certificate, or every reason it cannot be imported."""
     _headers, types, groups, examples = _words()
     text = {field: _text(value) for field, value in cells.items()}
@@ -264,135 +292,117 @@ def _check(cells: dict[str, object], area: Area, today: dt.date) -> Parsed | lis
         reasons.append(reason.format(date=issue_date.strftime("%d/%m/%Y"), year=OCOP_FIRST_YEAR))
     if reasons or not (subject_type and commune_code and star and issue_date):
         return reasons
-    return (
-        Subject(owner_user_id=None, name=text["subject_name"] or text["owner"],
-                subject_type=subject_type, representative=text["owner"],
-                address=text["address"], phone=phone),
-        Product(name=text["product"], product_group=group, commune_code=commune_code,
-                ecommerce=bool(ecommerce)),
-        Certificate(star=int(star[1]), issue_date=issue_date, decision_number=text["decision"]
-                    or None, expiry_date=certificate_expiry(issue_date)),
+    return CertificateRow(
+        subject_name=text["subject_name"] or text["owner"], subject_type=subject_type,
+        representative=text["owner"], address=text["address"], phone=phone,
+        product=text["product"], group=group, commune_code=commune_code,
+        ecommerce=bool(ecommerce), star=int(star[1]), issue_date=issue_date,
+        decision=text["decision"] or None,
     )
 
 
-async def _store(session: AsyncSession, rows: Sequence[Parsed]) -> None:
-    """Subjects (folded name and type, whoever owns them) and products (subject and folded name)
-    are reused; a reused one only gains what it lacked (phone, group, e-commerce)."""
+async def store_certificates(session: AsyncSession, rows: Sequence[CertificateRow]) -> None:
+    """Add the rows (flush, never commit). Subjects (folded name and type, whoever owns them) and
+    products (subject and folded name) are reused; a reused one only gains what it lacked (phone,
+    group, e-commerce)."""
     subjects: dict[tuple[str, SubjectType], Subject] = {}
     for subject in await session.scalars(select(Subject).order_by(Subject.id)):
         subjects.setdefault((fold(subject.name), subject.subject_type), subject)
-    owners = [subjects.setdefault((fold(new.name), new.subject_type), new) for new, _p, _c in rows]
-    for owner, (new, _product, _certificate) in zip(owners, rows, strict=True):
-        owner.phone = owner.phone or new.phone
+    owners = [
+        subjects.setdefault((fold(row.subject_name), row.subject_type), Subject(
+            owner_user_id=None, name=row.subject_name, subject_type=row.subject_type,
+            representative=row.representative, address=row.address, phone=row.phone))
+        for row in rows
+    ]
+    for owner, row in zip(owners, rows, strict=True):
+        owner.phone = owner.phone or row.phone
     session.add_all(owners)
     await session.flush()
     products: dict[tuple[int, str], Product] = {}
     for product in await session.scalars(select(Product).order_by(Product.id)):
         products.setdefault((product.subject_id, fold(product.name)), product)
     kept = []
-    for owner, (_subject, made, _certificate) in zip(owners, rows, strict=True):
-        made.subject_id = owner.id
-        product = products.setdefault((owner.id, fold(made.name)), made)
-        product.product_group = product.product_group or made.product_group
-        product.ecommerce = bool(product.ecommerce) or made.ecommerce
+    for owner, row in zip(owners, rows, strict=True):
+        product = products.setdefault((owner.id, fold(row.product)), Product(
+            subject_id=owner.id, name=row.product, product_group=row.group,
+            commune_code=row.commune_code, ecommerce=row.ecommerce))
+        product.product_group = product.product_group or row.group
+        product.ecommerce = bool(product.ecommerce) or row.ecommerce
         kept.append(product)
     session.add_all(kept)
     await session.flush()
-    for product, (_subject, _product, certificate) in zip(kept, rows, strict=True):
-        certificate.product_id = product.id
-    session.add_all(certificate for _subject, _product, certificate in rows)
+    session.add_all(
+        Certificate(product_id=product.id, star=row.star, issue_date=row.issue_date,
+                    decision_number=row.decision, expiry_date=certificate_expiry(row.issue_date))
+        for product, row in zip(kept, rows, strict=True)
+    )
     await session.flush()
 
 
-async def import_certificates(
-    session: AsyncSession, area: Area, content: bytes, file_name: str,
-    *, today: dt.date | None = None,
-) -> ImportResult:
-    """Parse XLSX or CSV (by extension / content sniffing), validate every row, and add the valid
-    rows (subject + product + certificate) in the caller's transaction (flush, never commit).
-    Rows with any problem, or repeating a certificate stored or earlier in the file, are not
-    imported and are reported. `today` (default: the server's date) bounds the issue dates."""
-    today = today or dt.date.today()
+def parse_certificates(
+    content: bytes, file_name: str, area: Area, today: dt.date
+) -> list[Checked]:
+    """Every data row of an XLSX or CSV file (by extension / content sniffing), checked: CPU
+    work without the database, run by the bot in a worker process (handlers/reports/parsing.py).
+    Raises ImportFileError when the whole file is unusable."""
     columns, data = _table(_sheets(content, file_name))
     if len(data) > MAX_ROWS:
         raise ImportFileError(_(TOO_MANY_ROWS).format(limit=MAX_ROWS))
-    checked = [
+    return [
         (number, _check({f: values[i] if (i := columns.get(f, -1)) in range(len(values)) else None
                          for f in FIELDS}, area, today))
         for number, values in data
     ]
-    dates = [row[2].issue_date for _number, row in checked if isinstance(row, tuple)] or [today]
+
+
+async def stored_keys(session: AsyncSession, rows: Sequence[CertificateRow]) -> set[Key]:
+    """Which of these certificates are stored already (by product, producer, star, issue date)."""
+    if not rows:
+        return set()
+    dates = [row.issue_date for row in rows]
     found = await session.execute(
         select(Product.name, Subject.name, Certificate.issue_date, Certificate.star)
         .join(Product, Certificate.product_id == Product.id)
         .join(Subject, Product.subject_id == Subject.id)
         .where(Certificate.issue_date.between(min(dates), max(dates)))
     )
-    existing = {(fold(product), fold(subject), day, star) for product, subject, day, star in found}
+    return {(fold(product), fold(subject), day, star) for product, subject, day, star in found}
+
+
+async def classify(
+    session: AsyncSession, checked: Sequence[Checked]
+) -> tuple[list[tuple[int, CertificateRow]], list[RejectedRow]]:
+    """The rows to import, and the rows not to with why: any problem, or a certificate stored
+    already or earlier in the file. Only reads."""
+    existing = await stored_keys(session, [row for _n, row in checked if not isinstance(row, list)])
     first_row: dict[Key, int] = {}
-    accepted: list[Parsed] = []
+    accepted: list[tuple[int, CertificateRow]] = []
     rejected: list[RejectedRow] = []
     for number, row in checked:
         if isinstance(row, list):
             rejected.append(RejectedRow(number, tuple(row)))
             continue
-        subject, product, certificate = row
-        key = fold(product.name), fold(subject.name), certificate.issue_date, certificate.star
-        if key in existing:
-            reason = _("already in the list (same product, producer, star and issue date)")
-        elif key in first_row:
-            reason = _("same certificate as row {row}").format(row=first_row[key])
+        if row.key in existing:
+            reason = _(ALREADY_STORED)
+        elif row.key in first_row:
+            reason = _("same certificate as row {row}").format(row=first_row[row.key])
         else:
-            first_row[key] = number
-            accepted.append(row)
+            first_row[row.key] = number
+            accepted.append((number, row))
             continue
         rejected.append(RejectedRow(number, (reason,)))
-    await _store(session, accepted)
+    return accepted, rejected
+
+
+async def import_certificates(
+    session: AsyncSession, area: Area, content: bytes, file_name: str,
+    *, today: dt.date | None = None,
+) -> ImportResult:
+    """Parse, check and add the valid rows (subject + product + certificate) in the caller's
+    transaction (flush, never commit), all at once: for the command line. Rows with any problem,
+    or repeating a certificate stored or earlier in the file, are not imported and are reported.
+    `today` (default: the server's date) bounds the issue dates."""
+    checked = parse_certificates(content, file_name, area, today or dt.date.today())
+    accepted, rejected = await classify(session, checked)
+    await store_certificates(session, [row for _number, row in accepted])
     return ImportResult(len(accepted), tuple(rejected))
-
-
-def template_xlsx(*, area: Area | None = None) -> bytes:
-    """A ready-to-fill XLSX in the current language: the header row, one example row (naming the
-    area's first commune, when given), drop-down lists for star, producer type and e-commerce,
-    and a short instruction sheet."""
-    buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
-    sheet, guide = book.add_worksheet(_("Certificates")), book.add_worksheet(_("Instructions"))
-    bold = book.add_format({"bold": True, "text_wrap": True, "valign": "top", "border": 1})
-    as_text = book.add_format({"num_format": "@"})  # keeps the phone's leading zero
-    formats = {"phone": as_text, "decision": as_text,
-               "issue_date": book.add_format({"num_format": "dd/mm/yyyy"})}
-    choices = {"star": ["3", "4", "5"], "ecommerce": [_(labels.YES), _(labels.NO)],
-               "subject_type": [_(label) for label in labels.SUBJECT_TYPE.values()]}
-    example: dict[str, object] = {field: _(message) for field, message in EXAMPLE.items()} | {
-        "subject_type": _(labels.SUBJECT_TYPE[SubjectType.HOUSEHOLD]),
-        "commune": area.communes[0].short_name if area else None,
-        "phone": "0905 123 456", "star": 4, "issue_date": dt.date(2023, 3, 15),
-        "group": _(labels.GROUP[ProductGroup.FOOD]), "ecommerce": _(labels.YES),
-    }
-    for column, (field, (header, *_aliases)) in enumerate(FIELDS.items()):
-        sheet.write_string(0, column, _(header), bold)
-        sheet.set_column(column, column, 28 if field in LIMITS else 16, formats.get(field))
-        if isinstance(value := example.get(field), dt.date):
-            sheet.write_datetime(1, column, value, formats["issue_date"])
-        elif value is not None:
-            sheet.write(1, column, value, formats.get(field))
-        if field in choices:
-            validation = {"validate": "list", "source": choices[field]}
-            sheet.data_validation(1, column, MAX_ROWS, column, validation)
-    sheet.freeze_panes(1, 0)
-    guide.set_column(0, 0, 110, book.add_format({"text_wrap": True, "valign": "top"}))
-    required = ", ".join(_(FIELDS[field][0]) for field in REQUIRED)
-    for line, text in enumerate([
-        _("How to fill in the OCOP certificate list"),
-        _("One row per certificate; keep the header row. Required columns: {columns}.")
-        .format(columns=required),
-        _("Type your own data over the example row: a row left as the example is not imported."),
-        _("Commune: the current name, the name before 1 July 2025, or the 5-digit code. Star: 3, 4 "
-          "or 5. Issue date: day/month/year. A household may leave the producer name blank."),
-        _("Rows with a problem are not imported: fix them and send the file again. Rows already "
-          "imported are skipped. At most {rows} rows per file.").format(rows=MAX_ROWS),
-    ]):
-        guide.write_string(line, 0, text, bold if line == 0 else None)
-    book.close()
-    return buffer.getvalue()
