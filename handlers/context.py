@@ -1,13 +1,15 @@
-"""What a handler gets besides the event: the open session, the user, and shared services."""
+"""What a handler gets besides the event (the open session, the user, shared services), and what
+a long task gets instead (sessions of its own, the user, its arguments)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.admin_units import Area
 from models.base import utcnow
@@ -39,6 +41,37 @@ class Context:
     services: Services
     # Sends a short "working on it" message at once, before the event's work is done.
     progress: Callable[[str], Awaitable[None]] = _ignore_progress
+
+    @property
+    def area(self) -> Area:
+        return self.services.area
+
+    def today(self) -> dt.date:
+        return self.services.today()
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """A long task's view (handlers/tasks.py), run by bot/tasks.py after the event's batch.
+
+    It opens its own sessions: `reader` never takes the write lock (SQLite), `writer` for short
+    write transactions only, never held while parsing or talking to the network. `progress`
+    queues a message to the chat at once; `fetch` downloads a file by its channel's file id.
+    A task run again after a crash finds in `cursor` and `state` how far the last run got."""
+
+    task_id: int
+    worker: str  # the runner's lease on the task (models.tasks.advance_cursor checks it)
+    channel: str
+    chat_id: str
+    user: User
+    services: Services
+    args: dict[str, Any]
+    reader: async_sessionmaker[AsyncSession]
+    writer: async_sessionmaker[AsyncSession]
+    progress: Callable[[str], Awaitable[None]]
+    fetch: Callable[[str], Awaitable[bytes]]
+    cursor: int = 0
+    state: dict[str, Any] | None = None
 
     @property
     def area(self) -> Area:

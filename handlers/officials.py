@@ -7,7 +7,7 @@ import html
 from babel.dates import format_date
 
 from handlers import labels
-from handlers.context import Context
+from handlers.context import Context, TaskContext
 from handlers.events import Notice, Outcome, Reply
 from handlers.i18n import _, current_language, in_language
 from handlers.routes import Call, Routes
@@ -19,7 +19,7 @@ from models.users import User
 USAGE = "/official add <id or @username> [commune codes]\n/official remove <id or @username>"
 
 
-def describe_scope(ctx: Context, scope: list[str] | None) -> str:
+def describe_scope(ctx: Context | TaskContext, scope: list[str] | None) -> str:
     if scope is None:
         return _("the whole area ({province})").format(province=ctx.area.province_name)
     names = []

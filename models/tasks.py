@@ -20,6 +20,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import Base, insert_if_absent
 
 
+class LeaseLost(Exception):
+    """Another runner took the task over (this one's lease ran out): stop, write nothing more."""
+
+
 class TaskStatus(enum.StrEnum):
     PENDING = "pending"
     RUNNING = "running"

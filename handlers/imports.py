@@ -1,0 +1,123 @@
+"""The admins' certificate import as a long task: download the file (no transaction open), parse
+it in a worker process (handlers/reports/parsing.py), then write the rows in short transactions.
+
+A run after a crash must not import twice. The first run decides which rows to import and
+records that on the task (`state`); each chunk of rows is written in the transaction that moves
+the task's cursor past it, so a later run re-parses the file (the same rows: `today` is the
+command's) and goes on from the cursor, and the report is the same as without the crash.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from typing import Any
+
+from handlers.context import TaskContext
+from handlers.events import Reply
+from handlers.i18n import _
+from handlers.reports import parsing
+from handlers.reports.certificate_import import (
+    ALREADY_STORED,
+    MAX_FILE_BYTES,
+    CertificateRow,
+    ImportFileError,
+    classify,
+    store_certificates,
+    stored_keys,
+)
+from models.certificates import serialize_imports
+from models.tasks import LeaseLost, advance_cursor, save_state
+
+# Rows per write transaction: ~10-20 ms of the SQLite writer each (bench/README.md).
+CHUNK = 250
+# Above this many rows to write, the admin hears that the check is done and writing goes on.
+TELL_PROGRESS_FROM = 2 * CHUNK
+
+
+def _report(imported: int, rejected: list[tuple[int, list[str]]]) -> Reply:
+    lines = [_("✅ Imported certificates: {count}.").format(count=imported)]
+    if rejected:
+        lines += ["", _("Rows not imported ({count}):").format(count=len(rejected))]
+        lines += [
+            _("Row {row}: {reasons}").format(row=row, reasons=html.escape("; ".join(reasons)))
+            for row, reasons in sorted(rejected)
+        ]
+    return Reply("\n".join(lines))
+
+
+async def _decide(ctx: TaskContext, checked: list[Any]) -> dict[str, Any]:
+    """Which rows to import (read only), recorded on the task before anything is written."""
+    async with ctx.reader() as session:
+        accepted, rejected = await classify(session, checked)
+    state: dict[str, Any] = {
+        "accepted": [number for number, _row in accepted],
+        "rejected": [[row.row, list(row.reasons)] for row in rejected],
+        "late": [],  # rows another import stored meanwhile
+    }
+    async with ctx.writer() as session, session.begin():
+        if not await save_state(session, ctx.task_id, worker=ctx.worker, state=state):
+            raise LeaseLost(ctx.task_id)
+    return state
+
+
+async def _write_chunk(
+    ctx: TaskContext,
+    state: dict[str, Any],
+    cursor: int,
+    to: int,
+    part: list[tuple[int, CertificateRow]],
+) -> None:
+    """Store `part` in the transaction that moves the cursor from `cursor` to `to`."""
+    async with ctx.writer() as session, session.begin():
+        # First: on PostgreSQL this locks the task's row, so a second runner cannot overlap.
+        moved = await advance_cursor(
+            session, ctx.task_id, worker=ctx.worker, expected=cursor, to=to
+        )
+        if not moved:
+            raise LeaseLost(ctx.task_id)
+        await serialize_imports(session)
+        stored = await stored_keys(session, [row for _number, row in part])
+        late = [[number, [_(ALREADY_STORED)]] for number, row in part if row.key in stored]
+        await store_certificates(session, [row for _number, row in part if row.key not in stored])
+        if late:
+            state["late"] += late
+            await save_state(session, ctx.task_id, worker=ctx.worker, state=state)
+
+
+async def run_import(ctx: TaskContext) -> list[Reply]:
+    """args: file_id, file_name, today (ISO date of the command)."""
+    file_name = str(ctx.args["file_name"])
+    content = await ctx.fetch(str(ctx.args["file_id"]))
+    if len(content) > MAX_FILE_BYTES:
+        return [Reply(_("This file is too large (at most 5 MB)."))]
+    today = dt.date.fromisoformat(str(ctx.args["today"]))
+    try:
+        checked = await parsing.parse_in_worker(
+            content,
+            file_name,
+            ctx.area,
+            today,
+            parser=parsing.PARSER,
+            seconds=parsing.PARSE_SECONDS,
+            memory=parsing.PARSE_MEMORY,
+        )
+    except ImportFileError as error:
+        return [Reply(_("Nothing was imported: {why}").format(why=html.escape(error.message)))]
+    rows = {number: row for number, row in checked if isinstance(row, CertificateRow)}
+    state = ctx.state if ctx.state is not None else await _decide(ctx, checked)
+    cursor = ctx.cursor if ctx.state is not None else 0
+    numbers: list[int] = state["accepted"]
+    if len(numbers) - cursor >= TELL_PROGRESS_FROM:
+        text = _("{rows} rows checked; importing {count} certificates…")
+        await ctx.progress(text.format(rows=len(checked), count=len(numbers) - cursor))
+    while cursor < len(numbers):
+        chunk = numbers[cursor : cursor + CHUNK]
+        # A row is missing only if the file parsed differently this time (a new version).
+        part = [(number, rows[number]) for number in chunk if number in rows]
+        await _write_chunk(ctx, state, cursor, cursor + len(chunk), part)
+        cursor += len(chunk)
+    late = [(int(row), list(reasons)) for row, reasons in state["late"]]
+    rejected = [(int(row), list(reasons)) for row, reasons in state["rejected"]] + late
+    imported = sum(number in rows for number in numbers) - len(late)
+    return [_report(imported, rejected)]
