@@ -1,35 +1,24 @@
 """Officials' paperwork in the chat: digest on demand, statistics, the official export, and
-the admins' import of existing certificates (with its template)."""
+the admins' import of existing certificates (with its template).
+
+Each command checks its input and answers at once; the work itself is a long task
+(handlers/tasks.py) that runs after the event's batch and sends its result when done.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import html
-import io
 
 from handlers.context import Context
-from handlers.events import Document, Outcome, Reply
+from handlers.events import Document, LongTask, Outcome, Reply
 from handlers.i18n import _
-from handlers.officials import describe_scope
-from handlers.reports.certificate_import import (
-    MAX_FILE_BYTES,
-    ImportFileError,
-    import_certificates,
-)
+from handlers.reports.certificate_import import MAX_FILE_BYTES
 from handlers.reports.certificate_template import template_xlsx
-from handlers.reports.digest import build_digest, render_digest, scope_codes
-from handlers.reports.export import ExportFilter, write_registration_csv, write_registration_xlsx
-from handlers.reports.stats import compute_stats, render_stats, stats_xlsx
+from handlers.reports.digest import scope_codes
 from handlers.routes import Call, Routes
-from models.digests import last_covered
 from models.domain import Role
 
 FIRST_YEAR = 2018
-
-
-def _scope_label(ctx: Context) -> str:
-    user = ctx.user
-    return describe_scope(ctx, None if user.role is Role.ADMIN else user.scope)
 
 
 def _year(ctx: Context, text: str | None) -> int | None:
@@ -43,11 +32,7 @@ def _year(ctx: Context, text: str | None) -> int | None:
 
 async def digest_now(call: Call) -> Outcome:
     """The digest as it would go out now (a preview: the scheduled one is still sent)."""
-    ctx = call.ctx
-    now = ctx.services.clock()
-    since = await last_covered(ctx.session, ctx.user.id) or now - dt.timedelta(days=1)
-    digest = await build_digest(ctx.session, ctx.area, ctx.user, since, now, ctx.services.timezone)
-    return Outcome(render_digest(digest))
+    return Outcome([Reply(_("Preparing the digest…"))], tasks=[LongTask("digest")])
 
 
 async def stats(call: Call) -> Outcome:
@@ -55,16 +40,7 @@ async def stats(call: Call) -> Outcome:
     year = _year(ctx, call.args[0] if call.args else None)
     if year is None:
         return Outcome([Reply(_("Usage: /stats [year], for example /stats 2026."))])
-    codes = scope_codes(ctx.area, ctx.user)
-    figures = await compute_stats(ctx.session, year, codes, ctx.today())
-    label = _scope_label(ctx)
-    document = Document(f"so-lieu-ocop-{year}.xlsx", stats_xlsx(figures, label))
-    return Outcome(
-        [
-            Reply(render_stats(figures, label)),
-            Reply(_("The same figures as XLSX."), document=document),
-        ]
-    )
+    return Outcome([Reply(_("Counting the figures…"))], tasks=[LongTask("stats", {"year": year})])
 
 
 async def export(call: Call) -> Outcome:
@@ -81,23 +57,8 @@ async def export(call: Call) -> Outcome:
             codes=html.escape(", ".join(known[:12]))
         )
         return Outcome([Reply(text)])
-    selection = ExportFilter(year=year, communes=tuple(args or allowed))
-    await ctx.progress(_("Preparing the table…"))
-    if as_csv:
-        text_buffer = io.StringIO()
-        count = await write_registration_csv(
-            ctx.session, ctx.area, selection, text_buffer, timezone=ctx.services.timezone
-        )
-        content = ("\ufeff" + text_buffer.getvalue()).encode("utf-8")  # BOM: Excel reads UTF-8
-        name = f"dang-ky-ocop-{year}.csv"
-    else:
-        buffer = io.BytesIO()
-        count = await write_registration_xlsx(
-            ctx.session, ctx.area, selection, buffer, timezone=ctx.services.timezone
-        )
-        content, name = buffer.getvalue(), f"dang-ky-ocop-{year}.xlsx"
-    caption = _("Registrations of {year}: {count}.").format(year=year, count=count)
-    return Outcome([Reply(caption, document=Document(name, content))])
+    task = LongTask("export", {"year": year, "communes": list(args or allowed), "csv": as_csv})
+    return Outcome([Reply(_("Preparing the table…"))], tasks=[task])
 
 
 async def template(call: Call) -> Outcome:
@@ -122,26 +83,19 @@ async def import_file(call: Call) -> Outcome:
         return Outcome([Reply(_("Send the filled template as a file."))])
     if attachment.size is not None and attachment.size > MAX_FILE_BYTES:
         return Outcome([Reply(_("This file is too large (at most 5 MB)."))])
-    await ctx.progress(_("Reading {name}…").format(name=html.escape(attachment.file_name)))
-    content = await attachment.fetch()
-    try:
-        result = await import_certificates(
-            ctx.session, ctx.area, content, attachment.file_name, today=ctx.today()
-        )
-    except ImportFileError as error:
-        return Outcome(
-            [Reply(_("Nothing was imported: {why}").format(why=html.escape(error.message)))]
-        )
-    lines = [_("✅ Imported certificates: {count}.").format(count=result.imported)]
-    if result.rejected:
-        lines += ["", _("Rows not imported ({count}):").format(count=len(result.rejected))]
-        lines += [
-            _("Row {row}: {reasons}").format(
-                row=row.row, reasons=html.escape("; ".join(row.reasons))
-            )
-            for row in result.rejected
-        ]
-    return Outcome([Reply("\n".join(lines))])
+    if attachment.file_id is None:  # a channel that cannot fetch a file again later
+        text = _("Files cannot be imported through this channel. Please send the file on Telegram.")
+        return Outcome([Reply(text)])
+    task = LongTask(
+        "import",
+        {
+            "file_id": attachment.file_id,
+            "file_name": attachment.file_name,
+            "today": ctx.today().isoformat(),  # the same rows however late the task runs
+        },
+    )
+    reading = _("Reading {name}…").format(name=html.escape(attachment.file_name))
+    return Outcome([Reply(reading)], tasks=[task])
 
 
 async def not_readable(call: Call) -> Outcome:
