@@ -3,31 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
+import signal
 from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram import Bot, BotCommand, Update
+from telegram import Bot, BotCommand
 from telegram.constants import ParseMode
-from telegram.ext import (
-    AIORateLimiter,
-    Application,
-    ApplicationBuilder,
-    ContextTypes,
-    Defaults,
-    TypeHandler,
-)
+from telegram.ext import Application, ApplicationBuilder, Defaults
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot.batch import Batcher
-from bot.channels.telegram import CHANNEL, ChatOrder, make_update_handler
+from bot.channels.telegram import CHANNEL, TelegramChannel
+from bot.channels.telegram_receiver import TelegramPoller, TelegramWebhook
 from bot.delivery import CONCURRENT_SENDS, DeliveryWorker, telegram_sender
+from bot.fairness import SenderLimits
 from bot.jobs import parse_time, schedule_jobs
+from bot.runtime import Receiver, Runtime
 from bot.settings import Settings
 from handlers.context import Services
-from handlers.events import Reply
 from handlers.i18n import LANGUAGES, _, use_language
 from models.admin_units import Area
 from models.db import create_engine, create_sessionmaker
@@ -68,12 +62,19 @@ async def publish_commands(application: Application) -> None:
         )
 
 
-async def report_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    log.error("error while handling an update", exc_info=context.error)
-    if isinstance(update, Update) and update.effective_chat is not None:
-        use_language(None)
-        reply = Reply(_("Sorry, something went wrong. Your answers are saved; please try again."))
-        await context.bot.send_message(update.effective_chat.id, reply.text)
+def build_runtime(
+    settings: Settings,
+    engine: AsyncEngine,
+    services: Services,
+    *,
+    limits: SenderLimits | None = None,
+) -> Runtime:
+    """The channel-neutral runtime; the caller adds its channels."""
+    return Runtime(
+        engine,
+        services,
+        limits or SenderLimits(settings.ocop_user_rate, settings.ocop_user_burst),
+    )
 
 
 def build_application(
@@ -82,27 +83,34 @@ def build_application(
     engine: AsyncEngine | None = None,
     services: Services | None = None,
     request: BaseRequest | None = None,
-    rate_limiter: bool = True,
+    pacing: Pacing | None = None,
+    limits: SenderLimits | None = None,
 ) -> Application:
-    """The bot, wired: Telegram transport, database, handlers. Call `run_polling` or drive it.
+    """The bot, wired: the Telegram channel (and Zalo's when ZALO_BOT_TOKEN is set), the
+    runtime, the scheduled jobs. Serve it with `serve`, or drive it with `start`/`stop`.
 
-    `request`, when given, carries every Bot API call, the outbox's too (an in-process
-    transport in benchmarks).
+    PTB's Application gives the Telegram bot and the job queue; updates do not go through its
+    updater or handlers but through the runtime (bot/runtime.py): recorded in the inbox before
+    they are confirmed, handled from there, answered through the outbox.
 
-    With ZALO_BOT_TOKEN set too, the Zalo channel runs in the same event loop: started after
-    Telegram connects, stopped with it (`bot_data["zalo"]`)."""
+    `request`, when given, carries every Bot API call (an in-process transport in benchmarks);
+    `pacing` sets the delivery limits (benchmarks measuring the bot lift them), `limits` the
+    per-sender rate."""
     if not settings.telegram_bot_token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    if settings.webhook_url and not settings.webhook_secret:
+        raise ValueError("WEBHOOK_SECRET must be set with WEBHOOK_URL")
     # One TLS context (httpx's default trust store) for every HTTP client: loading the CA
     # store is ~40 ms per client, three clients at start-up (bench/README.md, "startup").
     tls = httpx.create_ssl_context()
     own_engine = engine is None
     db = engine if engine is not None else create_engine(settings.database_url)
     sessionmaker = create_sessionmaker(db)
-    batcher = Batcher(sessionmaker)
     shared = services or build_services(settings)
+    runtime = build_runtime(settings, db, shared, limits=limits)
+    pacing = pacing or Pacing(settings.ocop_delivery_rate)
 
-    # Notifications go out through the outbox with a bot of their own: the worker paces them
+    # Messages go out through the outbox with a bot of their own: the worker paces them
     # itself and must see Telegram's answers (429, 403) rather than a rate limiter's retries.
     delivery_bot = Bot(
         settings.telegram_bot_token,
@@ -118,53 +126,36 @@ def build_application(
             httpx_kwargs={"verify": tls},
         ),
     )
-    worker = DeliveryWorker(
-        sessionmaker, CHANNEL, telegram_sender(delivery_bot), Pacing(settings.ocop_delivery_rate)
-    )
-    tasks: list[asyncio.Task[None]] = []
+    worker = DeliveryWorker(sessionmaker, CHANNEL, telegram_sender(delivery_bot), pacing)
     zalo = None
     if settings.zalo_bot_token:
         # Imported only when used: aiohttp alone is ~0.15 s of start-up (bench/README.md).
         from bot.channels.zalo_bot import ZaloBot
 
-        zalo = ZaloBot(settings, db, shared, queued=worker.wake, batcher=batcher)
-
-    def queued() -> None:
-        """Notices were queued; they may be for either channel."""
-        worker.wake()
-        if zalo is not None:
-            zalo.wake()
+        zalo = ZaloBot(settings, db, shared, pacing=pacing)
+        zalo.channel.recorder = runtime.recorder
 
     async def prepare(application: Application) -> None:
         """Runs once the bot is connected, before the first update."""
         await publish_commands(application)
-        await batcher.warm_up()
         async with sessionmaker() as session, session.begin():
             await ensure_admins(session, CHANNEL, settings.ocop_admins)
         schedule_jobs(
-            application, sessionmaker, shared, parse_time(settings.ocop_digest_time), queued
+            application,
+            sessionmaker,
+            shared,
+            parse_time(settings.ocop_digest_time),
+            runtime.wake_deliveries,
         )
         await delivery_bot.initialize()
-        application.bot_data["delivery"] = worker
-        tasks.append(asyncio.create_task(worker.run(), name="outbox-delivery"))
         if zalo is not None:
-            await zalo.start()
-            application.bot_data["zalo"] = zalo
-        # What start-up built (modules, classes, caches) lives as long as the process: frozen,
-        # full garbage collections skip it (a pause of ~65 ms becomes ~10). Most of what an
-        # update allocates dies by reference counting, so the cycle collector need not look at
-        # young objects every 700 allocations: +10-15% throughput (bench/README.md).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
+            await zalo.open()
+        await runtime.start()
 
     async def halt(_application: Application) -> None:
+        await runtime.stop()
         if zalo is not None:
-            await zalo.stop()
-        await worker.stop()
-        for task in tasks:
-            await task
-        tasks.clear()
+            await zalo.close()
 
     async def dispose(_application: Application) -> None:
         await delivery_bot.shutdown()
@@ -177,23 +168,70 @@ def build_application(
         .base_url(settings.telegram_api_url)
         .base_file_url(settings.file_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=ZoneInfo(settings.ocop_timezone)))
+        .updater(None)
         .post_init(prepare)
         .post_stop(halt)
         .post_shutdown(dispose)
     )
     if request is None:  # PTB's own defaults (256 connections; 1 for getUpdates), one TLS context
+        # getUpdates waits up to POLL_TIMEOUT for updates: its read timeout is that and more.
         builder = builder.request(
             HTTPXRequest(connection_pool_size=256, httpx_kwargs={"verify": tls})
         ).get_updates_request(HTTPXRequest(connection_pool_size=1, httpx_kwargs={"verify": tls}))
     else:
         builder = builder.request(request).get_updates_request(request)
-    if rate_limiter:  # Telegram's 30 messages/s; a benchmark measuring the bot turns it off
-        # (PTB types a builder without a limiter as BaseRateLimiter[None].)
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))  # type: ignore[arg-type]
-    builder = builder.concurrent_updates(ChatOrder())
     application = builder.build()
-    handler = make_update_handler(batcher, shared, queued)
-    # One handler for everything: routing happens in handlers/, not in PTB filters.
-    application.add_handler(TypeHandler(Update, handler))
-    application.add_error_handler(report_error)
+    channel = TelegramChannel(application.bot, worker)
+    receiver: Receiver
+    if settings.webhook_url:
+        receiver = TelegramWebhook(
+            application.bot,
+            channel,
+            runtime.recorder,
+            url=settings.webhook_url,
+            secret=settings.webhook_secret or "",
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+        )
+    else:
+        receiver = TelegramPoller(application.bot, channel, runtime.recorder)
+    runtime.add_channel(channel, receiver)
+    if zalo is not None:
+        runtime.add_channel(zalo.channel, zalo)
+        application.bot_data["zalo"] = zalo
+    application.bot_data["runtime"] = runtime
+    application.bot_data["delivery"] = worker
     return application
+
+
+async def start(application: Application) -> None:
+    """Connect and start everything, as `serve` does (tests and benchmarks drive it so)."""
+    await application.initialize()
+    if application.post_init is not None:
+        await application.post_init(application)
+    await application.start()
+
+
+async def stop(application: Application) -> None:
+    """Stop receiving, finish or hand back the work under way, disconnect."""
+    if application.running:
+        await application.stop()
+    if application.post_stop is not None:
+        await application.post_stop(application)
+    await application.shutdown()
+    if application.post_shutdown is not None:
+        await application.post_shutdown(application)
+
+
+async def serve(application: Application, stopping: asyncio.Event | None = None) -> None:
+    """Serve until SIGINT or SIGTERM (or `stopping` is set)."""
+    stopping = stopping or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    await start(application)
+    try:
+        await stopping.wait()
+    finally:
+        log.info("stopping")
+        await stop(application)

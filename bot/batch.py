@@ -16,6 +16,11 @@ its events runs again in a transaction of its own, so one bad event costs the ot
 time; the bad one's error goes to its own caller. A failure of the batch as a whole (the database
 kept busy by another process, or COMMIT itself, whose outcome is then unknown) goes to every
 caller: running the events again could apply one twice.
+
+An event taken from the inbox (`inbox_id`) is handled only on its turn: the batch locks its
+chats (PostgreSQL; SQLite serves one process) and deletes the event's inbox row in the same
+transaction as its effect. An event whose row is gone (another process handled it) or that has
+an older one of its chat before it gets `NOT_ITS_TURN` and nothing is done for it.
 """
 
 from __future__ import annotations
@@ -32,17 +37,29 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers.events import Event, EventKind
 from handlers.router import Prepared, prepare
 from models.db import is_busy
+from models.inbox import lock_chats, take_turns
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Work = Callable[[AsyncSession, Prepared], Awaitable[T]]
+# Called with the results of a batch's events, in the batch's transaction, before it commits.
+Finish = Callable[[AsyncSession, list[Any]], Awaitable[None]]
+
+
+class _NotItsTurn:
+    def __repr__(self) -> str:
+        return "NOT_ITS_TURN"
+
+
+NOT_ITS_TURN: Any = _NotItsTurn()
 
 
 @dataclass
 class _Item(Generic[T]):
     event: Event
     work: Work[T]
+    inbox_id: int | None = None
     result: asyncio.Future[T] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -65,6 +82,7 @@ class Batcher:
         parallel: int | None = None,
         limit: int = 200,
         backlog: int = 50,
+        finish: Finish | None = None,
     ) -> None:
         """Up to `parallel` batches at once: by default one on SQLite (one writer), four on
         PostgreSQL (so that one batch's round trips overlap another's work), the extra ones only
@@ -74,6 +92,7 @@ class Batcher:
             bind = sessionmaker.kw["bind"]
             parallel = 1 if bind.dialect.name == "sqlite" else 4
         self.parallel, self.limit, self.backlog = parallel, limit, backlog
+        self.finish = finish
         self._waiting: deque[_Item[Any]] = deque()
         self._runners: set[asyncio.Task[None]] = set()
         self._busy: set[tuple[str, str, str]] = set()  # chats and senders of running batches
@@ -93,10 +112,11 @@ class Batcher:
 
         await asyncio.gather(*(rehearse(number) for number in range(self.parallel)))
 
-    async def run(self, event: Event, work: Work[T]) -> T:
+    async def run(self, event: Event, work: Work[T], inbox_id: int | None = None) -> T:
         """Run `work` for `event` in a transaction shared with the events that arrive with it;
-        returns its result once that transaction is committed."""
-        item: _Item[T] = _Item(event, work)
+        returns its result once that transaction is committed (`NOT_ITS_TURN` for an inbox
+        event that was not to be handled now)."""
+        item: _Item[T] = _Item(event, work, inbox_id)
         self._waiting.append(item)
         # A second batch at once only under load: when little is waiting, the events that come
         # in while one batch is in the database are cheaper (and sooner) served together next.
@@ -157,8 +177,15 @@ class Batcher:
         async with self.sessionmaker() as session:
             try:
                 await session.begin()
-                prepared = await prepare(session, [item.event for item in batch])
-                results = [await item.work(session, prepared) for item in batch]
+                turns = await self._turns(session, batch)
+                due = [item for item in batch if item.inbox_id is None or item.inbox_id in turns]
+                done: dict[int, Any] = {}
+                if due:
+                    prepared = await prepare(session, [item.event for item in due])
+                    done = {id(item): await item.work(session, prepared) for item in due}
+                results = [done.get(id(item), NOT_ITS_TURN) for item in batch]
+                if self.finish is not None and done:
+                    await self.finish(session, list(done.values()))
                 await session.flush()
             except asyncio.CancelledError as error:  # shutting down: nothing was committed
                 _settle_all(batch, error)
@@ -179,6 +206,14 @@ class Batcher:
         else:
             log.info("a batch of %d events failed; running each alone", len(batch))
             await self._one_by_one(batch)
+
+    @staticmethod
+    async def _turns(session: AsyncSession, batch: list[_Item[Any]]) -> set[int]:
+        ids = [item.inbox_id for item in batch if item.inbox_id is not None]
+        if not ids:
+            return set()
+        await lock_chats(session, [(item.event.channel, item.event.chat_id) for item in batch])
+        return await take_turns(session, ids)
 
     async def _one_by_one(self, batch: list[_Item[Any]]) -> None:
         for index, item in enumerate(batch):

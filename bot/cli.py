@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from telegram import Update
-
 from bot.settings import Settings
 
 NO_TOKEN = """\
@@ -138,7 +136,7 @@ async def _import(settings: Settings, path: str, content: bytes) -> int:
 
 
 def run(settings: Settings) -> int:
-    from bot.app import build_application
+    from bot.app import build_application, serve
     from bot.migrate import upgrade
 
     if not settings.telegram_bot_token and not settings.zalo_bot_token:
@@ -159,16 +157,7 @@ def run(settings: Settings) -> int:
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2
-    if settings.webhook_url:
-        application.run_webhook(
-            listen=settings.webhook_listen,
-            port=settings.webhook_port,
-            webhook_url=settings.webhook_url,
-            secret_token=settings.webhook_secret,
-            allowed_updates=Update.ALL_TYPES,
-        )
-    else:
-        application.run_polling(allowed_updates=Update.ALL_TYPES)
+    asyncio.run(serve(application))
     return 0
 
 

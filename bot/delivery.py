@@ -1,15 +1,19 @@
-"""The outbox delivery worker: sends queued notifications at the times the claim planned,
-and turns Telegram's answers into retries, back-offs, failures or "sent"."""
+"""The outbox delivery worker: sends replies as soon as their event commits and queued
+notifications at the times the claim planned, and turns the channel's answers into retries,
+back-offs, failures or "sent"."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from aiolimiter import AsyncLimiter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,7 +23,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from bot.channels.telegram import markup
 from bot.channels.text import split_message
-from handlers.events import Choice, Document, Reply
+from handlers.events import Choice, Document, KeyButton, Reply, Request
 from models.base import utcnow
 from models.outbox import (
     Claimed,
@@ -27,8 +31,10 @@ from models.outbox import (
     Results,
     claim,
     delay_channel,
+    hand_back,
     mark_unreachable,
     record,
+    release_leases,
 )
 
 log = logging.getLogger(__name__)
@@ -38,6 +44,9 @@ MAX_ATTEMPTS = 20
 CONCURRENT_SENDS = 24
 RATE_MARGIN = 0.95
 IDLE_POLL = 1.0
+# How long a reply is retried in place before it goes back to the database queue.
+REPLY_RETRY_SECONDS = 60.0
+CHAT_MEMORY = 10_000  # chats whose next send time is kept; older ones are forgotten
 
 Send = Callable[[str, Reply], Awaitable[str]]
 
@@ -51,7 +60,30 @@ def reply_of(message: Claimed) -> Reply:
         if message.document is not None
         else None
     )
-    return Reply(message.text, choices=choices, document=document)
+    keyboard = message.keyboard or {}
+    rows = tuple(
+        tuple(KeyButton(label, Request(request) if request else None) for label, request in row)
+        for row in keyboard.get("rows") or []
+    )
+    return Reply(
+        message.text,
+        choices=choices,
+        keyboard=rows,
+        remove_keyboard=bool(keyboard.get("remove")),
+        document=document,
+    )
+
+
+def keyboard_of(reply: Reply) -> dict[str, Any] | None:
+    """The reply keyboard as the outbox stores it (see `reply_of`)."""
+    if reply.keyboard:
+        return {
+            "rows": [
+                [[button.label, button.request.value if button.request else None] for button in row]
+                for row in reply.keyboard
+            ]
+        }
+    return {"remove": True} if reply.remove_keyboard else None
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -67,10 +99,18 @@ class Result:
     blocked: bool = False
     flood_until: dt.datetime | None = None
     done_at: dt.datetime | None = None
+    retried: bool = True  # False: handed back untried (its chat's earlier message is waiting)
 
 
 class DeliveryWorker:
-    """One per process. Several may share a database; the claim keeps them apart."""
+    """One per channel and process. Several may share a database; the claim keeps them apart.
+
+    Two ways in: replies, leased to this worker in the transaction of the event that caused them
+    and handed over by `send_now` as soon as it commits; and everything else in the outbox
+    (notifications, replies of a crashed process, retries), claimed from the database. Every send
+    goes through its chat's queue (one at a time, in order, the chat's interval apart) and the
+    worker's overall limit. A reply that fails is retried here for a while, so its chat's later
+    replies keep their order; then it goes back to the database like any retry."""
 
     def __init__(
         self,
@@ -86,44 +126,80 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._results: list[Result] = []
+        self._have_results = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._tails: dict[str, asyncio.Task[None]] = {}  # the last send queued for each chat
+        self._chat_ready: dict[str, float] = {}  # loop time each chat may get its next message
+        self._held: set[str] = set()  # chats whose earlier message went back to the database
+        self._flood_until = 0.0
+        self._replies_waiting = 0
         # Requests on the wire at once; the rest wait for their slot and a free connection.
         self._sending = asyncio.Semaphore(CONCURRENT_SENDS)
-        # The claim plans slots 1/rate apart, but tasks that wake late would go out in a burst.
-        # A small bucket re-spaces them: it lets a late sender catch up by a few messages (4%
-        # of the rate) and runs at 95% of it, so no one-second window exceeds the limit.
+        # The claim plans slots 1/rate apart, but tasks that wake late would go out in a burst,
+        # and replies come on top. A small bucket spaces every send: it lets a late sender
+        # catch up by a few messages (4% of the rate) and runs at 95% of it, so no one-second
+        # window exceeds the limit.
         burst = max(1, int(pacing.rate * 0.04))
         self._spacing = AsyncLimiter(burst, burst / (pacing.rate * RATE_MARGIN))
         # Notified after every write of results (tests and benchmarks wait on it).
         self.flushed = asyncio.Condition()
+        # Told the outbox id of every message whose fate is written: sent (True) or failed.
+        self.listeners: list[Callable[[int, bool], None]] = []
 
     def wake(self) -> None:
-        """New messages were queued by this process: look now rather than at the next poll."""
+        """New messages were queued: look now rather than at the next poll."""
         self._wake.set()
 
+    def send_now(self, messages: list[Claimed]) -> None:
+        """Send these replies, already leased to this worker by the transaction that wrote them
+        (`models.outbox.queue_replies`), without waiting for a claim."""
+        for message in messages:
+            self._replies_waiting += 1
+            self._queue(message, fast=True)
+
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.step()
-            except Exception:
-                log.exception("delivery round failed; retrying")
+        flusher = asyncio.create_task(self._flush_loop(), name=f"{self.channel}-delivery-results")
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self.step()
+                except Exception:
+                    log.exception("delivery round failed; retrying")
+        finally:
+            self._have_results.set()
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
             await self._flush()
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop claiming; let the sends under way finish within `grace` seconds, then hand
+        what is left back to the queue (this process's leases): nothing waits for a lease to
+        run out."""
         self._stopping.set()
         self._wake.set()
         if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
+            _done, left = await asyncio.wait(set(self._in_flight), timeout=grace)
+            for task in left:
+                task.cancel()
+            if left:
+                await asyncio.gather(*left, return_exceptions=True)
         await self._flush()
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                await release_leases(session, self.channel, self.name)
+        except Exception:  # the leases run out by themselves
+            log.warning("could not hand unsent messages back to the queue", exc_info=True)
 
     async def step(self) -> int:
         """Claim the next second of slots and start sending; wait when there is nothing."""
+        if self._replies_waiting:  # answers go first; notifications wait for the next round
+            await self._pause(self.pacing.horizon / 4)
+            return 0
         async with self.sessionmaker() as session, session.begin():
             batch = await claim(session, self.channel, self.name, self.clock(), self.pacing)
         for message in batch:
-            task = asyncio.create_task(self._deliver(message))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            self._queue(message, fast=False)
         if batch:
             # Top the plan up often: each claim fills the slots up to `horizon` ahead, so
             # claiming again before they run out keeps the rate without gaps.
@@ -139,38 +215,109 @@ class DeliveryWorker:
         except TimeoutError:
             pass
 
-    async def _deliver(self, message: Claimed) -> None:
+    def _queue(self, message: Claimed, *, fast: bool) -> None:
+        chat = message.chat_id
+        task = asyncio.create_task(self._in_turn(self._tails.get(chat), message, fast))
+        self._tails[chat] = task
+        self._in_flight.add(task)
+        task.add_done_callback(partial(self._finished, chat))
+
+    def _finished(self, chat: str, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if self._tails.get(chat) is task:
+            del self._tails[chat]
+            self._held.discard(chat)  # what it handed back is in the database, in order
+
+    async def _in_turn(
+        self, before: asyncio.Task[None] | None, message: Claimed, fast: bool
+    ) -> None:
+        try:
+            if before is not None:
+                await asyncio.wait([before])
+            if fast and message.chat_id in self._held:
+                # An earlier message of this chat went back to the queue: this one follows it
+                # there rather than overtake it.
+                self._add(Result(message, retry_at=self.clock(), retried=False))
+                return
+            await self._deliver(message, fast)
+        finally:
+            if fast:
+                self._replies_waiting -= 1
+
+    async def _deliver(self, message: Claimed, fast: bool) -> None:
+        loop = asyncio.get_running_loop()
         wait = (message.slot - self.clock()).total_seconds()
         if wait > 0:
             await asyncio.sleep(wait)
+        attempts, started = message.attempts, loop.time()
+        while True:
+            result = await self._attempt(message, attempts)
+            retrying = result.retry_at is not None and result.failed is None
+            if not (fast and retrying) or loop.time() - started > REPLY_RETRY_SECONDS:
+                break
+            # A reply is retried in place: the chat's next answers wait behind it, in order.
+            attempts += 1
+            delay = (result.retry_at - self.clock()).total_seconds() if result.retry_at else 0
+            await asyncio.sleep(max(0.0, delay))
+        if result.retry_at is not None and result.failed is None:
+            self._held.add(message.chat_id)
+        self._add(result)
+
+    async def _attempt(self, message: Claimed, attempts: int) -> Result:
+        loop = asyncio.get_running_loop()
         result = Result(message)
         try:
             async with self._sending:
+                for pause in (
+                    self._chat_ready.get(message.chat_id, 0.0) - loop.time(),
+                    self._flood_until - loop.time(),
+                ):
+                    if pause > 0:
+                        await asyncio.sleep(pause)
                 await self._spacing.acquire()
                 result.telegram_id = await self.send(message.chat_id, reply_of(message))
                 result.done_at = self.clock()
+                self._chat_ready[message.chat_id] = loop.time() + self.pacing.interval(
+                    message.chat_id
+                )
         except RetryAfter as error:
             retry = error.retry_after
             seconds = retry.total_seconds() if isinstance(retry, dt.timedelta) else float(retry)
             result.flood_until = self.clock() + dt.timedelta(seconds=seconds)
             result.retry_at = result.flood_until
+            self._flood_until = max(self._flood_until, loop.time() + seconds)
         except Forbidden as error:
             result.blocked, result.failed = True, str(error)
         except BadRequest as error:
             result.failed = str(error)  # retrying the same request would fail the same way
         except (NetworkError, TelegramError) as error:  # timeouts, 5xx, connection resets
-            if message.attempts + 1 >= MAX_ATTEMPTS:
+            if attempts + 1 >= MAX_ATTEMPTS:
                 result.failed = f"gave up after {MAX_ATTEMPTS} attempts: {error}"
             else:
-                result.retry_at = self.clock() + backoff(message.attempts)
+                result.retry_at = self.clock() + backoff(attempts)
         except Exception as error:  # a bug must not lose the message: keep it for later
             log.exception("sending outbox message %s", message.id)
-            result.retry_at = self.clock() + backoff(message.attempts)
-            result.failed = None if message.attempts + 1 < MAX_ATTEMPTS else repr(error)
+            result.retry_at = self.clock() + backoff(attempts)
+            result.failed = None if attempts + 1 < MAX_ATTEMPTS else repr(error)
+        if len(self._chat_ready) > 4 * CHAT_MEMORY:
+            now = loop.time()
+            self._chat_ready = {c: t for c, t in self._chat_ready.items() if t > now}
+        return result
+
+    def _add(self, result: Result) -> None:
         self._results.append(result)
-        # Write results in batches, and at once when this was the last message in flight.
-        if len(self._results) >= 200 or len(self._in_flight) <= 1:
+        self._have_results.set()
+
+    async def _flush_loop(self) -> None:
+        """Write results as soon as there are any: a message sent but not yet marked sent would
+        be sent again after a crash. Those that come in while one write runs go in the next."""
+        while True:
+            await self._have_results.wait()
+            self._have_results.clear()
             await self._flush()
+            if self._results:  # the write failed: try again shortly
+                await asyncio.sleep(0.5)
+                self._have_results.set()
 
     async def _flush(self) -> None:
         results, self._results = self._results, []
@@ -181,6 +328,11 @@ class DeliveryWorker:
                 # Keep them: forgetting would leave the messages leased, then sent twice.
                 log.exception("recording %d delivery results failed; will retry", len(results))
                 self._results = results + self._results
+            else:
+                for result in results:
+                    if result.telegram_id is not None or result.failed is not None:
+                        for listener in self.listeners:
+                            listener(result.message.id, result.telegram_id is not None)
         # Every round ends here, so waiters re-check at least once per round.
         async with self.flushed:
             self.flushed.notify_all()
@@ -188,6 +340,7 @@ class DeliveryWorker:
     async def _record(self, results: list[Result]) -> None:
         now = self.clock()
         batch = Results()
+        handed_back: list[int] = []
         blocked: set[str] = set()
         for result in results:
             message = result.message
@@ -199,16 +352,19 @@ class DeliveryWorker:
                 batch.failed.append((message.id, result.failed))
                 if result.blocked:
                     blocked.add(message.chat_id)
+            elif not result.retried:
+                handed_back.append(message.id)
             else:
                 batch.retry.append((message.id, result.retry_at or now))
         flood = max((r.flood_until for r in results if r.flood_until), default=None)
         async with self.sessionmaker() as session, session.begin():
             await record(session, self.channel, batch, now, self.pacing)
+            await hand_back(session, handed_back)
             for chat_id in blocked:
                 await mark_unreachable(session, self.channel, chat_id, now)
             if flood is not None:
                 await delay_channel(session, self.channel, flood)
-        if batch.retry:
+        if batch.retry or handed_back:
             self.wake()
 
 

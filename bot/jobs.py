@@ -23,6 +23,7 @@ from handlers.i18n import in_language
 from handlers.reports.digest import build_digest, render_digest
 from models.base import run_alone, utcnow
 from models.digests import open_digest
+from models.inbox import forget_excess
 from models.officials import officials
 from models.users import forget_updates
 
@@ -118,7 +119,8 @@ class ReminderJob:
 
 class HousekeepingJob:
     """Forgets the ids of updates handled more than KEEP_UPDATE_IDS ago, so the table that
-    catches redeliveries stays a week long instead of growing with every message."""
+    catches redeliveries stays a week long instead of growing with every message, and the
+    excess updates of floods recorded as long ago (handled updates leave the inbox at once)."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], services: Services) -> None:
         self.sessionmaker, self.services = sessionmaker, services
@@ -131,11 +133,12 @@ class HousekeepingJob:
                 if not await run_alone(session, HOUSEKEEPING_JOB):
                     return
                 chunk = await forget_updates(session, before, FORGET_CHUNK)
+                chunk = max(chunk, await forget_excess(session, before, FORGET_CHUNK))
             forgotten += chunk
             if chunk < FORGET_CHUNK:
                 break
         if forgotten:
-            log.info("forgot %d handled update ids older than a week", forgotten)
+            log.info("forgot handled update ids and excess updates older than a week")
 
 
 def schedule_jobs(

@@ -39,8 +39,13 @@ class Settings(BaseSettings):
     ocop_reminder_days: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: [180, 90, 60, 30, 0]
     )
-    # Notifications per second over all chats; below Telegram's 30 to leave room for replies.
-    ocop_delivery_rate: float = 25.0
+    # Messages per second over all chats, replies and notifications (Telegram allows about 30;
+    # the delivery worker keeps 5% below it).
+    ocop_delivery_rate: float = 30.0
+    # What one sender may send: a burst, then so many messages per second (the rest is
+    # recorded, answered once with a polite notice, and not handled).
+    ocop_user_rate: float = 1.0
+    ocop_user_burst: int = 20
     # Seconds to wait for the Bot API when delivering a notification before retrying it.
     ocop_delivery_timeout: float = 15.0
     zalo_bot_token: str | None = None

@@ -13,7 +13,7 @@ from typing import Any
 import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -99,6 +99,16 @@ def is_busy(error: BaseException) -> bool:
     """SQLite's "database is locked": another process kept the write lock too long."""
     message = str(getattr(error, "orig", None) or error).lower()
     return "database is locked" in message or "database is busy" in message
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """The database could not do the work, through no fault of the work: busy (SQLite's lock
+    held by another process), unreachable, or the connection lost. Trying again later helps."""
+    if is_busy(error):
+        return True
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, OperationalError | InterfaceError | OSError | TimeoutError)
 
 
 def _begin_immediate(connection: Any) -> None:

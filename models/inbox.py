@@ -75,10 +75,10 @@ async def record(
     updates: Sequence[Incoming],
     now: dt.datetime,
     status: InboxStatus = InboxStatus.PENDING,
-) -> int:
-    """Insert updates not recorded before (a redelivery is ignored); returns how many were new."""
+) -> list[Pending]:
+    """Insert updates not recorded before (a redelivery is ignored); returns the new ones."""
     if not updates:
-        return 0
+        return []
     table = cast(Table, InboxUpdate.__table__)
     rows = [
         {
@@ -95,9 +95,17 @@ async def record(
     connection = await session.connection()
     insert = insert_for(session)
     new = await connection.execute(
-        insert(table).on_conflict_do_nothing().returning(table.c.id), rows
+        insert(table)
+        .on_conflict_do_nothing()
+        .returning(table.c.id, table.c.channel, table.c.update_id),
+        rows,
     )
-    return len(new.all())
+    ids = {(channel, update_id): row_id for row_id, channel, update_id in new}
+    return [
+        Pending(ids[key], u.channel, u.update_id, u.chat_id, u.user_id, u.payload)
+        for u in updates
+        if (key := (u.channel, u.update_id)) in ids
+    ]
 
 
 async def next_pending(
@@ -112,7 +120,11 @@ async def next_pending(
         .order_by(func.min(InboxUpdate.id))
         .limit(limit + len(busy))
     )
-    wanted = [row.id for row in await session.execute(firsts) if (row.channel, row.chat_id) not in busy]
+    wanted = [
+        row.id
+        for row in await session.execute(firsts)
+        if (row.channel, row.chat_id) not in busy
+    ]
     if not wanted:
         return []
     rows = await session.scalars(

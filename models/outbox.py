@@ -175,14 +175,14 @@ async def queue_replies(
     *,
     worker: str,
     lease: dt.timedelta,
-) -> list[Claimed]:
+) -> tuple[list[Claimed], dict[str, int]]:
     """Write an event batch's replies, in one statement; returns those leased to `worker` to
-    send at once: every reply of a chat with no earlier message waiting (or in another
-    process's hands). A chat that has one gets its replies queued behind it, in order.
-
-    A key already queued (the same event handled again) is skipped."""
+    send at once (every reply of a chat with no earlier message waiting, or in another
+    process's hands; a chat that has one gets its replies queued behind it, in order) and the
+    outbox id of every new one by key. A key already queued (the same event handled again) is
+    skipped."""
     if not replies:
-        return []
+        return [], {}
     channels = {reply.channel for reply in replies}
     behind: set[tuple[str, str]] = set()
     for channel in channels:
@@ -231,15 +231,14 @@ async def queue_replies(
         insert(table).on_conflict_do_nothing().returning(table.c.id, table.c.key), rows_in
     )
     ids = {key: row_id for row_id, key in new}
-    chats = cast(Table, DeliveryChat.__table__)
     await connection.execute(
-        insert(chats).on_conflict_do_nothing(),
+        insert(cast(Table, DeliveryChat.__table__)).on_conflict_do_nothing(),
         [
             {"channel": channel, "chat_id": chat_id, "next_at": now}
             for channel, chat_id in {(reply.channel, reply.chat_id) for reply in replies}
         ],
     )
-    return [
+    fast = [
         Claimed(
             ids[reply.key],
             reply.chat_id,
@@ -255,6 +254,7 @@ async def queue_replies(
         for reply in replies
         if reply.key in ids and (reply.channel, reply.chat_id) not in behind
     ]
+    return fast, ids
 
 
 async def release_leases(
@@ -455,6 +455,16 @@ async def record(
                 error=bindparam("reason"),
             ),
             [{"row": row, "reason": reason[:500]} for row, reason in results.failed],
+        )
+
+
+async def hand_back(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Leased messages that were not tried go back to the queue as they were."""
+    if ids:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.status == OutboxStatus.SENDING.value)
+            .values(status=OutboxStatus.PENDING.value, leased_by=None, lease_until=None)
         )
 
 

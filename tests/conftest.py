@@ -133,6 +133,8 @@ def settings(emulator: TelegramEmulator, database_url: str) -> Settings:
         telegram_api_url=emulator.api_url,
         database_url=database_url,
         ocop_admins=[ADMIN_ID],
+        # Test producers answer at once; the per-sender limit has tests of its own.
+        ocop_user_burst=10_000,
     )
 
 

@@ -8,21 +8,24 @@ import signal
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram import Update
-from telegram.ext import Application, ContextTypes, TypeHandler
+from telegram.ext import Application
 
 from bot.app import build_application
+from bot.app import start as start_application
+from bot.app import stop as stop_application
 from bot.delivery import DeliveryWorker
 from bot.emulator import TelegramEmulator
+from bot.runtime import Runtime
 from bot.settings import Settings
 from handlers.context import Services
 from models.admin_units import Area
 from models.db import create_sessionmaker
-from models.outbox import undelivered
+from models.inbox import Pending
+from models.outbox import Pacing, undelivered
 
 JSON = dict[str, Any]
 ADMIN_ID = 9000  # made an admin through OCOP_ADMINS by the `settings` fixture
@@ -76,7 +79,7 @@ async def drain_outbox(engine: AsyncEngine, worker: DeliveryWorker, timeout: flo
 
 class BotUnderTest:
     """The real Application, polling the emulator over HTTP, plus a way to know when an
-    update has been fully handled (a last handler group that records its id)."""
+    update has been fully handled: committed, and every reply it caused sent (or given up)."""
 
     def __init__(self, settings: Settings, engine: AsyncEngine, emulator: TelegramEmulator) -> None:
         self.settings, self.engine, self.emulator = settings, engine, emulator
@@ -87,38 +90,28 @@ class BotUnderTest:
             clock=self.clock,
         )
         self.application: Application | None = None  # type: ignore[type-arg]
-        self._handled: Counter[int] = Counter()  # times each update id went through
-        self._changed = asyncio.Condition()
-
-    async def _mark_handled(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        async with self._changed:
-            self._handled[update.update_id] += 1
-            self._changed.notify_all()
+        self.tracker = Tracker()
+        # A test's producer answers at once; Telegram's one message a second per chat would
+        # only make the story slow. Tests of the limits set `pacing` to the real ones.
+        self.pacing = Pacing(settings.ocop_delivery_rate, private_interval=0.0)
 
     async def start(self) -> None:
-        application = build_application(self.settings, engine=self.engine, services=self.services)
-        application.add_handler(TypeHandler(Update, self._mark_handled), group=99)
-        await application.initialize()
-        assert application.post_init is not None
-        await application.post_init(application)  # as run_polling would
-        await application.start()
-        assert application.updater is not None
-        await application.updater.start_polling(poll_interval=0.0, timeout=5)
+        application = build_application(
+            self.settings, engine=self.engine, services=self.services, pacing=self.pacing
+        )
+        self.tracker.attach(application.bot_data["runtime"])
+        await start_application(application)
         self.application = application
 
     async def stop(self) -> None:
         application, self.application = self.application, None
-        if application is None:
-            return
-        assert application.updater is not None
-        # The order run_polling uses.
-        await application.updater.stop()
-        await application.stop()
-        if application.post_stop is not None:
-            await application.post_stop(application)
-        await application.shutdown()
-        if application.post_shutdown is not None:
-            await application.post_shutdown(application)
+        if application is not None:
+            await stop_application(application)
+
+    @property
+    def runtime(self) -> Runtime:
+        assert self.application is not None
+        return cast(Runtime, self.application.bot_data["runtime"])
 
     async def run_job(self, name: str) -> None:
         """Run a scheduled job now, as its timer would (the test sets the clock first)."""
@@ -136,21 +129,72 @@ class BotUnderTest:
         await self.start()
 
     async def deliver(self, update: JSON, *, redeliver: bool = False) -> list[JSON]:
-        """Wait until the bot has handled `update`; return the messages it sent to that chat
-        meanwhile. With `redeliver`, the emulator first delivers the same update again."""
+        """Wait until the bot has handled `update` and sent its replies; return the messages it
+        sent to that chat meanwhile. With `redeliver`, the emulator first delivers the same
+        update again."""
         chat_id = _chat_of(update)
         before = len(self.emulator.messages_to(chat_id))
-        update_id = update["update_id"]
-        async with self._changed:
-            # A fresh update may be through already (it was queued before this call).
-            target = self._handled[update_id] + 1 if redeliver else 1
+        update_id = str(update["update_id"])
+        target = self.tracker.handled[update_id] + 1 if redeliver else 1
         if redeliver:
             self.emulator.enqueue_raw(update)
+        await self.tracker.wait_answered(update_id, target, timeout=15)
+        return self.emulator.messages_to(chat_id)[before:]
+
+
+class Tracker:
+    """Follows updates through a runtime: how often each was handled, and whether the replies
+    of its last handling are all out (tests wait on it instead of guessing)."""
+
+    def __init__(self) -> None:
+        self.handled: Counter[str] = Counter()
+        self._unsent: dict[str, set[int]] = {}  # update id -> its replies not yet out
+        self._owner: dict[int, str] = {}
+        self._changed = asyncio.Condition()
+        self._settled: set[int] = set()  # outbox ids out before their update was reported
+
+    def attach(self, runtime: Runtime) -> None:
+        runtime.inbox.listeners.append(self._on_handled)
+        for worker in runtime.deliveries.values():
+            worker.listeners.append(self._on_sent)
+
+    def _on_handled(self, row: Pending, outbox_ids: list[int]) -> None:
+        left = {i for i in outbox_ids if i not in self._settled}
+        self._settled -= set(outbox_ids)
+        self._unsent[row.update_id] = left
+        for outbox_id in left:
+            self._owner[outbox_id] = row.update_id
+        self.handled[row.update_id] += 1
+        self._notify()
+
+    def _on_sent(self, outbox_id: int, _sent: bool) -> None:
+        owner = self._owner.pop(outbox_id, None)
+        if owner is None:
+            self._settled.add(outbox_id)
+        else:
+            self._unsent[owner].discard(outbox_id)
+        self._notify()
+
+    def _notify(self) -> None:
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        task = asyncio.get_running_loop().create_task(notify())
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+
+    def answered(self, update_id: str, times: int = 1) -> bool:
+        return self.handled[update_id] >= times and not self._unsent.get(update_id)
+
+    async def wait_answered(self, update_id: str, times: int = 1, timeout: float = 15) -> None:
         async with self._changed:
             await asyncio.wait_for(
-                self._changed.wait_for(lambda: self._handled[update_id] >= target), timeout=15
+                self._changed.wait_for(lambda: self.answered(update_id, times)), timeout=timeout
             )
-        return self.emulator.messages_to(chat_id)[before:]
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 def _chat_of(update: JSON) -> int:

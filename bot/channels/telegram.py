@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import warnings
-from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import (
@@ -20,16 +18,15 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ChatType, MessageLimit, ParseMode
+from telegram.constants import ChatType
 from telegram.error import BadRequest
-from telegram.ext import BaseUpdateProcessor, ContextTypes
 from telegram.warnings import PTBUserWarning
 
-from bot.batch import Batcher
-from bot.channels.text import split_message
-from handlers.context import Services
 from handlers.events import Attachment, Event, EventKind, Outcome, Reply, Request
-from handlers.router import Prepared, handle_event
+from models.inbox import Incoming
+
+if TYPE_CHECKING:
+    from bot.delivery import DeliveryWorker
 
 CHANNEL = "telegram"
 log = logging.getLogger(__name__)
@@ -149,131 +146,69 @@ def markup(reply: Reply) -> ReplyMarkup | None:
     return ReplyKeyboardRemove()
 
 
-async def send_reply(bot: Bot, chat_id: int, reply: Reply) -> None:
-    if reply.document is not None:
-        await bot.send_document(
-            chat_id,
-            document=reply.document.content,
-            filename=reply.document.file_name,
-            caption=reply.text[: MessageLimit.CAPTION_LENGTH] or None,
-            reply_markup=markup(reply),
-        )
-        return
-    chunks = split_message(reply.text, MessageLimit.MAX_TEXT_LENGTH)
-    for index, chunk in enumerate(chunks):
-        last = index == len(chunks) - 1
-        await _call(
-            bot,
-            "sendMessage",
-            chat_id=chat_id,
-            text=chunk,
-            parse_mode=ParseMode.HTML,
-            reply_markup=markup_json(reply) if last else None,
-        )
-
-
 async def _call(bot: Bot, method: str, **parameters: Any) -> None:
     """A Bot API call whose answer the bot does not need.
 
     PTB's public `do_api_request` without a return type skips turning the returned Message into
-    objects, which was a third of the CPU of a reply (bench/README.md, "conversation"). It goes
-    through the same request, error handling and rate limiter as `send_message`."""
+    objects, which was a third of the CPU of a reply (bench/README.md, "conversation")."""
     given = {name: value for name, value in parameters.items() if value is not None}
     await bot.do_api_request(method, given)
 
 
-async def deliver(
-    bot: Bot, chat_id: int, outcome: Outcome, query: CallbackQuery | None = None
-) -> None:
-    if query is not None:
-        await _call(bot, "answerCallbackQuery", callback_query_id=query.id, text=outcome.toast)
+def incoming(update: JSONDict) -> Incoming | None:
+    """An update as the inbox records it, keyed by its chat and sender; None for what the bot
+    never handles (no sender, a bot, a group). Read from the JSON, without building objects."""
+    update_id = update.get("update_id")
+    for kind in ("message", "edited_message", "callback_query"):
+        body = update.get(kind)
+        if not isinstance(body, dict) or not isinstance(update_id, int):
+            continue
+        sender = body.get("from") or {}
+        message = body.get("message") if kind == "callback_query" else body
+        chat = (message or {}).get("chat") or {"id": sender.get("id"), "type": "private"}
+        if not sender.get("id") or sender.get("is_bot") or chat.get("type") != ChatType.PRIVATE:
+            return None
+        return Incoming(CHANNEL, str(update_id), str(chat["id"]), str(sender["id"]), update)
+    return None
+
+
+class TelegramChannel:
+    """The Telegram side of the runtime (bot.inbox.Channel): decoding recorded updates,
+    answering pressed buttons, telling a chat something at once."""
+
+    name = CHANNEL
+
+    def __init__(self, bot: Bot, delivery: DeliveryWorker) -> None:
+        self.bot, self.delivery = bot, delivery
+
+    def decode(self, payload: JSONDict) -> tuple[Event, Any] | None:
+        update = Update.de_json(payload, self.bot)
+        event = to_event(update, self.bot.username)
+        if event is None:
+            return None
+        return event, update.callback_query
+
+    async def prepare(self, session: AsyncSession, event: Event) -> Event:
+        return event
+
+    async def replies(self, session: AsyncSession, event: Event, outcome: Outcome) -> list[Reply]:
+        return list(outcome.replies)
+
+    async def acknowledge(self, query: CallbackQuery | None, outcome: Outcome) -> None:
+        if query is None:
+            return
+        await _call(self.bot, "answerCallbackQuery", callback_query_id=query.id, text=outcome.toast)
         if query.message is not None and outcome.replies:
             # The pressed message's buttons are spent; fresh ones come with the reply.
             try:
                 await _call(
-                    bot,
+                    self.bot,
                     "editMessageReplyMarkup",
                     chat_id=query.message.chat.id,
                     message_id=query.message.message_id,
                 )
             except BadRequest:
                 log.debug("buttons of message %s already gone", query.message.message_id)
-    for reply in outcome.replies:
-        await send_reply(bot, chat_id, reply)
 
-
-class ChatOrder(BaseUpdateProcessor):
-    """Updates of different chats are handled concurrently (their database work is committed
-    together, bot/batch.py); the updates of one chat strictly one after the other, each one's
-    replies sent before the next begins."""
-
-    # PTB takes a slot before `do_process_update`, so an update waiting for an earlier one of
-    # its chat holds a slot: with this many, one chat would need thousands of queued messages
-    # to hold up the others. Database work is bounded by the batches, not by this number.
-    def __init__(self, max_concurrent_updates: int = 4096) -> None:
-        super().__init__(max_concurrent_updates)
-        self._last: dict[int, asyncio.Future[None]] = {}
-
-    async def initialize(self) -> None:
-        return None
-
-    async def shutdown(self) -> None:
-        return None
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        key = _chat_key(update)
-        if key is None:
-            await coroutine
-            return
-        before = self._last.get(key)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._last[key] = done
-        try:
-            if before is not None:
-                # Shielded: if this update is cancelled while waiting, the earlier one's
-                # future must stay intact for it to settle.
-                await asyncio.shield(before)
-            await coroutine
-        finally:
-            if not done.done():
-                done.set_result(None)
-            if self._last.get(key) is done:
-                del self._last[key]
-
-
-def _chat_key(update: object) -> int | None:
-    if not isinstance(update, Update):
-        return None
-    if update.effective_chat is not None:
-        return update.effective_chat.id
-    return update.effective_user.id if update.effective_user is not None else None
-
-
-def make_update_handler(
-    batcher: Batcher,
-    services: Services,
-    queued: Callable[[], None] = lambda: None,
-) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
-    """The one PTB callback: event in, committed (with the events that arrived with it), then
-    replies out.
-
-    `queued` is told when the event queued notices in the outbox (to wake the delivery)."""
-
-    async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        event = to_event(update, context.bot.username)
-        if event is None:
-            return
-        chat_id = int(event.chat_id)
-
-        async def progress(text: str) -> None:
-            await context.bot.send_message(chat_id, text)
-
-        async def work(session: AsyncSession, prepared: Prepared) -> Outcome:
-            return await handle_event(session, services, event, prepared, progress)
-
-        outcome = await batcher.run(event, work)
-        if outcome.notices:
-            queued()
-        await deliver(context.bot, chat_id, outcome, update.callback_query)
-
-    return on_update
+    async def tell(self, chat_id: str, text: str) -> None:
+        await _call(self.bot, "sendMessage", chat_id=int(chat_id), text=text)

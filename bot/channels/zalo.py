@@ -2,10 +2,10 @@
 
 Updates arrive by long polling (`getUpdates`, one update per call, 408 when none came) or by a
 webhook (`ZALO_WEBHOOK_URL`; Zalo sends the secret given to `setWebhook` back in the
-`X-Bot-Api-Secret-Token` header). Either way each update is handled like a Telegram one: one
-transaction through `handlers.router.handle_event`, which also drops a redelivered message (the
-Zalo message id is the update id), then the replies are sent. Updates of one chat are handled in
-the order they came; different chats do not wait for each other.
+`X-Bot-Api-Secret-Token` header). Either way each update is recorded in the inbox before it is
+acknowledged (the next getUpdates, or the webhook's answer) and handled like a Telegram one by
+the inbox worker (bot/inbox.py): its chat's updates in order, its replies through the outbox. A
+redelivered message is dropped by its message id (the update id).
 
 Zalo has no buttons, so a typed answer may stand for one: "2", or the option's words without
 diacritics. `answer_from_menu` turns it into the CHOICE event of the button it names, using the
@@ -22,26 +22,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import html
 import logging
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.batch import Batcher
 from bot.channels.zalo_api import JSON, ZaloApiError, ZaloClient, ZaloNetworkError, wait_or_stop
-from bot.channels.zalo_render import Rendered, render, render_reply
+from bot.channels.zalo_render import render, render_reply
 from handlers.context import Services
 from handlers.events import Event, EventKind, Outcome, Reply
-from handlers.i18n import _
-from handlers.router import ROUTES, Prepared, handle_event
+from handlers.router import ROUTES
 from models.admin_units import fold
 from models.conversations import Conversation
+from models.inbox import Incoming
 from models.menus import menu_of, remember_menu
+
+if TYPE_CHECKING:
+    from bot.delivery import DeliveryWorker
+    from bot.receiving import Recorder
 
 CHANNEL = "zalo"
 SECRET_HEADER = "X-Bot-Api-Secret-Token"
@@ -120,25 +124,25 @@ async def answer_from_menu(session: AsyncSession, event: Event) -> Event:
 
 
 class ZaloChannel:
-    """Receives updates (polling or webhook) and answers them. Each of `listeners` is told the
-    message id of every update that went through, whatever the outcome (tests wait on it)."""
+    """Receives updates (polling or webhook) into the inbox, and is the Zalo side of the
+    runtime (bot.inbox.Channel): decoding recorded updates, rendering replies as numbered text.
+    """
+
+    name = CHANNEL
 
     def __init__(
         self,
         client: ZaloClient,
-        batcher: Batcher,
+        delivery: DeliveryWorker,
         services: Services,
         *,
-        queued: Callable[[], None] = lambda: None,
         poll_timeout: int = POLL_TIMEOUT,
         retry_delay: float = 1.0,
     ) -> None:
-        self.client, self.batcher, self.services = client, batcher, services
-        self.queued, self.poll_timeout, self.retry_delay = queued, poll_timeout, retry_delay
-        self.listeners: list[Callable[[str], None]] = []
+        self.client, self.delivery, self.services = client, delivery, services
+        self.poll_timeout, self.retry_delay = poll_timeout, retry_delay
+        self.recorder: Recorder | None = None
         self._stopping = asyncio.Event()
-        self._tails: dict[str, asyncio.Task[None]] = {}  # the last update task of each chat
-        self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
         self._secret = b""
@@ -160,7 +164,7 @@ class ZaloChannel:
         self._loops.append(asyncio.create_task(self._until_done(register), name="zalo-webhook"))
 
     async def stop(self) -> None:
-        """Stop receiving, then let the updates already received finish."""
+        """Stop receiving (what is recorded is handled by the inbox worker)."""
         self._stopping.set()
         for task in self._loops:
             task.cancel()
@@ -171,8 +175,6 @@ class ZaloChannel:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _until_done(self, call: Callable[[], Any]) -> bool:
         """Retry an API call with a growing delay; False when stopped before it succeeded."""
@@ -211,7 +213,26 @@ class ZaloChannel:
                 continue
             failures = 0
             if update is not None:
-                self.submit(update)
+                await self._record_until_done(update)
+
+    async def _record_until_done(self, update: JSON) -> None:
+        """Zalo's getUpdates hands an update out once: it is recorded before the next call,
+        retried while the database cannot take it."""
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                await self._record(update)
+                return
+            except Exception as error:
+                log.warning("could not record a Zalo update (%s); retrying", error)
+                if await wait_or_stop(self._stopping, delay):
+                    return
+                delay = min(MAX_RETRY_DELAY, delay * 2)
+
+    async def _record(self, update: JSON) -> None:
+        record = incoming(update)
+        if record is not None and self.recorder is not None:
+            await self.recorder.record([record], self.tell)
 
     async def _on_webhook(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "").encode()
@@ -226,78 +247,44 @@ class ZaloChannel:
         update = body.get("result", body) if isinstance(body, dict) else None
         if not isinstance(update, dict):
             return web.json_response({"ok": False, "description": "Bad Request"}, status=400)
-        # Answered once handled: if that takes too long Zalo sends it again, and the copy is
-        # dropped by its message id.
-        await self.submit(update)
+        try:  # answered once recorded, not handled: the inbox worker does that
+            await self._record(update)
+        except Exception as error:
+            log.warning("could not record a Zalo webhook update (%s)", error)
+            return web.json_response({"ok": False, "description": "Unavailable"}, status=503)
         return web.json_response({"message": "Success"})
 
-    def submit(self, update: JSON) -> asyncio.Task[None]:
-        """Handle an update after the ones of its chat that came before it."""
-        chat = str((_message(update).get("chat") or {}).get("id") or "")
-        task = asyncio.create_task(self._after(self._tails.get(chat), update))
-        self._tails[chat] = task
-        self._tasks.add(task)
-        task.add_done_callback(partial(self._finished, chat))
-        return task
+    # --- the runtime's side ---------------------------------------------------------------
 
-    def _finished(self, chat: str, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if self._tails.get(chat) is task:
-            del self._tails[chat]
+    def decode(self, payload: JSON) -> tuple[Event, Any] | None:
+        event = to_event(payload)
+        return None if event is None else (event, None)
 
-    async def _after(self, previous: asyncio.Task[None] | None, update: JSON) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])
-        await self.process(update)
+    async def prepare(self, session: AsyncSession, event: Event) -> Event:
+        return await answer_from_menu(session, event)
 
-    # --- answering ------------------------------------------------------------------------
+    async def replies(self, session: AsyncSession, event: Event, outcome: Outcome) -> list[Reply]:
+        """The replies as Zalo text, rendered here in the user's language (which handle_event
+        made current); typed answers now refer to their choices (or to none)."""
+        replies = outcome.replies or ([Reply(outcome.toast)] if outcome.toast else [])
+        rendered = render(replies)
+        if rendered.texts:
+            now = self.services.clock()
+            await remember_menu(session, CHANNEL, event.chat_id, rendered.menu, now)
+        # Escaped again: the sender renders each outbox message as HTML-less text too.
+        return [Reply(html.escape(text, quote=False)) for text in rendered.texts]
 
-    async def process(self, update: JSON) -> None:
-        """One update: its event in one transaction, then the replies. Never raises."""
-        event = to_event(update)
-        try:
-            if event is not None:
-                await self._answer(event)
-        except Exception:
-            log.exception("error while handling a Zalo update")
-            if event is not None:
-                await self._apologize(event.chat_id)
-        finally:
-            message_id = str(_message(update).get("message_id") or "")
-            for listener in self.listeners:
-                listener(message_id)
+    async def acknowledge(self, extra: Any, outcome: Outcome) -> None:
+        return None
 
-    async def send_text(self, chat_id: str, reply: Reply) -> None:
-        for text in render_reply(reply).texts:
-            await self.client.send_message(chat_id, text)
+    async def tell(self, chat_id: str, text: str) -> None:
+        for chunk in render_reply(Reply(text)).texts:
+            await self.client.send_message(chat_id, chunk)
 
-    async def _answer(self, event: Event) -> None:
-        chat_id = event.chat_id
 
-        async def progress(text: str) -> None:
-            await self.client.send_chat_action(chat_id)
-            await self.send_text(chat_id, Reply(text))
-
-        async def work(session: AsyncSession, prepared: Prepared) -> tuple[Outcome, Rendered]:
-            answered = await answer_from_menu(session, event)
-            outcome = await handle_event(session, self.services, answered, prepared, progress)
-            replies = outcome.replies or ([Reply(outcome.toast)] if outcome.toast else [])
-            # Rendered here, in the user's language that handle_event made current.
-            rendered = render(replies)
-            if rendered.texts:  # typed answers now refer to these choices (or to none)
-                now = self.services.clock()
-                await remember_menu(session, CHANNEL, chat_id, rendered.menu, now)
-            return outcome, rendered
-
-        outcome, rendered = await self.batcher.run(event, work)
-        if outcome.notices:
-            self.queued()
-        for text in rendered.texts:
-            await self.client.send_message(chat_id, text)
-
-    async def _apologize(self, chat_id: str) -> None:
-        sorry = Reply(_("Sorry, something went wrong. Your answers are saved; please try again."))
-        try:
-            await self.send_text(chat_id, sorry)
-        except (ZaloApiError, ZaloNetworkError) as error:
-            log.warning("could not tell chat about the error: %s", error)
+def incoming(update: JSON) -> Incoming | None:
+    """A Zalo update as the inbox records it; None for what the bot never handles."""
+    event = to_event(update)
+    if event is None or event.update_id is None:
+        return None
+    return Incoming(CHANNEL, event.update_id, event.chat_id, event.user_id, update)

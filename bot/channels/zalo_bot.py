@@ -18,7 +18,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
-from bot.batch import Batcher
 from bot.channels.zalo import CHANNEL, ZaloChannel
 from bot.channels.zalo_api import ZaloApiError, ZaloClient, ZaloNetworkError, wait_or_stop
 from bot.channels.zalo_render import render
@@ -89,7 +88,9 @@ def zalo_sender(
 
 
 class ZaloBot:
-    """One per process, like the Telegram Application; several may share a database."""
+    """The Zalo channel of a bot process: API client, delivery worker, the runtime's adapter
+    (`channel`), and the receiving side (`start`/`stop`, a bot.runtime.Receiver). Several
+    processes may share a database."""
 
     def __init__(
         self,
@@ -97,17 +98,16 @@ class ZaloBot:
         engine: AsyncEngine,
         services: Services,
         *,
-        queued: Callable[[], None] = lambda: None,
-        batcher: Batcher | None = None,
         poll_timeout: int = 30,
         retry_delay: float = 1.0,
+        pacing: Pacing | None = None,
     ) -> None:
         if not settings.zalo_bot_token:
             raise ValueError("ZALO_BOT_TOKEN is not set")
         webhook_secret = settings.zalo_webhook_secret or ""
         if settings.zalo_webhook_url and len(webhook_secret) not in SECRET_LENGTH:
             raise ValueError("ZALO_WEBHOOK_SECRET must be 8 to 256 characters long")
-        self.settings, self.queued = settings, queued
+        self.settings = settings
         self.client = ZaloClient(
             settings.zalo_bot_token, settings.zalo_api_url, settings.ocop_delivery_timeout
         )
@@ -115,29 +115,22 @@ class ZaloBot:
         reader = create_sessionmaker(engine, read_only=True)
         send = zalo_sender(self.client, sessionmaker, reader, services.clock)
         self.worker = DeliveryWorker(
-            sessionmaker, CHANNEL, send, Pacing(settings.ocop_delivery_rate)
+            sessionmaker, CHANNEL, send, pacing or Pacing(settings.ocop_delivery_rate)
         )
         self.channel = ZaloChannel(
             self.client,
-            batcher or Batcher(sessionmaker),
+            self.worker,
             services,
-            queued=self._queued,
             poll_timeout=poll_timeout,
             retry_delay=retry_delay,
         )
-        self._delivery: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Messages for Zalo were queued: deliver now rather than at the next poll."""
         self.worker.wake()
 
-    def _queued(self) -> None:
-        # A Zalo event may queue notices for either channel (an official reviews a
-        # registration made on Telegram), so both deliveries are woken.
-        self.worker.wake()
-        self.queued()
-
-    async def start(self) -> None:
+    async def open(self) -> None:
+        """Connect the API client (before the runtime starts delivering)."""
         await self.client.start()
         try:
             me = await self.client.get_me()
@@ -149,7 +142,9 @@ class ZaloBot:
             log.warning("Zalo getMe failed (%s); carrying on", error)
         except ZaloNetworkError as error:  # the loops retry until Zalo is reachable
             log.warning("Zalo is not reachable yet (%s); carrying on", error)
-        self._delivery = asyncio.create_task(self.worker.run(), name="zalo-outbox-delivery")
+
+    async def start(self) -> None:
+        """Start receiving."""
         settings = self.settings
         if settings.zalo_webhook_url:
             await self.channel.start_webhook(
@@ -162,11 +157,10 @@ class ZaloBot:
             self.channel.start_polling()
 
     async def stop(self) -> None:
+        """Stop receiving; delivery goes on until the runtime stops it."""
         await self.channel.stop()
-        await self.worker.stop()
-        if self._delivery is not None:
-            await self._delivery
-            self._delivery = None
+
+    async def close(self) -> None:
         await self.client.close()
 
 
@@ -189,8 +183,8 @@ async def _run_jobs(jobs: list[Callable[[Any], Any]], stopping: asyncio.Event) -
 
 async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> None:
     """Run the Zalo channel alone until SIGINT/SIGTERM (or `stopping` is set)."""
-    from bot.app import build_services
-    from bot.jobs import DigestJob, ReminderJob, parse_time
+    from bot.app import build_runtime, build_services
+    from bot.jobs import DigestJob, HousekeepingJob, ReminderJob, parse_time
 
     stopping = stopping or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -198,15 +192,21 @@ async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> No
         loop.add_signal_handler(signum, stopping.set)
     engine = create_engine(settings.database_url)
     services = build_services(settings)
+    runtime = build_runtime(settings, engine, services)
     zalo = ZaloBot(settings, engine, services)
+    zalo.channel.recorder = runtime.recorder
+    runtime.add_channel(zalo.channel, zalo)
     sessionmaker = create_sessionmaker(engine)
     jobs: list[Callable[[Any], Any]] = [
         DigestJob(sessionmaker, services, parse_time(settings.ocop_digest_time), zalo.wake),
         ReminderJob(sessionmaker, services, zalo.wake),
+        HousekeepingJob(sessionmaker, services),
     ]
     try:
-        await zalo.start()
+        await zalo.open()
+        await runtime.start()
         await _run_jobs(jobs, stopping)
     finally:
-        await zalo.stop()
+        await runtime.stop()
+        await zalo.close()
         await engine.dispose()

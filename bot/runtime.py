@@ -1,0 +1,105 @@
+"""The runtime: the inbox worker, the delivery workers and the receivers of every enabled
+channel, started and stopped in one order, whichever channels are enabled.
+
+Start: unsent messages of a crashed SQLite bot are handed back to the queue (SQLite serves one
+process, so nobody else can be sending them; on PostgreSQL their leases run out), delivery
+starts, then the inbox worker (which first picks up what a previous run left), then the
+receivers. Stop (SIGTERM): receivers first, so nothing new is acknowledged; the updates in flight
+commit or are rolled back into the inbox; sends under way finish or go back to the queue. Each
+step has its own share of the 10 seconds a service manager allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.batch import Batcher
+from bot.delivery import DeliveryWorker
+from bot.fairness import SenderLimits
+from bot.inbox import Channel, InboxWorker
+from bot.receiving import Recorder
+from handlers.context import Services
+from models.db import create_sessionmaker
+from models.outbox import release_leases
+
+log = logging.getLogger(__name__)
+
+INBOX_GRACE = 4.0  # seconds for updates in flight to commit when stopping
+DELIVERY_GRACE = 3.0  # seconds for sends under way to finish when stopping
+
+
+class Receiver(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Runtime:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        services: Services,
+        limits: SenderLimits,
+        *,
+        batcher: Batcher | None = None,
+    ) -> None:
+        self.engine, self.services = engine, services
+        self.sessionmaker = create_sessionmaker(engine)
+        self.batcher = batcher or Batcher(self.sessionmaker)
+        self.inbox = InboxWorker(
+            engine, services, {}, queued=self.wake_deliveries, batcher=self.batcher
+        )
+        self.recorder = Recorder(engine, self.inbox, limits, services.clock)
+        self.deliveries: dict[str, DeliveryWorker] = {}
+        self.receivers: list[Receiver] = []
+        self.on_started: list[Callable[[], Awaitable[None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started: list[Receiver] = []
+
+    def add_channel(self, channel: Channel, *receivers: Receiver) -> None:
+        self.inbox.channels[channel.name] = channel
+        self.deliveries[channel.name] = channel.delivery
+        self.receivers += receivers
+
+    def wake_deliveries(self) -> None:
+        """Messages were queued; they may be for any channel (an official on Telegram reviews
+        a registration made on Zalo)."""
+        for worker in self.deliveries.values():
+            worker.wake()
+
+    async def start(self) -> None:
+        await self.batcher.warm_up()
+        if self.engine.dialect.name == "sqlite":
+            async with self.sessionmaker() as session, session.begin():
+                for name in self.deliveries:
+                    if released := await release_leases(session, name):
+                        log.info("%d unsent %s messages from the last run queued", released, name)
+        for name, worker in self.deliveries.items():
+            self._tasks.append(asyncio.create_task(worker.run(), name=f"{name}-delivery"))
+        self._tasks.append(asyncio.create_task(self.inbox.run(), name="inbox"))
+        for receiver in self.receivers:
+            await receiver.start()
+            self._started.append(receiver)
+
+    async def stop(self) -> None:
+        for receiver in reversed(self._started):
+            try:
+                await receiver.stop()
+            except Exception:
+                log.exception("stopping a receiver failed")
+        self._started.clear()
+        await self.inbox.stop(INBOX_GRACE)
+        await asyncio.gather(
+            *(worker.stop(DELIVERY_GRACE) for worker in self.deliveries.values()),
+            return_exceptions=True,
+        )
+        for task in self._tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
