@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ForeignKey, Select, String, select, text, update
+from sqlalchemy import ForeignKey, Select, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
@@ -133,12 +133,3 @@ def renewal_registered() -> Any:
         )
         .exists()
     )
-
-
-async def serialize_imports(session: AsyncSession) -> None:
-    """Until this transaction ends, no other certificate import writes (PostgreSQL; SQLite has
-    one writer anyway): two imports of one list cannot both find a certificate missing."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext('ocop-certificate-import'))")
-        )

@@ -164,16 +164,16 @@ async def test_an_import_writes_once_when_queued_twice_and_after_a_crash(
     assert await queue(engine, admin, LongTask("import", args)) == 0  # the same event again
 
     stores = 0
-    real_store = imports.store_certificates
+    real_store = imports.store_imported
 
-    async def crash_on_the_third_chunk(session: Any, rows: Any) -> None:
+    async def crash_on_the_third_chunk(session: Any, rows: Any, known: Any) -> None:
         nonlocal stores
         stores += 1
         if stores == 3:  # as if the process died: nothing more is recorded, the lease stays
             raise asyncio.CancelledError
-        await real_store(session, rows)
+        await real_store(session, rows, known)
 
-    monkeypatch.setattr(imports, "store_certificates", crash_on_the_third_chunk)
+    monkeypatch.setattr(imports, "store_imported", crash_on_the_third_chunk)
     async with running(engine, fetchers=fetching(certificate_list(12))) as first:
         async with asyncio.timeout(30), first.finished:
             await first.finished.wait_for(lambda: stores >= 3 and not first._running)

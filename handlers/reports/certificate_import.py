@@ -17,16 +17,14 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import labels
 from handlers.i18n import LANGUAGES, N_, _, translations
 from handlers.validators import OCOP_FIRST_YEAR, Invalid, clean, parse_phone
 from models.admin_units import Area, fold
-from models.certificates import Certificate
-from models.domain import ProductGroup, SubjectType, certificate_expiry
-from models.registrations import Product, Subject
+from models.certificate_imports import ImportedCertificate, Key, store_imported, stored_keys
+from models.domain import ProductGroup, SubjectType
 
 MAX_ROWS = 5000
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -35,7 +33,6 @@ BLANK_RUN_END = 1000  # rows formatted but empty down to row 1,048,576 are not s
 TOO_MANY_ROWS = N_("The file has more than {limit} rows. Split it into smaller files.")
 ALREADY_STORED = N_("already in the list (same product, producer, star and issue date)")
 E = TypeVar("E", bound=Enum)
-Key = tuple[str, str, dt.date, int]
 Numbered = list[tuple[int, Sequence[object]]]
 
 # Per column: the template's header (a catalog string, matched in every language), then other
@@ -74,31 +71,8 @@ EXAMPLE = {"product": N_("Anchovy fish sauce"), "owner": N_("Nguyen Van A"),
            "address": N_("Tan Phong hamlet"), "decision": N_("1234/QD-UBND")}
 
 
-@dataclass(frozen=True)
-class CertificateRow:
-    """A valid row: plain values, so a worker process can hand it back (pickled)."""
-
-    subject_name: str
-    subject_type: SubjectType
-    representative: str
-    address: str
-    phone: str | None
-    product: str
-    group: ProductGroup | None
-    commune_code: str
-    ecommerce: bool
-    star: int
-    issue_date: dt.date
-    decision: str | None
-
-    @property
-    def key(self) -> Key:
-        """What makes two rows the same certificate."""
-        return fold(self.product), fold(self.subject_name), self.issue_date, self.star
-
-
 # A data row's spreadsheet row number, and the row or every reason it cannot be imported.
-Checked = tuple[int, CertificateRow | list[str]]
+Checked = tuple[int, ImportedCertificate | list[str]]
 
 
 @dataclass(frozen=True)
@@ -259,7 +233,7 @@ def _commune(text: str, area: Area) -> tuple[str | None, str | None]:
     return None, _("commune “{value}” is ambiguous: {choices}").format(value=text, choices=choices)
 
 
-def _check(cells: dict[str, object], area: Area, today: dt.date) -> CertificateRow | list[str]:
+def _check(cells: dict[str, object], area: Area, today: dt.date) -> ImportedCertificate | list[str]:
     """The row's subject, product and certificate, or every reason it cannot be imported."""
     _headers, types, groups, examples = _words()
     text = {field: _text(value) for field, value in cells.items()}
@@ -292,51 +266,13 @@ def _check(cells: dict[str, object], area: Area, today: dt.date) -> CertificateR
         reasons.append(reason.format(date=issue_date.strftime("%d/%m/%Y"), year=OCOP_FIRST_YEAR))
     if reasons or not (subject_type and commune_code and star and issue_date):
         return reasons
-    return CertificateRow(
+    return ImportedCertificate(
         subject_name=text["subject_name"] or text["owner"], subject_type=subject_type,
         representative=text["owner"], address=text["address"], phone=phone,
         product=text["product"], group=group, commune_code=commune_code,
         ecommerce=bool(ecommerce), star=int(star[1]), issue_date=issue_date,
         decision=text["decision"] or None,
     )
-
-
-async def store_certificates(session: AsyncSession, rows: Sequence[CertificateRow]) -> None:
-    """Add the rows (flush, never commit). Subjects (folded name and type, whoever owns them) and
-    products (subject and folded name) are reused; a reused one only gains what it lacked (phone,
-    group, e-commerce)."""
-    subjects: dict[tuple[str, SubjectType], Subject] = {}
-    for subject in await session.scalars(select(Subject).order_by(Subject.id)):
-        subjects.setdefault((fold(subject.name), subject.subject_type), subject)
-    owners = [
-        subjects.setdefault((fold(row.subject_name), row.subject_type), Subject(
-            owner_user_id=None, name=row.subject_name, subject_type=row.subject_type,
-            representative=row.representative, address=row.address, phone=row.phone))
-        for row in rows
-    ]
-    for owner, row in zip(owners, rows, strict=True):
-        owner.phone = owner.phone or row.phone
-    session.add_all(owners)
-    await session.flush()
-    products: dict[tuple[int, str], Product] = {}
-    for product in await session.scalars(select(Product).order_by(Product.id)):
-        products.setdefault((product.subject_id, fold(product.name)), product)
-    kept = []
-    for owner, row in zip(owners, rows, strict=True):
-        product = products.setdefault((owner.id, fold(row.product)), Product(
-            subject_id=owner.id, name=row.product, product_group=row.group,
-            commune_code=row.commune_code, ecommerce=row.ecommerce))
-        product.product_group = product.product_group or row.group
-        product.ecommerce = bool(product.ecommerce) or row.ecommerce
-        kept.append(product)
-    session.add_all(kept)
-    await session.flush()
-    session.add_all(
-        Certificate(product_id=product.id, star=row.star, issue_date=row.issue_date,
-                    decision_number=row.decision, expiry_date=certificate_expiry(row.issue_date))
-        for product, row in zip(kept, rows, strict=True)
-    )
-    await session.flush()
 
 
 def parse_certificates(
@@ -355,28 +291,14 @@ def parse_certificates(
     ]
 
 
-async def stored_keys(session: AsyncSession, rows: Sequence[CertificateRow]) -> set[Key]:
-    """Which of these certificates are stored already (by product, producer, star, issue date)."""
-    if not rows:
-        return set()
-    dates = [row.issue_date for row in rows]
-    found = await session.execute(
-        select(Product.name, Subject.name, Certificate.issue_date, Certificate.star)
-        .join(Product, Certificate.product_id == Product.id)
-        .join(Subject, Product.subject_id == Subject.id)
-        .where(Certificate.issue_date.between(min(dates), max(dates)))
-    )
-    return {(fold(product), fold(subject), day, star) for product, subject, day, star in found}
-
-
 async def classify(
     session: AsyncSession, checked: Sequence[Checked]
-) -> tuple[list[tuple[int, CertificateRow]], list[RejectedRow]]:
+) -> tuple[list[tuple[int, ImportedCertificate]], list[RejectedRow]]:
     """The rows to import, and the rows not to with why: any problem, or a certificate stored
     already or earlier in the file. Only reads."""
     existing = await stored_keys(session, [row for _n, row in checked if not isinstance(row, list)])
     first_row: dict[Key, int] = {}
-    accepted: list[tuple[int, CertificateRow]] = []
+    accepted: list[tuple[int, ImportedCertificate]] = []
     rejected: list[RejectedRow] = []
     for number, row in checked:
         if isinstance(row, list):
@@ -404,5 +326,5 @@ async def import_certificates(
     `today` (default: the server's date) bounds the issue dates."""
     checked = parse_certificates(content, file_name, area, today or dt.date.today())
     accepted, rejected = await classify(session, checked)
-    await store_certificates(session, [row for _number, row in accepted])
+    await store_imported(session, [row for _number, row in accepted])
     return ImportResult(len(accepted), tuple(rejected))
