@@ -25,6 +25,7 @@ from models.base import run_alone, utcnow
 from models.digests import open_digest
 from models.inbox import forget_excess
 from models.officials import officials
+from models.tasks import forget_tasks
 from models.users import forget_updates
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,8 @@ class ReminderJob:
 class HousekeepingJob:
     """Forgets the ids of updates handled more than KEEP_UPDATE_IDS ago, so the table that
     catches redeliveries stays a week long instead of growing with every message, and the
-    excess updates of floods recorded as long ago (handled updates leave the inbox at once)."""
+    excess updates of floods recorded as long ago (handled updates leave the inbox at once), and
+    the long tasks finished as long ago."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], services: Services) -> None:
         self.sessionmaker, self.services = sessionmaker, services
@@ -134,6 +136,7 @@ class HousekeepingJob:
                     return
                 chunk = await forget_updates(session, before, FORGET_CHUNK)
                 chunk = max(chunk, await forget_excess(session, before, FORGET_CHUNK))
+                chunk = max(chunk, await forget_tasks(session, before, FORGET_CHUNK))
             forgotten += chunk
             if chunk < FORGET_CHUNK:
                 break

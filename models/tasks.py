@@ -13,7 +13,7 @@ import enum
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, ForeignKey, Index, String, and_, or_, select, update
+from sqlalchemy import JSON, ForeignKey, Index, String, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -229,3 +229,18 @@ async def retry_task(
         leased_by=None,
         error=error[:500],
     )
+
+
+async def forget_tasks(session: AsyncSession, before: dt.datetime, limit: int = 5000) -> int:
+    """Drop up to `limit` tasks finished before `before` (their messages are in the outbox);
+    returns how many. Callers repeat in fresh transactions until it returns less."""
+    finished = (
+        select(LongTaskRow.id)
+        .where(
+            LongTaskRow.status.in_([TaskStatus.DONE.value, TaskStatus.FAILED.value]),
+            LongTaskRow.finished_at < before,
+        )
+        .limit(limit)
+    )
+    result = await session.execute(delete(LongTaskRow).where(LongTaskRow.id.in_(finished)))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -35,7 +35,7 @@ from models.conversations import Conversation
 from models.db import create_sessionmaker
 from models.domain import Role
 from models.outbox import OutboxMessage
-from models.tasks import LongTaskRow, TaskStatus, queue_tasks
+from models.tasks import LongTaskRow, TaskStatus, forget_tasks, queue_tasks
 from models.users import User
 from tests import factories
 from tests.harness import Clock
@@ -375,3 +375,17 @@ async def test_the_commands_answer_at_once_and_leave_the_work_to_a_task(
         assert counted.tasks == [LongTask("stats", {"year": 2026})]
         assert not (await command(documents.stats, "1990")).tasks
         assert (await command(documents.digest_now)).tasks == [LongTask("digest")]
+
+
+async def test_finished_tasks_are_forgotten_after_a_while(engine: AsyncEngine) -> None:
+    official = await make_user(engine, Role.OFFICIAL)
+    await queue(engine, official, LongTask("digest"), LongTask("digest"), LongTask("digest"))
+    now = utcnow()
+    async with create_sessionmaker(engine)() as session, session.begin():
+        old, recent, waiting = await session.scalars(select(LongTaskRow).order_by("id"))
+        old.status, old.finished_at = TaskStatus.DONE.value, now - dt.timedelta(days=8)
+        recent.status, recent.finished_at = TaskStatus.FAILED.value, now - dt.timedelta(days=6)
+        waiting.created_at = now - dt.timedelta(days=30)
+    async with create_sessionmaker(engine)() as session, session.begin():
+        assert await forget_tasks(session, now - dt.timedelta(days=7)) == 1
+    assert [row.id for row in await task_rows(engine)] == [recent.id, waiting.id]
