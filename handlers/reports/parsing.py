@@ -80,7 +80,9 @@ def _answer(connection: Connection, seconds: float) -> tuple[str, Any]:
 
 
 def _too_much(reason: str) -> UnreadableFile:
-    if reason == "memory":
+    """Out of time, or out of memory (a child that died without answering was, most likely:
+    RLIMIT_AS makes C code such as the XML parser fail rather than raise MemoryError)."""
+    if reason != "timeout":
         message = _(
             "The file could not be read: it needs too much memory. Delete empty or formatted "
             "rows below the table, or split it into smaller files, and send it again."
