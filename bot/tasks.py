@@ -69,6 +69,7 @@ class TaskRunner:
         """`fetchers` download a file by its id, per channel; `queued` wakes delivery after
         messages were queued; `clock` times leases and back-off (the services' clock is the
         business date, which tests stop)."""
+        self.database_url = engine.url.render_as_string(hide_password=False)
         self.writer = create_sessionmaker(engine)
         self.reader = create_sessionmaker(engine, read_only=True)
         self.services, self.fetchers, self.queued = services, fetchers, queued
@@ -210,6 +211,7 @@ class TaskRunner:
             fetch=fetch,
             cursor=row.cursor,
             state=row.state,
+            database_url=self.database_url,
         )
 
     def _notice(self, row: LongTaskRow, user: User, key: str, replies: list[Reply]) -> Notice:

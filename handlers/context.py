@@ -72,6 +72,8 @@ class TaskContext:
     fetch: Callable[[str], Awaitable[bytes]]
     cursor: int = 0
     state: dict[str, Any] | None = None
+    # For work done in a worker process, which opens a connection of its own ("" = none).
+    database_url: str = ""
 
     @property
     def area(self) -> Area:
