@@ -1,7 +1,11 @@
-"""Officials' files through the chat: the export, statistics, and the admins' import."""
+"""Officials' files through the chat: the export, statistics, and the admins' import.
+
+The command answers at once; the file or the result follows as a notice once its long task has
+run (bot/tasks.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 
@@ -16,6 +20,25 @@ from tests.flows import answer_new_product
 from tests.harness import ADMIN_ID, BotUnderTest, Producer
 from tests.test_officials import make_official
 
+JSON = dict[str, object]
+
+
+async def sent_file(person: Producer, caption: str, after: int) -> tuple[str, bytes]:
+    """The next file captioned `caption` sent to `person` after their first `after` messages."""
+    emulator = person.emulator
+    async with asyncio.timeout(30):
+        while True:
+            messages: list[JSON] = emulator.messages_to(person.user_id)
+            for message in messages[after:]:
+                document = message.get("document")
+                if isinstance(document, dict) and caption in str(message.get("caption") or ""):
+                    return str(document["file_name"]), bytes(document["content"])
+            await emulator.wait_for_messages(person.user_id, len(messages) + 1, timeout=30)
+
+
+def sent_so_far(person: Producer) -> int:
+    return len(person.emulator.messages_to(person.user_id))
+
 
 async def _register(bot: BotUnderTest, user_id: int, commune: str, product: str) -> None:
     producer = Producer(bot, user_id=user_id)
@@ -28,9 +51,10 @@ async def test_an_official_exports_the_table_of_their_communes(bot: BotUnderTest
     await _register(bot, 7101, "Sa Huỳnh", '=HYPERLINK("x")')
     await _register(bot, 7102, "Trà Câu", "Tỏi Trà Câu")
 
+    before = sent_so_far(official)
     await official.say("/xuat 2026")
-    assert "Đang lập bảng" in official.text  # progress before the file
-    [(name, content)] = official.documents()
+    assert "Đang lập bảng" in official.text  # at once, before the file
+    name, content = await sent_file(official, "Hồ sơ đăng ký năm 2026: 1.", before)
     assert name == "dang-ky-ocop-2026.xlsx"
     table = openpyxl.load_workbook(io.BytesIO(content)).worksheets[0]
     cells = [str(cell) for row in table.iter_rows(values_only=True) for cell in row if cell]
@@ -41,8 +65,9 @@ async def test_an_official_exports_the_table_of_their_communes(bot: BotUnderTest
     await official.say("/export 2026 21451")  # a commune outside their scope
     assert "Cách dùng" in official.text and not official.documents()
 
+    before = sent_so_far(official)
     await official.say("/export csv")
-    [(name, content)] = official.documents()
+    name, content = await sent_file(official, "Hồ sơ đăng ký năm 2026: 1.", before)
     assert name.endswith(".csv") and content.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
     assert len(rows) == 2 and rows[1][rows[0].index("Mã hồ sơ")] == "OCOP-2026-0001"
@@ -52,10 +77,12 @@ async def test_an_official_exports_the_table_of_their_communes(bot: BotUnderTest
 async def test_statistics_come_as_a_message_and_a_sheet(bot: BotUnderTest) -> None:
     official = await make_official(bot, 7201)
     await _register(bot, 7202, "Sa Huỳnh", "Nước mắm")
+    before = sent_so_far(official)
     await official.say("/thongke")
-    assert "Số liệu OCOP đến ngày 29/11/2026" in official.text
-    assert "Hồ sơ đăng ký năm 2026: <b>1</b>" in official.text
-    [(name, _content)] = official.documents()
+    assert "Đang tổng hợp số liệu" in official.text
+    figures = await official.notified("Số liệu OCOP đến ngày 29/11/2026")
+    assert "Hồ sơ đăng ký năm 2026: <b>1</b>" in figures
+    name, _content = await sent_file(official, "Số liệu trên dưới dạng tệp XLSX", before)
     assert name == "so-lieu-ocop-2026.xlsx"
 
 
@@ -87,7 +114,8 @@ async def test_an_admin_imports_certificates_from_the_template(
     buffer = io.BytesIO()
     book.save(buffer)
     await admin.send_document("chung-nhan.xlsx", buffer.getvalue())
-    assert "Đã nhập 1 giấy chứng nhận" in admin.text
+    assert "Đang đọc tệp chung-nhan.xlsx" in admin.text
+    await admin.notified("Đã nhập 1 giấy chứng nhận")
     async with create_sessionmaker(engine)() as session:
         [certificate] = list(await session.scalars(select(Certificate)))
     assert certificate.expiry_date.isoformat() == "2026-12-20"
