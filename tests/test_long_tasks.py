@@ -152,6 +152,23 @@ async def test_an_export_arrives_as_an_xlsx_notice(engine: AsyncEngine) -> None:
     assert "Nước mắm Sa Huỳnh" in cells and "Tỏi Trà Câu" not in cells
 
 
+async def test_a_digest_preview_lists_the_officials_new_registrations(engine: AsyncEngine) -> None:
+    official = await make_user(engine, Role.OFFICIAL, [SA_HUYNH], language="en")
+    async with create_sessionmaker(engine)() as session, session.begin():
+        producer = await factories.user(session)
+        owner = await factories.subject(session, "HTX Sa Huỳnh")
+        item = await factories.product(session, owner, "Mắm ruốc", SA_HUYNH)
+        at = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)  # within the last day
+        factories.registration(session, producer, item, owner, at=at)
+    await queue(engine, official, LongTask("digest"))
+
+    async with running(engine, fetchers={}):
+        [row] = await settled(engine)
+
+    [digest, *_rest] = await messages(engine, f"task:{row.id}#")
+    assert "OCOP digest" in digest.text and "Mắm ruốc" in digest.text  # built in English
+
+
 @pytest.mark.both_databases
 async def test_an_import_writes_once_when_queued_twice_and_after_a_crash(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch

@@ -29,7 +29,7 @@ PRELOAD = [
     "__main__",
     "handlers.reports.certificate_import",
     "handlers.reports.export",
-    "handlers.tasks",
+    "handlers.reports.offloaded",
     "models.db",
     "openpyxl",
 ]
