@@ -40,8 +40,10 @@ from bench.transport import (
     stop_application,
 )
 from bot.app import build_application
+from bot.fairness import SenderLimits
 from bot.migrate import upgrade
 from bot.settings import Settings
+from models.outbox import Pacing
 
 _updates = itertools.count(1)
 
@@ -135,6 +137,7 @@ async def _producer(
     script: tuple[tuple[str, str], ...],
     latencies: list[float],
     think: Callable[[], float] | None,
+    feed: Callable[[dict[str, Any]], None] | None,
 ) -> None:
     inbox = transport.inboxes[user]
     number = user % 1_000_000
@@ -152,7 +155,10 @@ async def _producer(
         else:
             raw = _message(user, value.format(i=number, a=number // 1000, b=number % 1000))
         sent = time.perf_counter()
-        await application.update_queue.put(Update.de_json(raw, application.bot))
+        if feed is not None:  # ours: through getUpdates and the inbox
+            feed(raw)
+        else:
+            await application.update_queue.put(Update.de_json(raw, application.bot))
         async with inbox.changed:
             await inbox.changed.wait_for(partial(_more_than, inbox, seen))
         latencies.append(inbox.messages[seen].at - sent)
@@ -165,6 +171,7 @@ async def drive(
     script: tuple[tuple[str, str], ...],
     name: str,
     rate: float | None = None,
+    feed: Callable[[dict[str, Any]], None] | None = None,
 ) -> Run:
     """All producers at once. Without `rate`, each answers the moment the reply arrives (a
     saturated bot: throughput). With `rate`, each thinks a random while (exponential, the same
@@ -179,7 +186,7 @@ async def drive(
     started = time.perf_counter()
     await asyncio.gather(
         *(
-            _producer(application, transport, 1_000_000 + p, script, latencies, think)
+            _producer(application, transport, 1_000_000 + p, script, latencies, think, feed)
             for p in range(producers)
         )
     )
@@ -198,9 +205,15 @@ async def ours(producers: int, database_url: str | None = None, rate: float | No
         telegram_bot_token=TOKEN,
         database_url=url,
     )
-    # Telegram's 30/s rate limiter off: the baselines have none, and this measures the bot.
-    application = build_application(settings, request=transport, rate_limiter=False)
-    return await drive(application, transport, producers, SCRIPT, "ours", rate)
+    # Telegram's limits off (the baselines have none, and this measures the bot); updates come
+    # by getUpdates and go through the inbox, replies through the outbox.
+    application = build_application(
+        settings,
+        request=transport,
+        pacing=Pacing(1_000_000, private_interval=0.0),
+        limits=SenderLimits(1_000_000, 1_000_000),
+    )
+    return await drive(application, transport, producers, SCRIPT, "ours", rate, transport.feed)
 
 
 def _text_script() -> tuple[tuple[str, str], ...]:

@@ -79,10 +79,34 @@ class Inbox:
 
 
 class LocalTransport(BaseRequest):
+    """Answers getUpdates from `feed` as Telegram does (an update stays until an offset above
+    it confirms it), and records every message sent."""
+
     def __init__(self) -> None:
         self.inboxes: dict[int, Inbox] = defaultdict(Inbox)
         self._ids = itertools.count(1)
         self.calls = 0
+        self._updates: list[dict[str, Any]] = []
+        self._arrived = asyncio.Event()
+        self._update_ids = itertools.count(1)
+
+    def feed(self, update: dict[str, Any]) -> None:
+        """A user's update, for the bot's next getUpdates."""
+        self._updates.append({**update, "update_id": next(self._update_ids)})
+        self._arrived.set()
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(str(params.get("offset") or 0))
+        if offset:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        if not self._updates:
+            self._arrived.clear()
+            try:
+                timeout = float(str(params.get("timeout") or 0))
+                await asyncio.wait_for(self._arrived.wait(), timeout=timeout)
+            except TimeoutError:
+                return []
+        return self._updates[: int(str(params.get("limit") or 100))]
 
     async def initialize(self) -> None:
         return None
@@ -104,7 +128,7 @@ class LocalTransport(BaseRequest):
         if name == "getMe":
             result = BOT_USER
         elif name == "getUpdates":
-            result = []
+            result = await self._get_updates(params)
         elif name in ("sendMessage", "sendDocument"):
             chat_id = int(str(params["chat_id"]))
             raw = params.get("reply_markup")

@@ -63,7 +63,7 @@ async def test_telegram_and_zalo_producers_register_at_the_same_time(
     both: BotUnderTest, engine: AsyncEngine, zalo_emulator: ZaloEmulator
 ) -> None:
     on_telegram = Producer(both, user_id=7001)
-    on_zalo = ZaloUser(zalo_emulator, Handled().attach(zalo_of(both)), "8200000000000000001")
+    on_zalo = ZaloUser(zalo_emulator, Handled().attach(both.runtime), "8200000000000000001")
 
     async def telegram_story() -> None:
         await answer_new_product(on_telegram, product="Nước mắm cá cơm")
@@ -103,7 +103,7 @@ async def test_the_same_id_on_two_channels_is_two_people(
 ) -> None:
     """Conversations and users are kept per channel: one person's form is not the other's."""
     on_telegram = Producer(both, user_id=7002)
-    on_zalo = ZaloUser(zalo_emulator, Handled().attach(zalo_of(both)), "7002")
+    on_zalo = ZaloUser(zalo_emulator, Handled().attach(both.runtime), "7002")
     await on_telegram.say("/dangky")
     await on_telegram.tap("Sản phẩm mới")
     assert "xã/phường nào" in on_telegram.text

@@ -125,8 +125,10 @@ async def test_a_call_without_the_right_secret_is_refused(
     assert await zalo_emulator.post_to_webhook(forged, None) == 403
     assert await zalo_emulator.post_to_webhook(forged, SECRET[:-1]) == 403
     assert len(zalo_emulator.sent) == before  # nothing was handled
-    # The same update with the right secret, wrapped the way API answers are, is accepted.
+    # The same update with the right secret, wrapped the way API answers are, is accepted:
+    # recorded when the call is answered, then handled and answered in turn.
     assert await zalo_emulator.post_to_webhook({"ok": True, "result": forged}, SECRET) == 200
+    await webhook_bot.handled.wait("forged-1")
     assert "chưa đăng ký sản phẩm nào" in zalo_emulator.sent[-1]["text"]
 
 

@@ -14,39 +14,36 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.app import build_runtime
 from bot.channels.zalo_bot import ZaloBot
 from bot.emulator.zalo import ZaloEmulator
 from bot.jobs import ReminderJob
+from bot.runtime import Runtime
 from bot.settings import Settings
 from handlers.context import Services
 from models.admin_units import Area
 from models.db import create_sessionmaker
-from tests.harness import Clock, drain_outbox
+from models.outbox import Pacing
+from tests.harness import Clock, Tracker, drain_outbox
 
 JSON = dict[str, Any]
 _NUMBERED = re.compile(r"^(\d+)\. (.+)$")
 
 
-class Handled:
-    """Listens to a ZaloChannel: how many times each message id went through."""
+class Handled(Tracker):
+    """Follows a runtime's Zalo updates: how many times each message id went through, and
+    whether its replies are all out."""
 
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self._changed = asyncio.Event()
+    @property
+    def counts(self) -> Counter[str]:
+        return self.handled
 
-    def __call__(self, message_id: str) -> None:
-        self.counts[message_id] += 1
-        event, self._changed = self._changed, asyncio.Event()
-        event.set()
-
-    def attach(self, zalo: ZaloBot) -> Handled:
-        zalo.channel.listeners.append(self)
+    def attach(self, runtime: Runtime) -> Handled:
+        super().attach(runtime)
         return self
 
     async def wait(self, message_id: str, times: int = 1, timeout: float = 15.0) -> None:
-        async with asyncio.timeout(timeout):
-            while self.counts[message_id] < times:
-                await self._changed.wait()
+        await self.wait_answered(message_id, times, timeout)
 
 
 class ZaloBotUnderTest:
@@ -62,17 +59,32 @@ class ZaloBotUnderTest:
         )
         self.handled = Handled()
         self.zalo: ZaloBot | None = None
+        self.runtime: Runtime | None = None
 
     async def start(self) -> None:
-        zalo = ZaloBot(self.settings, self.engine, self.services, poll_timeout=5, retry_delay=0.05)
-        self.handled.attach(zalo)
-        await zalo.start()
-        self.zalo = zalo
+        runtime = build_runtime(self.settings, self.engine, self.services)
+        zalo = ZaloBot(
+            self.settings,
+            self.engine,
+            self.services,
+            poll_timeout=5,
+            retry_delay=0.05,
+            pacing=Pacing(self.settings.ocop_delivery_rate, private_interval=0.0),
+        )
+        zalo.channel.recorder = runtime.recorder
+        runtime.add_channel(zalo.channel, zalo)
+        self.handled.attach(runtime)
+        await zalo.open()
+        await runtime.start()
+        self.zalo, self.runtime = zalo, runtime
 
     async def stop(self) -> None:
         zalo, self.zalo = self.zalo, None
+        runtime, self.runtime = self.runtime, None
+        if runtime is not None:
+            await runtime.stop()
         if zalo is not None:
-            await zalo.stop()
+            await zalo.close()
 
     async def restart(self) -> None:
         await self.stop()
@@ -108,7 +120,7 @@ class ZaloUser:
     async def _after(self, send: Any) -> list[JSON]:
         before = len(self.emulator.messages_to(self.user_id))
         update = send()
-        await self.handled.wait(update["message"]["message_id"])
+        await self.handled.wait(str(update["message"]["message_id"]))
         self.replies = self.emulator.messages_to(self.user_id)[before:]
         self.last_update = update
         return self.replies
@@ -130,7 +142,7 @@ class ZaloUser:
 
     async def redeliver(self, update: JSON) -> list[JSON]:
         """Zalo delivering the same message again (same message id)."""
-        message_id = update["message"]["message_id"]
+        message_id = str(update["message"]["message_id"])
         times = self.handled.counts[message_id] + 1
         before = len(self.emulator.messages_to(self.user_id))
         self.emulator.enqueue_raw(update)
