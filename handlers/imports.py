@@ -9,8 +9,10 @@ command's) and goes on from the cursor, and the report is the same as without th
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import html
+import time
 from typing import Any
 
 from handlers.context import TaskContext
@@ -34,6 +36,8 @@ from models.tasks import LeaseLost, advance_cursor, save_state
 
 # Rows per write transaction: about 15 ms of the SQLite writer each.
 CHUNK = 100
+# Pause after a chunk, as a multiple of the time it took: the import has at most half the writer.
+WRITE_SHARE_PAUSE = 1.0
 # Above this many rows to write, the admin hears that the check is done and writing goes on.
 TELL_PROGRESS_FROM = 500
 
@@ -122,8 +126,12 @@ async def run_import(ctx: TaskContext) -> list[Reply]:
         chunk = numbers[cursor : cursor + CHUNK]
         # A row is missing only if the file parsed differently this time (a new version).
         part = [(number, rows[number]) for number in chunk if number in rows]
+        started = time.monotonic()
         await _write_chunk(ctx, known, state, cursor, cursor + len(chunk), part)
         cursor += len(chunk)
+        # As long again without the writer: a chat's next event needs several transactions in
+        # a row (inbox, batch, outbox), and should not wait behind a chunk before each one.
+        await asyncio.sleep((time.monotonic() - started) * WRITE_SHARE_PAUSE)
     late = [(int(row), list(reasons)) for row, reasons in state["late"]]
     rejected = [(int(row), list(reasons)) for row, reasons in state["rejected"]] + late
     imported = sum(number in rows for number in numbers) - len(late)
