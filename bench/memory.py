@@ -9,7 +9,7 @@ talks to the emulator in a process of its own.
 The 10,000 forms are put in the database first, as a bot restarted in the middle of the day
 finds them (kind and commune answered, the product's name asked), so nothing of theirs is in the
 process when the first figure is taken. Then each chat sends one real update, the product's name,
-through `Application.process_update`: the bot loads the form, stores the answer and asks for the
+through the inbox, as a receiver records them: the bot loads the form, stores the answer, asks the
 product group, as it would for a producer. 300 warm-up chats go through the same step and cancel
 first, so caches are warm. Both figures come from /proc/self/statm after `gc.collect()`.
 """
@@ -30,19 +30,22 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from telegram import Update
 from telegram.ext import Application
 
 from bench.local_api import LocalBotApi, text_update
 from bench.rss import rss_mb
 from bench.transport import TOKEN, start_application, start_emulator, stop_application
 from bot.app import build_application
+from bot.channels.telegram import incoming
 from bot.migrate import upgrade
+from bot.runtime import Runtime
 from bot.settings import Settings
 from models.base import utcnow
 from models.conversations import Conversation
 from models.db import create_engine, create_sessionmaker
 from models.domain import Role
+from models.inbox import Pending
+from models.outbox import Pacing
 from models.users import User
 
 ROOT = Path(__file__).resolve().parent.parent  # the child runs `-m bench.memory` from here
@@ -79,16 +82,26 @@ class MemoryResult:
 
 
 class Driver:
-    """Feeds updates to a running Application, one at a time, as its update fetcher would."""
+    """Feeds updates to a running bot, one at a time, as its receiver would (recorded in the
+    inbox), and waits until each is handled."""
 
     def __init__(self, application: Application) -> None:
-        self.application = application
+        self.runtime: Runtime = application.bot_data["runtime"]
         self.update_id = 0
+        self._handled: dict[str, asyncio.Event] = {}
+        self.runtime.inbox.listeners.append(self._on_handled)
+
+    def _on_handled(self, row: Pending, _outbox_ids: list[int]) -> None:
+        if (done := self._handled.pop(row.update_id, None)) is not None:
+            done.set()
 
     async def say(self, chat: int, text: str) -> None:
         self.update_id += 1
-        data = text_update(self.update_id, chat, text)
-        await self.application.process_update(Update.de_json(data, self.application.bot))
+        record = incoming(text_update(self.update_id, chat, text))
+        assert record is not None
+        done = self._handled[record.update_id] = asyncio.Event()
+        await self.runtime.recorder.record([record])
+        await done.wait()
 
 
 async def seed(url: str, chats: list[int]) -> None:
@@ -150,7 +163,9 @@ async def _child(url: str, api_url: str, conversations: int, warmup: int) -> dic
     request = LocalBotApi()
     # Without AIORateLimiter (Telegram's 30 messages/s would make this take 6 minutes); it
     # keeps no state for private chats, so what is measured is the same.
-    application = build_application(settings, request=request, rate_limiter=False)
+    application = build_application(
+        settings, request=request, pacing=Pacing(1_000_000, private_interval=0.0)
+    )
     await start_application(application)
     driver = Driver(application)
     try:

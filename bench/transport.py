@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
+
+from bot.app import start, stop
 
 BOT_USER = {"id": 424242, "is_bot": True, "first_name": "OCOP", "username": "ocop_bench_bot"}
 TOKEN = "123456:BENCH"
@@ -38,23 +39,9 @@ async def start_emulator(
     raise RuntimeError("the emulator did not start")
 
 
-async def start_application(application: Application) -> None:
-    """Start an Application the way `run_polling` does, without polling: updates are put in
-    its queue by the benchmark."""
-    await application.initialize()
-    if application.post_init is not None:
-        await application.post_init(application)
-    await application.start()
-
-
-async def stop_application(application: Application) -> None:
-    """Stop it in `run_polling`'s order (post_shutdown disposes the bot's database engine)."""
-    await application.stop()
-    if application.post_stop is not None:
-        await application.post_stop(application)
-    await application.shutdown()
-    if application.post_shutdown is not None:
-        await application.post_shutdown(application)
+# The bot's own lifecycle; the baselines (plain Applications) go through the same steps.
+start_application = start
+stop_application = stop
 
 
 @dataclass

@@ -144,10 +144,10 @@ def run(settings: Settings) -> int:
         return 2
     upgrade(settings.database_url)
     if not settings.telegram_bot_token:  # Zalo alone
-        from bot.channels.zalo_bot import serve
+        from bot.channels.zalo_bot import serve as serve_zalo
 
         try:
-            asyncio.run(serve(settings))
+            asyncio.run(serve_zalo(settings))
         except ValueError as error:  # a setting Zalo refused: say which, without a traceback
             print(error, file=sys.stderr)
             return 2

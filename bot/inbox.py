@@ -74,6 +74,9 @@ class Channel(Protocol):
     async def tell(self, chat_id: str, text: str) -> None:
         """Send a message now, outside the outbox (the database may be what failed)."""
 
+    async def fetch(self, file_id: str) -> bytes:
+        """A file the user sent, by the channel's id for it (long tasks read imports so)."""
+
 
 @dataclass
 class Handled:
@@ -101,6 +104,7 @@ class InboxWorker:
         batcher: Batcher | None = None,
     ) -> None:
         self.services, self.channels, self.queued = services, dict(channels), queued
+        self.tasks_queued: Callable[[], None] = lambda: None
         self.reader = create_sessionmaker(engine, read_only=True)
         self.writer = create_sessionmaker(engine)
         self.batcher = batcher or Batcher(self.writer)
@@ -220,6 +224,8 @@ class InboxWorker:
             channel.delivery.send_now(handled.fast)
         if handled.outcome.notices or len(handled.fast) < len(handled.outbox_ids):
             self.queued()
+        if handled.outcome.tasks:
+            self.tasks_queued()
         if handled.outcome.toast is not None or extra is not None:
             await self._acknowledge(channel, extra, handled.outcome)
         for listener in self.listeners:

@@ -23,6 +23,7 @@ from bot.delivery import DeliveryWorker
 from bot.fairness import SenderLimits
 from bot.inbox import Channel, InboxWorker
 from bot.receiving import Recorder
+from bot.tasks import TaskRunner
 from handlers.context import Services
 from models.db import create_sessionmaker
 from models.outbox import release_leases
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 INBOX_GRACE = 4.0  # seconds for updates in flight to commit when stopping
 DELIVERY_GRACE = 3.0  # seconds for sends under way to finish when stopping
+TASKS_GRACE = 2.0  # seconds for long tasks to finish; the others resume at the next start
 
 
 class Receiver(Protocol):
@@ -55,15 +57,20 @@ class Runtime:
             engine, services, {}, queued=self.wake_deliveries, batcher=self.batcher
         )
         self.recorder = Recorder(engine, self.inbox, limits, services.clock)
+        self.fetchers: dict[str, Callable[[str], Awaitable[bytes]]] = {}
+        self.tasks = TaskRunner(
+            engine, services, fetchers=self.fetchers, queued=self.wake_deliveries
+        )
+        self.inbox.tasks_queued = self.tasks.wake
         self.deliveries: dict[str, DeliveryWorker] = {}
         self.receivers: list[Receiver] = []
-        self.on_started: list[Callable[[], Awaitable[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._started: list[Receiver] = []
 
     def add_channel(self, channel: Channel, *receivers: Receiver) -> None:
         self.inbox.channels[channel.name] = channel
         self.deliveries[channel.name] = channel.delivery
+        self.fetchers[channel.name] = channel.fetch
         self.receivers += receivers
 
     def wake_deliveries(self) -> None:
@@ -82,6 +89,7 @@ class Runtime:
         for name, worker in self.deliveries.items():
             self._tasks.append(asyncio.create_task(worker.run(), name=f"{name}-delivery"))
         self._tasks.append(asyncio.create_task(self.inbox.run(), name="inbox"))
+        self._tasks.append(asyncio.create_task(self.tasks.run(), name="long-tasks"))
         for receiver in self.receivers:
             await receiver.start()
             self._started.append(receiver)
@@ -94,6 +102,7 @@ class Runtime:
                 log.exception("stopping a receiver failed")
         self._started.clear()
         await self.inbox.stop(INBOX_GRACE)
+        await self.tasks.stop(TASKS_GRACE)
         await asyncio.gather(
             *(worker.stop(DELIVERY_GRACE) for worker in self.deliveries.values()),
             return_exceptions=True,

@@ -24,6 +24,7 @@ from handlers.routes import Call, Routes, dispatch
 from models.admin_units import fold
 from models.base import utcnow
 from models.conversations import Conversation, conversations_for
+from models.tasks import queue_tasks
 from models.users import Profile, User, claim_updates, users_for
 
 ROUTES = Routes()
@@ -82,7 +83,8 @@ async def handle_event(
     """Handle one event inside the caller's transaction; returns what to send back.
 
     `prepared` comes from `prepare` over a batch that includes this event, in this transaction.
-    Notices for other people are queued in the outbox in the same transaction."""
+    Notices for other people are queued in the outbox in the same transaction, and the long
+    tasks it asks for in the tasks table (run after it by bot/tasks.py)."""
     user = prepared.users[(event.channel, event.user_id)]
     if event.update_id is not None and (event.channel, event.update_id) not in prepared.fresh:
         return Outcome()  # a redelivery
@@ -95,6 +97,16 @@ async def handle_event(
         outcome.replies.insert(0, linked)
     if outcome.notices:
         await notices.queue(session, outcome.notices, utcnow())
+    if outcome.tasks and event.update_id is not None:
+        await queue_tasks(
+            session,
+            channel=event.channel,
+            chat_id=event.chat_id,
+            user_id=user.id,
+            key=f"{event.channel}:{event.update_id}",
+            tasks=outcome.tasks,
+            now=utcnow(),
+        )
     return outcome
 
 

@@ -11,13 +11,14 @@ from telegram.request import RequestData
 
 from bench.local_api import BOT_USER, LocalBotApi, text_update
 from bench.memory import FIRST_CHAT, PRODUCT, Driver, seed
-from bot.app import build_application
+from bot.app import build_application, start, stop
 from bot.channels.telegram import to_event
 from bot.emulator import TelegramEmulator
 from bot.settings import Settings
 from handlers.events import EventKind
 from models.conversations import Conversation
 from models.db import create_engine, create_sessionmaker
+from models.outbox import Pacing
 
 
 async def test_local_api_answers_without_keeping_messages() -> None:
@@ -45,19 +46,16 @@ async def test_a_seeded_form_takes_the_answer(tmp_path: Path, emulator: Telegram
         database_url=url,
     )
     request = LocalBotApi()
-    application = build_application(settings, request=request, rate_limiter=False)
-    await application.initialize()
-    assert application.post_init is not None
-    await application.post_init(application)
+    application = build_application(
+        settings, request=request, pacing=Pacing(1_000_000, private_interval=0.0)
+    )
+    await start(application)
     try:
         driver = Driver(application)
         for chat in chats:
             await driver.say(chat, PRODUCT)
     finally:
-        assert application.post_stop is not None and application.post_shutdown is not None
-        await application.post_stop(application)
-        await application.shutdown()
-        await application.post_shutdown(application)
+        await stop(application)
     assert request.sent >= len(chats)
     engine = create_engine(url)
     try:

@@ -212,3 +212,6 @@ class TelegramChannel:
 
     async def tell(self, chat_id: str, text: str) -> None:
         await _call(self.bot, "sendMessage", chat_id=int(chat_id), text=text)
+
+    async def fetch(self, file_id: str) -> bytes:
+        return await _download(self.bot, file_id)

@@ -281,6 +281,9 @@ class ZaloChannel:
         for chunk in render_reply(Reply(text)).texts:
             await self.client.send_message(chat_id, chunk)
 
+    async def fetch(self, file_id: str) -> bytes:
+        raise LookupError("Zalo Bot API updates carry no files the bot can download")
+
 
 def incoming(update: JSON) -> Incoming | None:
     """A Zalo update as the inbox records it; None for what the bot never handles."""
