@@ -86,6 +86,7 @@ class TelegramPoller:
             self._task = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         failures = 0
         offset: int | None = None
         deleted = False
@@ -94,6 +95,7 @@ class TelegramPoller:
                 if not deleted:  # getUpdates and a webhook exclude each other
                     await self.bot.delete_webhook()
                     deleted = True
+                asked = loop.time()
                 got = await self.bot.get_updates(
                     offset=offset,
                     timeout=self.timeout,
@@ -117,6 +119,12 @@ class TelegramPoller:
                     await asyncio.wait_for(self._stopping.wait(), timeout=delay)
                 continue
             failures = 0
+            if not got and loop.time() - asked < min(1.0, self.timeout / 2):
+                # An empty answer long before the timeout: the server is not long-polling (it
+                # is stopping, or misbehaves). Pause rather than ask again at once.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=self.retry_delay)
+                continue
             records, next_offset = _incoming([update.to_dict() for update in got])
             if records and not await _until_recorded(
                 self.recorder, self.channel, records, self._stopping
