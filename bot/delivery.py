@@ -131,7 +131,6 @@ class DeliveryWorker:
         self._tails: dict[str, asyncio.Task[None]] = {}  # the last send queued for each chat
         self._chat_ready: dict[str, float] = {}  # loop time each chat may get its next message
         self._held: set[str] = set()  # chats whose earlier message went back to the database
-        self._flood_until = 0.0
         self._replies_waiting = 0
         # Requests on the wire at once; the rest wait for their slot and a free connection.
         self._sending = asyncio.Semaphore(CONCURRENT_SENDS)
@@ -268,12 +267,9 @@ class DeliveryWorker:
         result = Result(message)
         try:
             async with self._sending:
-                for pause in (
-                    self._chat_ready.get(message.chat_id, 0.0) - loop.time(),
-                    self._flood_until - loop.time(),
-                ):
-                    if pause > 0:
-                        await asyncio.sleep(pause)
+                pause = self._chat_ready.get(message.chat_id, 0.0) - loop.time()
+                if pause > 0:
+                    await asyncio.sleep(pause)
                 await self._spacing.acquire()
                 result.telegram_id = await self.send(message.chat_id, reply_of(message))
                 result.done_at = self.clock()
@@ -285,7 +281,9 @@ class DeliveryWorker:
             seconds = retry.total_seconds() if isinstance(retry, dt.timedelta) else float(retry)
             result.flood_until = self.clock() + dt.timedelta(seconds=seconds)
             result.retry_at = result.flood_until
-            self._flood_until = max(self._flood_until, loop.time() + seconds)
+            # This chat waits it out here; the channel's shared budget is delayed when the
+            # result is written (`delay_channel`), as for every process.
+            self._chat_ready[message.chat_id] = loop.time() + seconds
         except Forbidden as error:
             result.blocked, result.failed = True, str(error)
         except BadRequest as error:
