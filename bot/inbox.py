@@ -36,6 +36,7 @@ from handlers.events import Event, Outcome, Reply
 from handlers.i18n import _, in_language
 from handlers.notices import serialize_choices
 from handlers.router import Prepared, handle_event
+from models.base import utcnow
 from models.db import create_sessionmaker, is_unavailable
 from models.inbox import Pending, drop, next_pending
 from models.outbox import Claimed, Outgoing, queue_replies
@@ -261,8 +262,10 @@ class InboxWorker:
         return work
 
     async def _finish(self, session: AsyncSession, results: list[Any]) -> None:
-        """The batch's replies in one statement per channel, leased to its delivery worker."""
-        now = self.services.clock()
+        """The batch's replies in one statement per channel, leased to its delivery worker.
+        Times on the delivery's clock (the wall clock), not the services' (a test's may be
+        anywhere)."""
+        now = utcnow()
         by_channel: dict[str, list[Handled]] = {}
         for result in results:
             if isinstance(result, Handled):
