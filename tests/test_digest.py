@@ -110,6 +110,9 @@ async def test_a_digest_missed_while_the_bot_was_down_is_sent_when_it_returns(
 
 
 async def test_digest_command_shows_the_digest_now(bot: BotUnderTest) -> None:
+    # The scheduled digest not due yet, so that it cannot cover the registration first.
+    bot.settings = bot.settings.model_copy(update={"ocop_digest_time": "23:00"})
+    await bot.restart()
     official = await make_official(bot, 6401, "21478")
     await register(bot, 6402, "Sa Huỳnh", "Nước mắm nhĩ")
     await official.say("/bantin")
