@@ -32,7 +32,8 @@ class SenderLimits:
 
     def take(self, sender: str) -> tuple[bool, bool]:
         """(allowed, first excess of a flood): the second is True once per flood, for the one
-        notice; a flood ends when the sender is back under the rate."""
+        notice. During a flood a message is still let through as the rate allows; the flood
+        ends once the sender has been quiet long enough to fill the whole burst again."""
         now = self.clock()
         bucket = self._buckets.get(sender)
         if bucket is None:
@@ -41,9 +42,10 @@ class SenderLimits:
             bucket = self._buckets[sender] = _Bucket(self.burst, now)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
         bucket.at = now
+        if bucket.tokens >= self.burst:
+            bucket.flooding = False
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
-            bucket.flooding = False
             return True, False
         first = not bucket.flooding
         bucket.flooding = True

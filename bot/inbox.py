@@ -38,7 +38,7 @@ from handlers.notices import serialize_choices
 from handlers.router import Prepared, handle_event
 from models.base import utcnow
 from models.db import create_sessionmaker, is_unavailable
-from models.inbox import Pending, drop, next_pending
+from models.inbox import EXCESS_NOTICE, Pending, drop, next_pending
 from models.outbox import Claimed, Outgoing, queue_replies
 
 log = logging.getLogger(__name__)
@@ -239,27 +239,56 @@ class InboxWorker:
             async def progress(text: str) -> None:  # sent first, with the replies
                 progress_replies.append(Reply(text))
 
+            if row.payload.get(EXCESS_NOTICE):
+                return await self._flood_notice(session, row, channel, event, prepared)
             answered = await channel.prepare(session, event)
             outcome = await handle_event(session, self.services, answered, prepared, progress)
             replies = progress_replies + await channel.replies(session, answered, outcome)
-            user_id = prepared.users[(event.channel, event.user_id)].id
-            outgoing = [
-                Outgoing(
-                    key=f"r:{row.channel}:{row.update_id}:{index}",
-                    channel=row.channel,
-                    chat_id=row.chat_id,
-                    user_id=user_id,
-                    text=reply.text,
-                    choices=serialize_choices(reply),
-                    keyboard=keyboard_of(reply),
-                    document_name=reply.document.file_name if reply.document else None,
-                    document=reply.document.content if reply.document else None,
-                )
-                for index, reply in enumerate(replies)
-            ]
-            return Handled(row, channel, outcome, outgoing)
+            return self._handled(row, channel, event, prepared, outcome, replies)
 
         return work
+
+    def _handled(
+        self,
+        row: Pending,
+        channel: Channel,
+        event: Event,
+        prepared: Prepared,
+        outcome: Outcome,
+        replies: list[Reply],
+    ) -> Handled:
+        user_id = prepared.users[(event.channel, event.user_id)].id
+        outgoing = [
+            Outgoing(
+                key=f"r:{row.channel}:{row.update_id}:{index}",
+                channel=row.channel,
+                chat_id=row.chat_id,
+                user_id=user_id,
+                text=reply.text,
+                choices=serialize_choices(reply),
+                keyboard=keyboard_of(reply),
+                document_name=reply.document.file_name if reply.document else None,
+                document=reply.document.content if reply.document else None,
+            )
+            for index, reply in enumerate(replies)
+        ]
+        return Handled(row, channel, outcome, outgoing)
+
+    async def _flood_notice(
+        self,
+        session: AsyncSession,
+        row: Pending,
+        channel: Channel,
+        event: Event,
+        prepared: Prepared,
+    ) -> Handled:
+        """The first message over its sender's rate is not handled: it is answered, in the
+        chat's order, with the one notice that some messages were skipped."""
+        user = prepared.users[(event.channel, event.user_id)]
+        with in_language(user.language):
+            outcome = Outcome([Reply(_flood_text())])
+            replies = await channel.replies(session, event, outcome)
+        return self._handled(row, channel, event, prepared, outcome, replies)
 
     async def _finish(self, session: AsyncSession, results: list[Any]) -> None:
         """The batch's replies in one statement per channel, leased to its delivery worker.
@@ -368,6 +397,13 @@ def _busy_text() -> str:
     return _(
         "The system is busy right now. Your last message has been received and will be "
         "handled shortly; there is no need to send it again."
+    )
+
+
+def _flood_text() -> str:
+    return _(
+        "You are sending messages faster than I can read them, so I skipped some. Please "
+        "wait a moment, then send your answer again."
     )
 
 

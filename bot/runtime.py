@@ -56,7 +56,7 @@ class Runtime:
         self.inbox = InboxWorker(
             engine, services, {}, queued=self.wake_deliveries, batcher=self.batcher
         )
-        self.recorder = Recorder(engine, self.inbox, limits, services.clock)
+        self.recorder = Recorder(engine, self.inbox, limits)
         self.fetchers: dict[str, Callable[[str], Awaitable[bytes]]] = {}
         self.tasks = TaskRunner(
             engine, services, fetchers=self.fetchers, queued=self.wake_deliveries

@@ -25,6 +25,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, insert_for
 
+# Set in the payload of the first update over its sender's rate: kept pending, so that the one
+# notice about the flood is answered in the chat's order, after the messages before it.
+EXCESS_NOTICE = "ocop_excess_notice"
+
 
 class InboxStatus(enum.StrEnum):
     PENDING = "pending"

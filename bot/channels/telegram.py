@@ -31,10 +31,12 @@ if TYPE_CHECKING:
 CHANNEL = "telegram"
 log = logging.getLogger(__name__)
 
-# `_call` below uses the generic method on purpose, to skip parsing answers nobody reads.
+# `_call` below and the poller use the generic method on purpose, to skip parsing answers
+# nobody reads (or reads as JSON).
 warnings.filterwarnings(
     "ignore",
-    message=r"Please use 'Bot\.(sendMessage|editMessageReplyMarkup|answerCallbackQuery)'",
+    message=r"Please use 'Bot\."
+    r"(sendMessage|editMessageReplyMarkup|answerCallbackQuery|getUpdates)'",
     category=PTBUserWarning,
 )
 
