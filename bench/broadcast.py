@@ -20,7 +20,8 @@ from telegram import Bot
 from telegram.request import HTTPXRequest
 
 from bench.transport import TOKEN, start_emulator
-from bot.delivery import CONCURRENT_SENDS, DeliveryWorker, telegram_sender
+from bot.channels.telegram import telegram_sender
+from bot.delivery import CONCURRENT_SENDS, DeliveryWorker
 from bot.migrate import upgrade
 from models.base import utcnow
 from models.db import create_engine, create_sessionmaker

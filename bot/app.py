@@ -14,9 +14,9 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, Defaults
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot.channels.telegram import CHANNEL, TelegramChannel
+from bot.channels.telegram import CHANNEL, TelegramChannel, telegram_sender
 from bot.channels.telegram_receiver import TelegramPoller, TelegramWebhook
-from bot.delivery import CONCURRENT_SENDS, DeliveryWorker, telegram_sender
+from bot.delivery import CONCURRENT_SENDS, DeliveryWorker
 from bot.fairness import SenderLimits
 from bot.jobs import parse_time, schedule_jobs
 from bot.runtime import Receiver, Runtime

@@ -17,12 +17,8 @@ from typing import Any
 
 from aiolimiter import AsyncLimiter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram import Bot
-from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot.channels.telegram import markup
-from bot.channels.text import split_message
 from handlers.events import Choice, Document, KeyButton, Reply, Request
 from models.base import utcnow
 from models.outbox import (
@@ -31,6 +27,7 @@ from models.outbox import (
     Results,
     claim,
     delay_channel,
+    extend_leases,
     hand_back,
     mark_unreachable,
     record,
@@ -44,6 +41,8 @@ MAX_ATTEMPTS = 20
 CONCURRENT_SENDS = 24
 RATE_MARGIN = 0.95
 IDLE_POLL = 1.0
+# A lease on a message being sent; renewed while it is (a dead process's run out soon).
+LEASE = dt.timedelta(seconds=15)
 # How long a reply is retried in place before it goes back to the database queue.
 REPLY_RETRY_SECONDS = 60.0
 CHAT_MEMORY = 10_000  # chats whose next send time is kept; older ones are forgotten
@@ -131,6 +130,7 @@ class DeliveryWorker:
         self._tails: dict[str, asyncio.Task[None]] = {}  # the last send queued for each chat
         self._chat_ready: dict[str, float] = {}  # loop time each chat may get its next message
         self._held: set[str] = set()  # chats whose earlier message went back to the database
+        self._leased: set[int] = set()  # messages in this worker's hands, their leases renewed
         self._replies_waiting = 0
         # Requests on the wire at once; the rest wait for their slot and a free connection.
         self._sending = asyncio.Semaphore(CONCURRENT_SENDS)
@@ -158,6 +158,7 @@ class DeliveryWorker:
 
     async def run(self) -> None:
         flusher = asyncio.create_task(self._flush_loop(), name=f"{self.channel}-delivery-results")
+        renewer = asyncio.create_task(self._renew_loop(), name=f"{self.channel}-delivery-leases")
         try:
             while not self._stopping.is_set():
                 try:
@@ -166,9 +167,10 @@ class DeliveryWorker:
                     log.exception("delivery round failed; retrying")
         finally:
             self._have_results.set()
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            for task in (flusher, renewer):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await self._flush()
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -215,6 +217,7 @@ class DeliveryWorker:
             pass
 
     def _queue(self, message: Claimed, *, fast: bool) -> None:
+        self._leased.add(message.id)
         chat = message.chat_id
         task = asyncio.create_task(self._in_turn(self._tails.get(chat), message, fast))
         self._tails[chat] = task
@@ -303,8 +306,24 @@ class DeliveryWorker:
         return result
 
     def _add(self, result: Result) -> None:
+        self._leased.discard(result.message.id)
         self._results.append(result)
         self._have_results.set()
+
+    async def _renew_loop(self) -> None:
+        """Leases are short, so that a dead process's messages soon go to another; a live
+        one renews those it still holds (a reply retried for a minute stays its own)."""
+        while True:
+            await asyncio.sleep(LEASE.total_seconds() / 3)
+            if not self._leased:
+                continue
+            try:
+                async with self.sessionmaker() as session, session.begin():
+                    await extend_leases(
+                        session, list(self._leased), self.name, self.clock() + LEASE
+                    )
+            except Exception as error:
+                log.warning("could not renew delivery leases (%s)", error)
 
     async def _flush_loop(self) -> None:
         """Write results as soon as there are any: a message sent but not yet marked sent would
@@ -364,29 +383,3 @@ class DeliveryWorker:
                 await delay_channel(session, self.channel, flood)
         if batch.retry or handed_back:
             self.wake()
-
-
-def telegram_sender(bot: Bot) -> Send:
-    """Sends one outbox reply with a bot that has no rate limiter of its own (we pace)."""
-
-    async def send(chat_id: str, reply: Reply) -> str:
-        if reply.document is not None:
-            message = await bot.send_document(
-                int(chat_id),
-                document=reply.document.content,
-                filename=reply.document.file_name,
-                caption=reply.text[: MessageLimit.CAPTION_LENGTH] or None,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup(reply),
-            )
-            return str(message.message_id)
-        # Notifications are short; a long one is cut at line ends like any reply.
-        *first, last = split_message(reply.text, MessageLimit.MAX_TEXT_LENGTH)
-        for chunk in first:
-            await bot.send_message(int(chat_id), chunk, parse_mode=ParseMode.HTML)
-        message = await bot.send_message(
-            int(chat_id), last, parse_mode=ParseMode.HTML, reply_markup=markup(reply)
-        )
-        return str(message.message_id)
-
-    return send

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +29,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.batch import NOT_ITS_TURN, Batcher
-from bot.delivery import DeliveryWorker, keyboard_of
+from bot.delivery import LEASE, DeliveryWorker, keyboard_of
 from handlers.context import Services
 from handlers.events import Event, Outcome, Reply
 from handlers.i18n import _, in_language
@@ -47,7 +46,6 @@ MEMORY = 2000  # updates kept in memory; the others are read back from the inbox
 IN_FLIGHT = 1000  # chats handled at once (their events share the batches' transactions)
 POLL_SECONDS = 1.0  # how often the inbox is read for updates this process was not offered
 ATTEMPTS = 3  # an update whose handling fails this often is dropped with an apology
-REPLY_LEASE = dt.timedelta(seconds=120)
 MAX_BACKOFF = 30.0
 ACKNOWLEDGE_SECONDS = 5.0  # a pressed button's answer is not worth holding its chat longer
 
@@ -306,7 +304,7 @@ class InboxWorker:
                 [message for each in handled for message in each.outgoing],
                 now,
                 worker=worker.name,
-                lease=REPLY_LEASE,
+                lease=LEASE,
             )
             by_id = {message.id: message for message in fast}
             for each in handled:

@@ -27,6 +27,7 @@ from models.inbox import EXCESS_NOTICE, InboxStatus, Incoming, record
 
 log = logging.getLogger(__name__)
 
+DECIDED_MEMORY = 10_000
 Tell = Callable[[str, str], Awaitable[None]]  # (chat id, text): a message sent at once
 
 
@@ -40,6 +41,7 @@ class Recorder:
         self.sessionmaker = create_sessionmaker(engine)
         self.inbox, self.limits = inbox, limits
         self._told_busy: set[tuple[str, str]] = set()
+        self._decided: dict[tuple[str, str], tuple[bool, bool]] = {}  # until recorded
 
     async def record(self, updates: Sequence[Incoming], tell: Tell | None = None) -> None:
         """Record `updates` durably (raises when the database could not); `tell` reaches a
@@ -49,7 +51,16 @@ class Recorder:
         allowed: list[Incoming] = []
         excess: list[Incoming] = []
         for update in updates:
-            ok, first = self.limits.take(f"{update.channel}:{update.user_id}")
+            # An update offered again after a failed insert is judged as it was the first time.
+            key = (update.channel, update.update_id)
+            decided = self._decided.get(key)
+            if decided is None:
+                if len(self._decided) >= DECIDED_MEMORY:  # a long outage: forget, not grow
+                    self._decided.clear()
+                decided = self._decided[key] = self.limits.take(
+                    f"{update.channel}:{update.user_id}"
+                )
+            ok, first = decided
             if ok:
                 allowed.append(update)
             elif first:  # answered, in turn, with the notice about the flood
@@ -67,6 +78,7 @@ class Recorder:
             raise
         for update in updates:
             self._told_busy.discard((update.channel, update.chat_id))
+            self._decided.pop((update.channel, update.update_id), None)
         self.inbox.offer(new)
 
     async def _tell_busy(self, updates: Sequence[Incoming], tell: Tell) -> None:
