@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 MEMORY = 2000  # updates kept in memory; the others are read back from the inbox in turn
 IN_FLIGHT = 1000  # chats handled at once (their events share the batches' transactions)
 POLL_SECONDS = 1.0  # how often the inbox is read for updates this process was not offered
+CHAT_ROWS_MEMORY = 100_000
 ATTEMPTS = 3  # an update whose handling fails this often is dropped with an apology
 MAX_BACKOFF = 30.0
 ACKNOWLEDGE_SECONDS = 5.0  # a pressed button's answer is not worth holding its chat longer
@@ -114,6 +115,7 @@ class InboxWorker:
         self._retry_at: dict[tuple[str, str], float] = {}
         self._failures: dict[int, int] = {}
         self._told_busy: set[tuple[str, str]] = set()
+        self._chat_rows: set[tuple[str, str]] = set()  # chats whose delivery row exists
         self._outage = 0  # consecutive unavailable failures: the back-off
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -219,6 +221,10 @@ class InboxWorker:
         self._known.discard(row.id)
         self._failures.pop(row.id, None)
         handled: Handled = result
+        if handled.outbox_ids:  # its delivery row is committed now
+            if len(self._chat_rows) >= CHAT_ROWS_MEMORY:
+                self._chat_rows.clear()
+            self._chat_rows.add((row.channel, row.chat_id))
         if handled.fast:
             channel.delivery.send_now(handled.fast)
         if handled.outcome.notices or len(handled.fast) < len(handled.outbox_ids):
@@ -305,7 +311,9 @@ class InboxWorker:
                 now,
                 worker=worker.name,
                 lease=LEASE,
+                known_chats=self._chat_rows,
             )
+
             by_id = {message.id: message for message in fast}
             for each in handled:
                 each.outbox_ids = [ids[m.key] for m in each.outgoing if m.key in ids]

@@ -175,12 +175,14 @@ async def queue_replies(
     *,
     worker: str,
     lease: dt.timedelta,
+    known_chats: set[tuple[str, str]] | None = None,
 ) -> tuple[list[Claimed], dict[str, int]]:
     """Write an event batch's replies, in one statement; returns those leased to `worker` to
     send at once (every reply of a chat with no earlier message waiting, or in another
     process's hands; a chat that has one gets its replies queued behind it, in order) and the
     outbox id of every new one by key. A key already queued (the same event handled again) is
-    skipped."""
+    skipped. `known_chats`, when given, remembers the chats that have their delivery row, so
+    that it is inserted once per chat rather than once per batch."""
     if not replies:
         return [], {}
     channels = {reply.channel for reply in replies}
@@ -231,13 +233,13 @@ async def queue_replies(
         insert(table).on_conflict_do_nothing().returning(table.c.id, table.c.key), rows_in
     )
     ids = {key: row_id for row_id, key in new}
-    await connection.execute(
-        insert(cast(Table, DeliveryChat.__table__)).on_conflict_do_nothing(),
-        [
-            {"channel": channel, "chat_id": chat_id, "next_at": now}
-            for channel, chat_id in {(reply.channel, reply.chat_id) for reply in replies}
-        ],
-    )
+    replied = {(reply.channel, reply.chat_id) for reply in replies}
+    unknown = replied if known_chats is None else replied - known_chats
+    if unknown:
+        await connection.execute(
+            insert(cast(Table, DeliveryChat.__table__)).on_conflict_do_nothing(),
+            [{"channel": channel, "chat_id": chat, "next_at": now} for channel, chat in unknown],
+        )
     fast = [
         Claimed(
             ids[reply.key],
@@ -455,6 +457,22 @@ async def record(
                 error=bindparam("reason"),
             ),
             [{"row": row, "reason": reason[:500]} for row, reason in results.failed],
+        )
+
+
+async def extend_leases(
+    session: AsyncSession, ids: Sequence[int], worker: str, until: dt.datetime
+) -> None:
+    """The messages `worker` is still sending stay its own until `until`."""
+    if ids:
+        await session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id.in_(ids),
+                OutboxMessage.leased_by == worker,
+                OutboxMessage.status == OutboxStatus.SENDING.value,
+            )
+            .values(lease_until=until)
         )
 
 

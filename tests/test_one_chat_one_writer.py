@@ -1,0 +1,223 @@
+"""Two bot processes on one PostgreSQL, a chat's updates split between them at the same instant.
+
+Both serve a webhook; the test plays Telegram and posts one chat's two answers, one to each
+process, at once, and a double tap on "Gửi hồ sơ" the same way. Neither answer may be lost
+(each process handles a chat only under its lock, and only the chat's oldest update), and
+the double tap must make one registration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy import func, select
+
+from bot.emulator import TelegramEmulator
+from bot.emulator.wire import buttons
+from bot.migrate import upgrade
+from models.conversations import Conversation
+from models.db import create_engine, create_sessionmaker
+from models.registrations import Registration
+from models.users import User
+from tests.conftest import reset_schema
+from tests.harness import start_ocop_bot, stop_ocop_bot
+
+CHATS = 20
+SECRET = "one-chat-one-writer"
+WAIT = 60.0  # a step's answer, on a busy machine, with the chat's one-second interval
+# To the question "Tên đăng ký của … hợp tác xã", then the two answers that are split.
+TO_SUBJECT = (
+    ("say", "/dangky", "Ông/Bà muốn đăng ký gì?"),
+    ("tap", "Sản phẩm mới", "xã/phường nào"),
+    ("tap", "Sa Huỳnh", "Tên sản phẩm là gì?"),
+    ("say", "Nước mắm cá cơm", "nhóm nào"),
+    ("tap", "Thực phẩm", "loại hình"),
+    ("tap", "Hợp tác xã", "Tên đăng ký"),
+)
+TO_SUMMARY = (
+    ("say", "Thôn Thạnh Đức, phường Sa Huỳnh", "vị trí"),
+    ("say", "Bỏ qua", "Số điện thoại"),
+    ("contact", "+84905123456", "hạng mấy"),
+    ("tap", "4 sao", "thương mại điện tử"),
+    ("tap", "Có", "Kiểm tra lại hồ sơ đăng ký"),
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _last_text(emulator: TelegramEmulator, user: int) -> str:
+    messages = emulator.messages_to(user)
+    return str(messages[-1].get("text") or "") if messages else ""
+
+
+async def _until_asked(emulator: TelegramEmulator, user: int, expected: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while expected not in _last_text(emulator, user):
+        left = deadline - time.monotonic()
+        assert left > 0, f"chat {user} was not asked {expected!r}: {_last_text(emulator, user)!r}"
+        count = len(emulator.messages_to(user))
+        await emulator.wait_for_messages(user, count + 1, timeout=left)
+
+
+Steps = tuple[tuple[str, str, str], ...]
+
+
+async def _walk(emulator: TelegramEmulator, user: int, steps: Steps) -> None:
+    for action, value, expected in steps:
+        if action == "say":
+            emulator.send_text(user, value, first_name="Ba")
+        elif action == "tap":
+            emulator.press_button(user, value)
+        else:
+            emulator.share_contact(user, value, contact_user_id=user)
+        await _until_asked(emulator, user, expected)
+
+
+class Telegram:
+    """Posts updates to the processes' webhooks as Telegram would, retrying until a 200."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = urls
+        self.update_id = 50_000_000
+
+    def next_id(self) -> int:
+        self.update_id += 1
+        return self.update_id
+
+    async def post(self, http: aiohttp.ClientSession, to: int, update: dict[str, Any]) -> None:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                async with http.post(self.urls[to], json=update, headers=headers) as answer:
+                    if answer.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            assert time.monotonic() < deadline, f"update {update['update_id']} never taken"
+            await asyncio.sleep(0.1)  # Telegram's back-off between webhook retries
+
+    def text(self, user: int, text: str) -> dict[str, Any]:
+        sender = {"id": user, "is_bot": False, "first_name": "Ba"}
+        return {
+            "update_id": self.next_id(),
+            "message": {
+                "message_id": self.update_id,
+                "date": int(time.time()),
+                "chat": {"id": user, "type": "private", "first_name": "Ba"},
+                "from": sender,
+                "text": text,
+            },
+        }
+
+    def press(self, message: dict[str, Any], user: int, data: str) -> dict[str, Any]:
+        sender = {"id": user, "is_bot": False, "first_name": "Ba"}
+        return {
+            "update_id": self.next_id(),
+            "callback_query": {
+                "id": f"cq{self.update_id}",
+                "from": sender,
+                "chat_instance": str(user),
+                "message": message,
+                "data": data,
+            },
+        }
+
+
+async def test_a_chat_split_between_two_processes_loses_nothing_and_submits_once(
+    postgres_url: str, emulator: TelegramEmulator, tmp_path: Path
+) -> None:
+    engine = create_engine(postgres_url)
+    await reset_schema(engine)
+    await asyncio.to_thread(upgrade, postgres_url)
+    ports = [_free_port(), _free_port()]
+    urls = [f"http://127.0.0.1:{port}/telegram/hook" for port in ports]
+    processes = []
+    for port, url in zip(ports, urls, strict=True):
+        environment = {
+            **os.environ,
+            "TELEGRAM_BOT_TOKEN": emulator.token,
+            "TELEGRAM_API_URL": emulator.api_url,
+            "DATABASE_URL": postgres_url,
+            "OCOP_ADMINS": "",
+            "WEBHOOK_URL": url,
+            "WEBHOOK_PORT": str(port),
+            "WEBHOOK_SECRET": SECRET,
+        }
+        processes.append(await start_ocop_bot(tmp_path, environment))
+    users = [6_100_001 + n for n in range(CHATS)]
+    telegram = Telegram(urls)
+    try:
+        # Both set the emulator's webhook; the form is walked through whichever set it last.
+        await emulator.wait_for_call("setWebhook", 2, timeout=WAIT)
+        await asyncio.gather(*(_walk(emulator, user, TO_SUBJECT) for user in users))
+        async with aiohttp.ClientSession() as http:
+            # Two answers of each chat at once, one to each process.
+            await asyncio.gather(
+                *(
+                    telegram.post(http, index, telegram.text(user, answer))
+                    for user in users
+                    for index, answer in enumerate(
+                        (f"HTX số {user}", f"Người đại diện {user}")
+                    )
+                )
+            )
+            asked = "Địa chỉ sản xuất"
+            await asyncio.gather(*(_until_asked(emulator, user, asked) for user in users))
+            await asyncio.gather(*(_walk(emulator, user, TO_SUMMARY) for user in users))
+            # A double tap on "Gửi hồ sơ": the same button pressed twice, one to each process.
+            taps = []
+            for user in users:
+                summary = emulator.messages_to(user)[-1]
+                [data] = [b["callback_data"] for b in buttons(summary) if "Gửi" in b["text"]]
+                message = {**summary["message"], "reply_markup": summary["reply_markup"]}
+                taps += [
+                    telegram.post(http, index, telegram.press(message, user, data))
+                    for index in (0, 1)
+                ]
+            await asyncio.gather(*taps)
+        await asyncio.gather(*(_until_asked(emulator, user, "OCOP-") for user in users))
+        await emulator.wait_idle(timeout=WAIT, quiet=2.0)
+    finally:
+        logs = await asyncio.gather(*(stop_ocop_bot(p, timeout=30) for p in processes))
+    assert [p.returncode for p in processes] == [0, 0], "\n".join(logs)[-3000:]
+
+    try:
+        async with create_sessionmaker(engine, read_only=True)() as session:
+            registrations = (
+                await session.execute(
+                    select(User.channel_user_id, func.count(Registration.id))
+                    .join(Registration, Registration.submitted_by_user_id == User.id)
+                    .group_by(User.channel_user_id)
+                )
+            ).all()
+            stored = {
+                int(user): (subject, owner)
+                for user, subject, owner in await session.execute(
+                    select(User.channel_user_id, Registration.subject_name, Registration.owner_name)
+                    .join(Registration, Registration.submitted_by_user_id == User.id)
+                )
+            }
+            forms = await session.scalar(
+                select(func.count())
+                .select_from(Conversation)
+                .where(Conversation.flow.is_not(None))
+            )
+    finally:
+        await engine.dispose()
+    assert dict(registrations) == {str(user): 1 for user in users}  # one each, not two
+    for user in users:  # both answers kept, neither overwritten by the other
+        assert set(stored[user]) == {f"HTX số {user}", f"Người đại diện {user}"}, stored[user]
+    assert forms == 0
+    receipts = [t for u in users for t in emulator.texts_to(u) if "OCOP-" in t]
+    assert len(receipts) == CHATS  # one receipt each: the second tap was told it is done
