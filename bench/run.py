@@ -12,6 +12,7 @@ from bench import conversation
 from bench.broadcast import broadcast
 from bench.memory import idle_memory
 from bench.national import national
+from bench.overload import overload
 from bench.startup import startup
 
 RESULTS = Path(__file__).with_name("results.md")
@@ -206,6 +207,29 @@ async def startup_rows() -> list[Row]:
     ]
 
 
+async def overload_rows() -> list[Row]:
+    result = await overload()
+    ok = (
+        result.peak_rss_mb < 200
+        and result.fraction >= 0.9
+        and result.throttled == 0
+        and result.unhandled == result.missing_replies == result.duplicates == 0
+    )
+    return [
+        (
+            f"overload: {result.offered} updates at 200/s for {result.seconds:.0f} s, "
+            "SIGKILL halfway",
+            f"peak RSS {result.peak_rss_mb:.0f} MB, replies {result.reply_rate:.1f}/s, "
+            f"{result.throttled} × 429, {result.unhandled} unhandled, "
+            f"{result.missing_replies} unanswered, {result.duplicates} sent twice",
+            "Telegram's 30 messages/s",
+            f"{result.fraction:.2f}",
+            "RSS < 200 MB, ≥ 0.90 of the limit, 0 × 429, 0 lost, 0 twice",
+            ok,
+        )
+    ]
+
+
 async def main() -> str:
     rows = [
         *await conversation_rows(),
@@ -213,6 +237,7 @@ async def main() -> str:
         *await national_rows(),
         *await memory_rows(),
         *await startup_rows(),
+        *await overload_rows(),
     ]
     lines = [
         "# Benchmark results",

@@ -126,6 +126,7 @@ class DeliveryWorker:
         self._stopping = asyncio.Event()
         self._results: list[Result] = []
         self._have_results = asyncio.Event()
+        self._flushing = asyncio.Lock()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._tails: dict[str, asyncio.Task[None]] = {}  # the last send queued for each chat
         self._chat_ready: dict[str, float] = {}  # loop time each chat may get its next message
@@ -166,11 +167,11 @@ class DeliveryWorker:
                 except Exception:
                     log.exception("delivery round failed; retrying")
         finally:
-            self._have_results.set()
-            for task in (flusher, renewer):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            self._have_results.set()  # the flusher writes what is left, then ends
+            await asyncio.gather(flusher, return_exceptions=True)
             await self._flush()
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -328,31 +329,38 @@ class DeliveryWorker:
     async def _flush_loop(self) -> None:
         """Write results as soon as there are any: a message sent but not yet marked sent would
         be sent again after a crash. Those that come in while one write runs go in the next."""
-        while True:
+        while not (self._stopping.is_set() and not self._results):
             await self._have_results.wait()
             self._have_results.clear()
             await self._flush()
-            if self._results:  # the write failed: try again shortly
+            if self._results and not self._stopping.is_set():  # the write failed: retry soon
                 await asyncio.sleep(0.5)
                 self._have_results.set()
 
     async def _flush(self) -> None:
+        # One write at a time: `stop` hands leases back only after the last one is done.
+        async with self._flushing:
+            await self._flush_now()
+        # Every round ends here, so waiters re-check at least once per round.
+        async with self.flushed:
+            self.flushed.notify_all()
+
+    async def _flush_now(self) -> None:
         results, self._results = self._results, []
         if results:
             try:
                 await self._record(results)
-            except Exception:
+            except BaseException as error:
                 # Keep them: forgetting would leave the messages leased, then sent twice.
-                log.exception("recording %d delivery results failed; will retry", len(results))
                 self._results = results + self._results
+                if not isinstance(error, Exception):
+                    raise
+                log.exception("recording %d delivery results failed; will retry", len(results))
             else:
                 for result in results:
                     if result.telegram_id is not None or result.failed is not None:
                         for listener in self.listeners:
                             listener(result.message.id, result.telegram_id is not None)
-        # Every round ends here, so waiters re-check at least once per round.
-        async with self.flushed:
-            self.flushed.notify_all()
 
     async def _record(self, results: list[Result]) -> None:
         now = self.clock()

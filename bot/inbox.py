@@ -37,13 +37,15 @@ from handlers.notices import serialize_choices
 from handlers.router import Prepared, handle_event
 from models.base import utcnow
 from models.db import create_sessionmaker, is_unavailable
-from models.inbox import EXCESS_NOTICE, Pending, drop, next_pending
+from models.inbox import EXCESS_NOTICE, Pending, drop, next_pending, pending_of, waiting
 from models.outbox import Claimed, Outgoing, queue_replies
 
 log = logging.getLogger(__name__)
 
 MEMORY = 2000  # updates kept in memory; the others are read back from the inbox in turn
 IN_FLIGHT = 1000  # chats handled at once (their events share the batches' transactions)
+SCAN_WHILE_BEHIND = 0.05  # how often the inbox is read while updates wait only there
+FOLLOW_ROWS = 20  # a chat's updates read back from the database at a time
 POLL_SECONDS = 1.0  # how often the inbox is read for updates this process was not offered
 CHAT_ROWS_MEMORY = 100_000
 ATTEMPTS = 3  # an update whose handling fails this often is dropped with an apology
@@ -111,6 +113,11 @@ class InboxWorker:
         self.batcher.finish = self._finish
         self._chats: dict[tuple[str, str], deque[Pending]] = {}  # offered, not yet handled
         self._known: set[int] = set()
+        # Until a scan finds every pending update in hand (memory overflowed, or a restart left
+        # a backlog), receivers' updates stay in the database and are read back in order.
+        self._overflowed = True
+        self._follow: set[tuple[str, str]] = set()  # chats whose backlog is in the database
+        self._refills: set[asyncio.Task[None]] = set()
         self._active: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._retry_at: dict[tuple[str, str], float] = {}
         self._failures: dict[int, int] = {}
@@ -125,15 +132,25 @@ class InboxWorker:
     # --- taking work ---------------------------------------------------------------------
 
     def offer(self, rows: Sequence[Pending]) -> None:
-        """Updates just recorded by this process's receivers."""
+        """Updates just recorded by this process's receivers. Once memory has overflowed,
+        they are left in the database until the backlog there is read back, so that no
+        chat's later update is held here while an earlier one waits in the inbox."""
+        if not self._overflowed:
+            self._add([r for r in rows if (r.channel, r.chat_id) not in self._follow], False)
+        self._wake.set()
+
+    def _add(self, rows: Sequence[Pending], from_database: bool) -> None:
         for row in rows:
             if row.id in self._known:
                 continue
             if len(self._known) >= MEMORY:
-                break  # in the database; read back in turn
+                self._overflowed = True  # the rest is in the database; read back in turn
+                break
+            chat = (row.channel, row.chat_id)
             self._known.add(row.id)
-            self._chats.setdefault((row.channel, row.chat_id), deque()).append(row)
-        self._wake.set()
+            self._chats.setdefault(chat, deque()).append(row)
+            if from_database:
+                self._follow.add(chat)
 
     def wake(self) -> None:
         self._wake.set()
@@ -143,7 +160,8 @@ class InboxWorker:
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             self._start_ready()
-            if loop.time() - scanned_at >= POLL_SECONDS and len(self._active) < IN_FLIGHT:
+            every = SCAN_WHILE_BEHIND if self._overflowed else POLL_SECONDS
+            if loop.time() - scanned_at >= every and len(self._active) < IN_FLIGHT:
                 scanned_at = loop.time()
                 await self._scan()
                 self._start_ready()
@@ -152,7 +170,7 @@ class InboxWorker:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._next_wait(loop))
 
     def _next_wait(self, loop: asyncio.AbstractEventLoop) -> float:
-        waits = [POLL_SECONDS]
+        waits = [SCAN_WHILE_BEHIND if self._overflowed else POLL_SECONDS]
         if self._retry_at:
             waits.append(min(self._retry_at.values()) - loop.time())
         return max(0.01, min(waits))
@@ -166,10 +184,26 @@ class InboxWorker:
         try:
             async with self.reader() as session:
                 rows = await next_pending(session, room, busy)
+                if self._overflowed and not rows:
+                    # Everything pending is in hand: the receivers' updates may come here again.
+                    held = len(self._known) + len(self._active)
+                    self._overflowed = await waiting(session) > held
         except Exception as error:
             log.warning("reading the inbox failed (%s); retrying", error)
             return
-        self.offer(rows)
+        self._add(rows, True)
+
+    async def _refill(self, chat: tuple[str, str]) -> None:
+        """The next updates of a chat whose backlog is in the database, in order."""
+        try:
+            async with self.reader() as session:
+                rows = await pending_of(session, chat[0], chat[1], FOLLOW_ROWS)
+        except Exception as error:
+            log.warning("reading the inbox failed (%s); retrying", error)
+            return
+        if chat not in self._active and chat not in self._chats:
+            self._add(rows, True)
+        self._wake.set()
 
     def _start_ready(self) -> None:
         loop = asyncio.get_running_loop()
@@ -194,6 +228,12 @@ class InboxWorker:
             await self._handle_row(row)
         finally:
             del self._active[chat]
+            if chat in self._follow and chat not in self._chats:
+                self._follow.discard(chat)
+                if not self._stopping.is_set():
+                    task = asyncio.create_task(self._refill(chat))
+                    self._refills.add(task)
+                    task.add_done_callback(self._refills.discard)
             self._wake.set()
 
     async def _handle_row(self, row: Pending) -> None:

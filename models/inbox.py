@@ -140,6 +140,26 @@ async def next_pending(
     ]
 
 
+async def pending_of(
+    session: AsyncSession, channel: str, chat_id: str, limit: int
+) -> list[Pending]:
+    """A chat's oldest pending updates, in order."""
+    rows = await session.scalars(
+        select(InboxUpdate)
+        .where(
+            InboxUpdate.status == InboxStatus.PENDING.value,
+            InboxUpdate.channel == channel,
+            InboxUpdate.chat_id == chat_id,
+        )
+        .order_by(InboxUpdate.id)
+        .limit(limit)
+    )
+    return [
+        Pending(row.id, row.channel, row.update_id, row.chat_id, row.user_id, row.payload)
+        for row in rows
+    ]
+
+
 def chat_lock_key(channel: str, chat_id: str) -> int:
     """A signed 64-bit number naming a chat, for PostgreSQL's advisory locks."""
     digest = hashlib.blake2b(f"{channel}:{chat_id}".encode(), digest_size=8).digest()
