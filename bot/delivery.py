@@ -27,12 +27,10 @@ from models.outbox import (
     Results,
     claim,
     delay_channel,
-    extend_leases,
-    hand_back,
     mark_unreachable,
     record,
-    release_leases,
 )
+from models.replies import extend_leases, hand_back, release_leases
 
 log = logging.getLogger(__name__)
 

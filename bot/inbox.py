@@ -38,7 +38,8 @@ from handlers.router import Prepared, handle_event
 from models.base import utcnow
 from models.db import create_sessionmaker, is_unavailable
 from models.inbox import EXCESS_NOTICE, Pending, drop, next_pending, pending_of, waiting
-from models.outbox import Claimed, Outgoing, queue_replies
+from models.outbox import Claimed
+from models.replies import Outgoing, queue_replies
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from bot.receiving import Recorder
 from bot.tasks import TaskRunner
 from handlers.context import Services
 from models.db import create_sessionmaker
-from models.outbox import release_leases
+from models.replies import release_leases
 
 log = logging.getLogger(__name__)
 
