@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import signal
-import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -39,28 +36,6 @@ class Clock:
 
     def __call__(self) -> dt.datetime:
         return self.now
-
-
-OCOP_BOT = str(Path(sys.executable).with_name("ocop-bot"))  # the installed console script
-
-
-async def start_ocop_bot(folder: Path, environment: dict[str, str]) -> asyncio.subprocess.Process:
-    """`ocop-bot run` as a deployment starts it, in `folder`; both output streams kept."""
-    return await asyncio.create_subprocess_exec(
-        OCOP_BOT,
-        "run",
-        cwd=folder,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-
-
-async def stop_ocop_bot(process: asyncio.subprocess.Process, timeout: float = 30.0) -> str:
-    """SIGTERM, as a service manager stops it; returns everything it wrote."""
-    process.send_signal(signal.SIGTERM)
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=timeout)
-    return output.decode()
 
 
 async def drain_outbox(engine: AsyncEngine, worker: DeliveryWorker, timeout: float = 30.0) -> None:

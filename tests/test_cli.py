@@ -9,9 +9,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from bench.chaos import start_ocop_bot, stop_ocop_bot
 from bot.cli import main
 from bot.emulator import TelegramEmulator
-from tests.harness import start_ocop_bot, stop_ocop_bot
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:

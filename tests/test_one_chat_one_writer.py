@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, select
 
+from bench.chaos import start_ocop_bot, stop_ocop_bot
 from bot.emulator import TelegramEmulator
 from bot.emulator.wire import buttons
 from bot.migrate import upgrade
@@ -26,7 +27,6 @@ from models.db import create_engine, create_sessionmaker
 from models.registrations import Registration
 from models.users import User
 from tests.conftest import reset_schema
-from tests.harness import start_ocop_bot, stop_ocop_bot
 
 CHATS = 20
 SECRET = "one-chat-one-writer"

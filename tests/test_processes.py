@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 
 from bench.broadcast import fill_outbox
+from bench.chaos import start_ocop_bot, stop_ocop_bot
 from bot.emulator import TelegramEmulator
 from bot.migrate import upgrade
 from models.db import create_engine, create_sessionmaker
@@ -18,7 +19,6 @@ from models.domain import Role
 from models.outbox import OutboxMessage
 from models.users import User
 from tests.conftest import reset_schema
-from tests.harness import start_ocop_bot, stop_ocop_bot
 
 MESSAGES, CHATS = 5_000, 1_000
 OFFICIALS = (9101, 9102, 9103)

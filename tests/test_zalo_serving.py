@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.chaos import start_ocop_bot, stop_ocop_bot
 from bot.app import build_services
 from bot.channels.zalo_bot import ZaloBot
 from bot.cli import main
 from bot.emulator.zalo import ZaloEmulator
 from bot.settings import Settings
-from tests.harness import start_ocop_bot, stop_ocop_bot
 from tests.zalo_harness import ZaloBotUnderTest, ZaloUser, zalo_emulator, zalo_settings
 
 __all__ = ["zalo_emulator"]  # fixtures
