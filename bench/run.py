@@ -10,6 +10,8 @@ from pathlib import Path
 
 from bench import conversation
 from bench.broadcast import broadcast
+from bench.chaos import main as chaos_bench
+from bench.chaos import summary as summary_of_chaos
 from bench.memory import idle_memory
 from bench.national import national
 from bench.overload import overload
@@ -230,6 +232,20 @@ async def overload_rows() -> list[Row]:
     ]
 
 
+async def chaos_rows() -> list[Row]:
+    result = await chaos_bench()
+    return [
+        (
+            "kill chaos: producers register through `ocop-bot run` while it is SIGKILLed",
+            summary_of_chaos(result, "polling"),
+            "the reference producer's messages",
+            f"{len(result.wrong)} wrong",
+            "0 lost, 0 twice (but a reply on the wire at a kill), one registration each",
+            result.passed,
+        )
+    ]
+
+
 async def main() -> str:
     rows = [
         *await conversation_rows(),
@@ -238,6 +254,7 @@ async def main() -> str:
         *await memory_rows(),
         *await startup_rows(),
         *await overload_rows(),
+        *await chaos_rows(),
     ]
     lines = [
         "# Benchmark results",
