@@ -179,31 +179,19 @@ async def claim(
     capacity = int((horizon - cursor) / step) if cursor < horizon else 0
     if capacity <= 0:
         return []
+    waiting_here = select(OutboxMessage.id).where(
+        OutboxMessage.channel == channel,
+        OutboxMessage.chat_id == DeliveryChat.chat_id,
+        OutboxMessage.status == OutboxStatus.PENDING.value,
+    )
     chats = list(
         await session.scalars(
             select(DeliveryChat)
             .where(DeliveryChat.channel == channel, DeliveryChat.next_at <= horizon)
-            .where(
-                select(OutboxMessage.id)
-                .where(
-                    OutboxMessage.channel == channel,
-                    OutboxMessage.chat_id == DeliveryChat.chat_id,
-                    OutboxMessage.status == OutboxStatus.PENDING.value,
-                    OutboxMessage.not_before <= horizon,
-                )
-                .exists()
-            )
+            .where(waiting_here.where(OutboxMessage.not_before <= horizon).exists())
             # Answers the chat waits for go before notifications.
             .order_by(
-                select(OutboxMessage.id)
-                .where(
-                    OutboxMessage.channel == channel,
-                    OutboxMessage.chat_id == DeliveryChat.chat_id,
-                    OutboxMessage.status == OutboxStatus.PENDING.value,
-                    OutboxMessage.reply.is_(True),
-                )
-                .exists()
-                .desc(),
+                waiting_here.where(OutboxMessage.reply.is_(True)).exists().desc(),
                 DeliveryChat.next_at,
             )
             .limit(capacity)

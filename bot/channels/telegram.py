@@ -185,13 +185,13 @@ def markup(reply: Reply) -> ReplyMarkup | None:
     return ReplyKeyboardRemove()
 
 
-async def _call(bot: Bot, method: str, **parameters: Any) -> None:
-    """A Bot API call whose answer the bot does not need.
+async def _call(bot: Bot, method: str, **parameters: Any) -> Any:
+    """A Bot API call whose answer is read as JSON, if at all.
 
     PTB's public `do_api_request` without a return type skips turning the returned Message into
     objects, which was a third of the CPU of a reply (bench/README.md, "conversation")."""
     given = {name: value for name, value in parameters.items() if value is not None}
-    await bot.do_api_request(method, given)
+    return await bot.do_api_request(method, given)
 
 
 def telegram_sender(bot: Bot) -> Send:
@@ -213,18 +213,13 @@ def telegram_sender(bot: Bot) -> Send:
         *first, last = split_message(reply.text, MessageLimit.MAX_TEXT_LENGTH)
         for chunk in first:
             await _call(bot, "sendMessage", chat_id=int(chat_id), text=chunk, parse_mode="HTML")
-        answer = await bot.do_api_request(
+        answer = await _call(
+            bot,
             "sendMessage",
-            {
-                name: value
-                for name, value in {
-                    "chat_id": int(chat_id),
-                    "text": last,
-                    "parse_mode": "HTML",
-                    "reply_markup": markup_json(reply),
-                }.items()
-                if value is not None
-            },
+            chat_id=int(chat_id),
+            text=last,
+            parse_mode="HTML",
+            reply_markup=markup_json(reply),
         )
         return str(answer.get("message_id", "")) if isinstance(answer, dict) else ""
 
