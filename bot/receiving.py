@@ -12,6 +12,7 @@ kept by the channel meanwhile).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -28,6 +29,7 @@ from models.inbox import EXCESS_NOTICE, InboxStatus, Incoming, record
 log = logging.getLogger(__name__)
 
 DECIDED_MEMORY = 10_000
+MAX_RETRY_DELAY = 30.0  # seconds between attempts to record while the database cannot
 Tell = Callable[[str, str], Awaitable[None]]  # (chat id, text): a message sent at once
 
 
@@ -80,6 +82,23 @@ class Recorder:
             self._told_busy.discard((update.channel, update.chat_id))
             self._decided.pop((update.channel, update.update_id), None)
         self.inbox.offer(new)
+
+    async def record_until_done(
+        self, updates: Sequence[Incoming], tell: Tell | None, stopping: asyncio.Event
+    ) -> bool:
+        """Record, retrying with a growing pause while the database cannot; False if
+        `stopping` was set first (the updates stay unconfirmed at the channel)."""
+        delay = 0.5
+        while not stopping.is_set():
+            try:
+                await self.record(updates, tell)
+                return True
+            except Exception as error:
+                log.warning("could not record %d updates (%s); retrying", len(updates), error)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), timeout=delay)
+                delay = min(MAX_RETRY_DELAY, delay * 2)
+        return False
 
     async def _tell_busy(self, updates: Sequence[Incoming], tell: Tell) -> None:
         with in_language(None):

@@ -40,23 +40,6 @@ def _incoming(updates: list[Any]) -> tuple[list[Incoming], int | None]:
     return records, (max(ids) + 1 if ids else None)
 
 
-async def _until_recorded(
-    recorder: Recorder, channel: TelegramChannel, records: list[Incoming], stopping: asyncio.Event
-) -> bool:
-    """Record, retrying while the database cannot; False if stopped first."""
-    delay = 0.5
-    while not stopping.is_set():
-        try:
-            await recorder.record(records, channel.tell)
-            return True
-        except Exception as error:
-            log.warning("could not record %d updates (%s); retrying", len(records), error)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=delay)
-            delay = min(MAX_RETRY_DELAY, delay * 2)
-    return False
-
-
 class TelegramPoller:
     def __init__(
         self,
@@ -134,8 +117,8 @@ class TelegramPoller:
                     await asyncio.wait_for(self._stopping.wait(), timeout=self.retry_delay)
                 continue
             records, next_offset = _incoming(list(got) if isinstance(got, list) else [])
-            if records and not await _until_recorded(
-                self.recorder, self.channel, records, self._stopping
+            if records and not await self.recorder.record_until_done(
+                records, self.channel.tell, self._stopping
             ):
                 return
             if next_offset is not None:

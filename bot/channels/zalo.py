@@ -212,22 +212,10 @@ class ZaloChannel:
                 await wait_or_stop(self._stopping, delay)
                 continue
             failures = 0
-            if update is not None:
-                await self._record_until_done(update)
-
-    async def _record_until_done(self, update: JSON) -> None:
-        """Zalo's getUpdates hands an update out once: it is recorded before the next call,
-        retried while the database cannot take it."""
-        delay = 0.5
-        while not self._stopping.is_set():
-            try:
-                await self._record(update)
-                return
-            except Exception as error:
-                log.warning("could not record a Zalo update (%s); retrying", error)
-                if await wait_or_stop(self._stopping, delay):
-                    return
-                delay = min(MAX_RETRY_DELAY, delay * 2)
+            # Zalo's getUpdates hands an update out once: it is recorded before the next call.
+            record = incoming(update) if update is not None else None
+            if record is not None and self.recorder is not None:
+                await self.recorder.record_until_done([record], self.tell, self._stopping)
 
     async def _record(self, update: JSON) -> None:
         record = incoming(update)
