@@ -239,7 +239,7 @@ class InboxWorker:
 
     async def _handle_row(self, row: Pending) -> None:
         channel = self.channels.get(row.channel)
-        decoded = channel.decode(row.payload) if channel is not None else None
+        decoded = None if channel is None else row.decoded or channel.decode(row.payload)
         if channel is None or decoded is None:
             await self._forget(row, None)
             return

@@ -16,7 +16,7 @@ import datetime as dt
 import enum
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import JSON, Index, String, Table, UniqueConstraint, delete, func, select, text
@@ -62,6 +62,9 @@ class Incoming:
     chat_id: str
     user_id: str
     payload: dict[str, Any]
+    # What the channel decoded the payload to, when it had to decode it to key it: kept in
+    # memory with the update, so the worker need not decode it again. Never stored.
+    decoded: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Pending:
     chat_id: str
     user_id: str
     payload: dict[str, Any]
+    decoded: Any = field(default=None, compare=False, repr=False)  # as in Incoming
 
 
 async def record(
@@ -106,7 +110,7 @@ async def record(
     )
     ids = {(channel, update_id): row_id for row_id, channel, update_id in new}
     return [
-        Pending(ids[key], u.channel, u.update_id, u.chat_id, u.user_id, u.payload)
+        Pending(ids[key], u.channel, u.update_id, u.chat_id, u.user_id, u.payload, u.decoded)
         for u in updates
         if (key := (u.channel, u.update_id)) in ids
     ]
@@ -125,9 +129,7 @@ async def next_pending(
         .limit(limit + len(busy))
     )
     wanted = [
-        row.id
-        for row in await session.execute(firsts)
-        if (row.channel, row.chat_id) not in busy
+        row.id for row in await session.execute(firsts) if (row.channel, row.chat_id) not in busy
     ]
     if not wanted:
         return []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,8 @@ from telegram import (
 )
 from telegram.constants import ChatType, MessageLimit, ParseMode
 from telegram.error import BadRequest
-from telegram.warnings import PTBUserWarning
+from telegram.request import RequestData
+from telegram.request._requestparameter import RequestParameter
 
 from bot.channels.text import split_message
 from handlers.events import Attachment, Event, EventKind, Outcome, Reply, Request
@@ -29,15 +29,6 @@ if TYPE_CHECKING:
 
 CHANNEL = "telegram"
 log = logging.getLogger(__name__)
-
-# `_call` below and the poller use the generic method on purpose, to skip parsing answers
-# nobody reads (or reads as JSON).
-warnings.filterwarnings(
-    "ignore",
-    message=r"Please use 'Bot\."
-    r"(sendMessage|editMessageReplyMarkup|answerCallbackQuery|getUpdates)'",
-    category=PTBUserWarning,
-)
 
 JSONDict = dict[str, Any]
 ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
@@ -147,7 +138,7 @@ def to_event(update: Update, bot_username: str | None = None) -> Event | None:
 
 
 def markup_json(reply: Reply) -> JSONDict | None:
-    """The reply's keyboard as the Bot API's JSON (sent as is by `_call`)."""
+    """The reply's keyboard as the Bot API's JSON (sent as is by `api_call`)."""
     if reply.choices:
         return {
             "inline_keyboard": [
@@ -185,13 +176,28 @@ def markup(reply: Reply) -> ReplyMarkup | None:
     return ReplyKeyboardRemove()
 
 
-async def _call(bot: Bot, method: str, **parameters: Any) -> Any:
+async def api_call(
+    bot: Bot, method: str, read_timeout: float | None = None, **parameters: Any
+) -> Any:
     """A Bot API call whose answer is read as JSON, if at all.
 
-    PTB's public `do_api_request` without a return type skips turning the returned Message into
-    objects, which was a third of the CPU of a reply (bench/README.md, "conversation")."""
-    given = {name: value for name, value in parameters.items() if value is not None}
-    return await bot.do_api_request(method, given)
+    Straight to the bot's public `BaseRequest.post`: `Bot.do_api_request` adds a warning per
+    call, defaults this bot does not use and parameter objects of its own; with the returned
+    Message turned into objects, that was a third of a reply's CPU (bench/README.md,
+    "conversation"). Errors are PTB's own (RetryAfter, BadRequest, ...), raised by the request.
+    The one private name used, `RequestParameter` (RequestData's element type, which encodes a
+    value as the Bot API wants it), is pinned by tests/test_telegram_call.py."""
+    data = RequestData(
+        [
+            RequestParameter.from_input(name, value)
+            for name, value in parameters.items()
+            if value is not None
+        ]
+    )
+    url = f"{bot.base_url}/{method}"
+    if read_timeout is None:
+        return await bot.request.post(url, request_data=data)
+    return await bot.request.post(url, request_data=data, read_timeout=read_timeout)
 
 
 def telegram_sender(bot: Bot) -> Send:
@@ -212,8 +218,8 @@ def telegram_sender(bot: Bot) -> Send:
             return str(message.message_id)
         *first, last = split_message(reply.text, MessageLimit.MAX_TEXT_LENGTH)
         for chunk in first:
-            await _call(bot, "sendMessage", chat_id=int(chat_id), text=chunk, parse_mode="HTML")
-        answer = await _call(
+            await api_call(bot, "sendMessage", chat_id=int(chat_id), text=chunk, parse_mode="HTML")
+        answer = await api_call(
             bot,
             "sendMessage",
             chat_id=int(chat_id),
@@ -226,14 +232,18 @@ def telegram_sender(bot: Bot) -> Send:
     return send
 
 
-def incoming(update: JSONDict) -> Incoming | None:
+def incoming(
+    update: JSONDict, bot: Bot | None = None, bot_username: str | None = None
+) -> Incoming | None:
     """An update as the inbox records it, keyed by its chat and sender; None for what the bot
-    never handles (no sender, a bot, a group, an edit)."""
-    decoded = event_of(update)
+    never handles (no sender, a bot, a group, an edit). Its decoded event goes with it."""
+    decoded = event_of(update, bot, bot_username)
     if decoded is None or not isinstance(update.get("update_id"), int):
         return None
     event = decoded[0]
-    return Incoming(CHANNEL, str(update["update_id"]), event.chat_id, event.user_id, update)
+    return Incoming(
+        CHANNEL, str(update["update_id"]), event.chat_id, event.user_id, update, decoded
+    )
 
 
 class TelegramChannel:
@@ -257,13 +267,13 @@ class TelegramChannel:
     async def acknowledge(self, pressed: Pressed | None, outcome: Outcome) -> None:
         if pressed is None:
             return
-        await _call(
+        await api_call(
             self.bot, "answerCallbackQuery", callback_query_id=pressed.query_id, text=outcome.toast
         )
         if pressed.message_id is not None and pressed.chat_id is not None and outcome.replies:
             # The pressed message's buttons are spent; fresh ones come with the reply.
             try:
-                await _call(
+                await api_call(
                     self.bot,
                     "editMessageReplyMarkup",
                     chat_id=pressed.chat_id,
@@ -273,7 +283,7 @@ class TelegramChannel:
                 log.debug("buttons of message %s already gone", pressed.message_id)
 
     async def tell(self, chat_id: str, text: str) -> None:
-        await _call(self.bot, "sendMessage", chat_id=int(chat_id), text=text)
+        await api_call(self.bot, "sendMessage", chat_id=int(chat_id), text=text)
 
     async def fetch(self, file_id: str) -> bytes:
         return await _download(self.bot, file_id)

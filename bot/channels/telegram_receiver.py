@@ -19,7 +19,7 @@ from aiohttp import web
 from telegram import Bot, Update
 from telegram.error import Conflict, InvalidToken, TelegramError
 
-from bot.channels.telegram import TelegramChannel, incoming
+from bot.channels.telegram import TelegramChannel, api_call, incoming
 from bot.receiving import Recorder
 from models.inbox import Incoming
 
@@ -33,9 +33,10 @@ MAX_CONNECTIONS = 40
 READ_MARGIN = 10.0  # seconds beyond the long poll's own timeout before the call is given up
 
 
-def _incoming(updates: list[Any]) -> tuple[list[Incoming], int | None]:
+def _incoming(bot: Bot, updates: list[Any]) -> tuple[list[Incoming], int | None]:
     """The updates worth recording, and the offset that confirms them all."""
-    records = [record for update in updates if (record := incoming(update)) is not None]
+    name = bot.username
+    records = [r for update in updates if (r := incoming(update, bot, name)) is not None]
     ids = [update["update_id"] for update in updates if isinstance(update.get("update_id"), int)]
     return records, (max(ids) + 1 if ids else None)
 
@@ -83,15 +84,14 @@ class TelegramPoller:
                 # The raw JSON: it goes to the inbox as it is, and is turned into PTB objects
                 # once, when handled (get_updates would build them, and to_dict undo them:
                 # 0.2 ms an update, which a flood of thousands makes seconds).
-                got = await self.bot.do_api_request(
+                got = await api_call(
+                    self.bot,
                     "getUpdates",
-                    api_kwargs={
-                        "offset": offset,
-                        "timeout": self.timeout,
-                        "limit": POLL_LIMIT,
-                        "allowed_updates": list(Update.ALL_TYPES),
-                    },
                     read_timeout=self.timeout + READ_MARGIN,
+                    offset=offset,
+                    timeout=self.timeout,
+                    limit=POLL_LIMIT,
+                    allowed_updates=list(Update.ALL_TYPES),
                 )
             except InvalidToken:
                 log.error("Telegram refused the bot token; polling stopped")
@@ -116,7 +116,7 @@ class TelegramPoller:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=self.retry_delay)
                 continue
-            records, next_offset = _incoming(list(got) if isinstance(got, list) else [])
+            records, next_offset = _incoming(self.bot, list(got) if isinstance(got, list) else [])
             if records and not await self.recorder.record_until_done(
                 records, self.channel.tell, self._stopping
             ):
@@ -180,7 +180,7 @@ class TelegramWebhook:
             return web.Response(status=400)
         if not isinstance(update, dict):
             return web.Response(status=400)
-        records, _offset = _incoming([update])
+        records, _offset = _incoming(self.bot, [update])
         try:
             await self.recorder.record(records, self.channel.tell)
         except Exception as error:  # not recorded: Telegram sends it again
