@@ -9,6 +9,7 @@ way, all fed to a real PTB Application through the same in-process transport.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import random
 import tempfile
@@ -42,6 +43,7 @@ from bench.transport import (
 from bot.app import build_application
 from bot.fairness import SenderLimits
 from bot.migrate import upgrade
+from bot.runtime import settle_process
 from bot.settings import Settings
 from models.outbox import Pacing
 
@@ -172,6 +174,7 @@ async def drive(
     name: str,
     rate: float | None = None,
     feed: Callable[[dict[str, Any]], None] | None = None,
+    started_hook: Callable[[], None] = lambda: None,
 ) -> Run:
     """All producers at once. Without `rate`, each answers the moment the reply arrives (a
     saturated bot: throughput). With `rate`, each thinks a random while (exponential, the same
@@ -183,6 +186,7 @@ async def drive(
         rng = random.Random(2026)
         think = partial(rng.expovariate, rate / producers)
     await start_application(application)  # with post_init (only ours has one)
+    started_hook()
     started = time.perf_counter()
     await asyncio.gather(
         *(
@@ -213,7 +217,16 @@ async def ours(producers: int, database_url: str | None = None, rate: float | No
         pacing=Pacing(1_000_000, private_interval=0.0),
         limits=SenderLimits(1_000_000, 1_000_000),
     )
-    return await drive(application, transport, producers, SCRIPT, "ours", rate, transport.feed)
+    # Started as `ocop-bot run` starts it (`bot.app.serve`): the process settled after
+    # start-up; the collector's defaults back afterwards, for the scenarios that follow.
+    defaults = gc.get_threshold()
+    try:
+        return await drive(
+            application, transport, producers, SCRIPT, "ours", rate, transport.feed, settle_process
+        )
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*defaults)
 
 
 def _text_script() -> tuple[tuple[str, str], ...]:

@@ -19,7 +19,7 @@ from bot.channels.telegram_receiver import TelegramPoller, TelegramWebhook
 from bot.delivery import CONCURRENT_SENDS, DeliveryWorker
 from bot.fairness import SenderLimits
 from bot.jobs import parse_time, schedule_jobs
-from bot.runtime import Receiver, Runtime
+from bot.runtime import Receiver, Runtime, settle_process
 from bot.settings import Settings
 from handlers.context import Services
 from handlers.i18n import LANGUAGES, _, use_language
@@ -230,6 +230,7 @@ async def serve(application: Application, stopping: asyncio.Event | None = None)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     await start(application)
+    settle_process()
     try:
         await stopping.wait()
     finally:

@@ -12,6 +12,7 @@ step has its own share of the 10 seconds a service manager allows.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -33,6 +34,18 @@ log = logging.getLogger(__name__)
 INBOX_GRACE = 4.0  # seconds for updates in flight to commit when stopping
 DELIVERY_GRACE = 3.0  # seconds for sends under way to finish when stopping
 TASKS_GRACE = 2.0  # seconds for long tasks to finish; the others resume at the next start
+
+
+def settle_process() -> None:
+    """Once a serving process has started: what start-up built (modules, classes, caches) lives
+    as long as the process, so it is frozen and full collections skip it (a pause of ~65 ms
+    becomes ~10); most of what an update allocates dies by reference counting, so the cycle
+    collector need not look at young objects every 700 allocations (+10-40% throughput,
+    bench/README.md, "conversation"). Called by the serving entry points only (`serve`), never
+    by building an application, so tests and tools keep the interpreter's defaults."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 class Receiver(Protocol):

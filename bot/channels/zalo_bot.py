@@ -185,6 +185,7 @@ async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> No
     """Run the Zalo channel alone until SIGINT/SIGTERM (or `stopping` is set)."""
     from bot.app import build_runtime, build_services
     from bot.jobs import DigestJob, HousekeepingJob, ReminderJob, parse_time
+    from bot.runtime import settle_process
 
     stopping = stopping or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -205,6 +206,7 @@ async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> No
     try:
         await zalo.open()
         await runtime.start()
+        settle_process()
         await _run_jobs(jobs, stopping)
     finally:
         await runtime.stop()
