@@ -21,6 +21,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from handlers.events import Choice, Document, KeyButton, Reply, Request
 from models.base import utcnow
+from models.db import URGENT_WRITE
 from models.outbox import (
     Claimed,
     Pacing,
@@ -381,6 +382,9 @@ class DeliveryWorker:
                 batch.retry.append((message.id, result.retry_at or now))
         flood = max((r.flood_until for r in results if r.flood_until), default=None)
         async with self.sessionmaker() as session, session.begin():
+            # Before any other write waiting in this process: until this commits, a message
+            # Telegram accepted would be sent again if the process died.
+            await session.connection(execution_options=URGENT_WRITE)
             await record(session, self.channel, batch, now, self.pacing)
             await hand_back(session, handed_back)
             for chat_id in blocked:

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import time
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -64,19 +65,53 @@ def _inline_connector(database: str) -> Callable[[], Awaitable[aiosqlite.Connect
     return connect
 
 
+class _Turns:
+    """A lock whose urgent waiters go before the others (FIFO within each kind)."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiting: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (
+            deque(),
+            deque(),
+        )
+
+    async def acquire(self, urgent: bool) -> None:
+        if not self._held and not any(self._waiting):
+            self._held = True
+            return
+        turn = asyncio.get_running_loop().create_future()
+        self._waiting[0 if urgent else 1].append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # handed over just as the waiter was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        for queue in self._waiting:
+            while queue:
+                turn = queue.popleft()
+                if not turn.done():
+                    turn.set_result(None)  # the lock goes straight to it: still held
+                    return
+        self._held = False
+
+
 class _WriterLock:
     """One write transaction at a time per process and database file (per event loop), queued in
     asyncio rather than in SQLite's busy handler, which would block the loop that the current
-    writer needs to finish."""
+    writer needs to finish. Urgent transactions (`URGENT_WRITE`) go first: delivery results,
+    since a message sent but not yet marked sent is sent again if the process dies."""
 
     def __init__(self) -> None:
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns] = (
             weakref.WeakKeyDictionary()
         )
 
-    def acquire(self, info: dict[str, Any]) -> None:
-        lock = self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
-        await_(lock.acquire())
+    def acquire(self, info: dict[str, Any], urgent: bool = False) -> None:
+        lock = self._locks.setdefault(asyncio.get_running_loop(), _Turns())
+        await_(lock.acquire(urgent))
         info[_WRITER] = lock
 
     @staticmethod
@@ -170,7 +205,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         if connection.get_execution_options().get(READ_ONLY):
             connection.exec_driver_sql("BEGIN")  # a reader must not queue behind writers
             return
-        writer.acquire(connection.info)
+        writer.acquire(connection.info, bool(connection.get_execution_options().get(_URGENT)))
         try:
             _begin_immediate(connection)
         except BaseException:
@@ -191,6 +226,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 READ_ONLY = "ocop_read_only"
+_URGENT = "ocop_urgent_write"
+# `await session.connection(execution_options=URGENT_WRITE)` first thing in a transaction: on
+# SQLite it takes the process's write turn before any other waiting transaction.
+URGENT_WRITE = {_URGENT: True}
 
 
 def create_sessionmaker(

@@ -74,3 +74,44 @@ async def test_a_lock_held_too_long_fails_the_event_clearly(
     assert await batcher.run(_event(9), _conversation_count) == 1
     other.close()
     await engine.dispose()
+
+
+async def test_delivery_results_take_the_write_turn_before_waiting_events(tmp_path: Path) -> None:
+    """A message Telegram accepted is sent again if the process dies before it is marked sent:
+    that write goes before the events queued for the writer, not after them."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/ocop.db")
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE log (what TEXT)"))
+    sessions = create_sessionmaker(engine)
+    order: list[str] = []
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with sessions() as session, session.begin():
+            await session.execute(text("INSERT INTO log VALUES ('first')"))
+            holding.set()
+            await release.wait()
+        order.append("first")
+
+    async def write(what: str, urgent: bool) -> None:
+        async with sessions() as session, session.begin():
+            if urgent:
+                await session.connection(execution_options=database.URGENT_WRITE)
+            await session.execute(text("INSERT INTO log VALUES (:what)"), {"what": what})
+        order.append(what)
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    waiting = [asyncio.create_task(write(f"event {n}", False)) for n in range(3)]
+    waiting.append(asyncio.create_task(write("results", True)))
+    turns = database._WRITERS[str((tmp_path / "ocop.db").resolve())]._locks[
+        asyncio.get_running_loop()
+    ]
+    # Until all four wait for the turn (the lock has no event to wait on).
+    while sum(len(queue) for queue in turns._waiting) < len(waiting):  # noqa: ASYNC110
+        await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(holder, *waiting)
+    assert order[:2] == ["first", "results"]  # the events go after, in the order they came
+    assert sorted(order[2:]) == ["event 0", "event 1", "event 2"]
+    await engine.dispose()
