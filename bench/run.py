@@ -12,6 +12,15 @@ from bench import conversation
 from bench.broadcast import broadcast
 from bench.chaos import main as chaos_bench
 from bench.chaos import summary as summary_of_chaos
+from bench.fairness import (
+    EXPORT_ROWS,
+    FLOOD,
+    FLOOD_TARGET,
+    IMPORT_ROWS,
+    LONG_TASK_TARGET,
+    Phase,
+    fairness,
+)
 from bench.memory import idle_memory
 from bench.national import national
 from bench.overload import overload
@@ -246,6 +255,50 @@ async def chaos_rows() -> list[Row]:
     ]
 
 
+async def fairness_rows() -> list[Row]:
+    result = await fairness()
+    idle = result.baseline
+    baseline = (
+        f"idle p99 {idle.p(0.99) * 1000:.0f} ms, p50 {idle.p(0.5) * 1000:.0f} ms "
+        f"({len(idle.latencies)} replies; before the loads {result.idle.p(0.99) * 1000:.0f} ms, "
+        f"after them {result.idle_after.p(0.99) * 1000:.0f} ms)"
+    )
+
+    def ours(phase: Phase) -> str:
+        return (
+            f"p99 {phase.p(0.99) * 1000:.0f} ms, p50 {phase.p(0.5) * 1000:.0f} ms "
+            f"({len(phase.latencies)} replies; {'; '.join(phase.work)})"
+        )
+
+    probes = f"{result.probes} chats sending /help"
+    return [
+        (
+            f"fairness: {probes} while one chat floods {FLOOD:,} messages",
+            ours(result.flood),
+            baseline,
+            f"{result.flood_difference:+.2f} s",
+            f"≤ +{FLOOD_TARGET:.0f} s",
+            result.flood_holds,
+        ),
+        (
+            f"fairness: {probes} while the admin exports ≥ {EXPORT_ROWS:,} rows",
+            ours(result.export),
+            baseline,
+            f"{result.export_ratio:.2f}",
+            f"≤ {LONG_TASK_TARGET:.2f}",
+            result.export_holds,
+        ),
+        (
+            f"fairness: {probes} while the admin imports {IMPORT_ROWS:,} certificates",
+            ours(result.imports),
+            baseline,
+            f"{result.import_ratio:.2f}",
+            f"≤ {LONG_TASK_TARGET:.2f}",
+            result.import_holds,
+        ),
+    ]
+
+
 async def main() -> str:
     rows = [
         *await conversation_rows(),
@@ -255,6 +308,7 @@ async def main() -> str:
         *await startup_rows(),
         *await overload_rows(),
         *await chaos_rows(),
+        *await fairness_rows(),
     ]
     lines = [
         "# Benchmark results",
