@@ -55,6 +55,7 @@ from models.db import create_engine
 OCOP_BOT = str(Path(sys.executable).with_name("ocop-bot"))  # the installed console script
 PROBES = int(os.environ.get("BENCH_FAIRNESS_PROBES", "20"))
 PERIOD = 1.5  # seconds between two messages of one probe: 20 probes offer ~13 a second
+WARM_UP = 5  # replies to each probe before the idle phase begins
 GAP = 1.2  # and at least this long after its last reply (Telegram: one a second per chat)
 IDLE_SAMPLES = int(os.environ.get("BENCH_FAIRNESS_IDLE_SAMPLES", "300"))
 MIN_SAMPLES = int(os.environ.get("BENCH_FAIRNESS_MIN_SAMPLES", "200"))
@@ -120,6 +121,7 @@ class Fairness:
     idle_after: Phase
     probes: int
     log: str = ""
+    samples: list[tuple[float, float]] = field(default_factory=list)  # (offered at, latency)
 
     @property
     def baseline(self) -> Phase:
@@ -401,8 +403,9 @@ async def fairness(folder: Path | None = None, load: Load = Load()) -> Fairness:
     idle, flood, export, imports, idle_after = phases
     try:
         probes.start()
-        # Warm-up: every probe known to the bot (its first message creates its user).
-        await probes.until(lambda: min(probes.answered.values()) >= 2)
+        # Warm-up: every probe known to the bot (its first message creates its user), and a
+        # few rounds more for what the bot does once after starting (its jobs' first run).
+        await probes.until(lambda: min(probes.answered.values()) >= WARM_UP)
         scenario = Scenario(folder, emulator, probes, load)
         await scenario.idle(idle, load.idle_samples)
         await scenario.rounds(flood, scenario.flood)
@@ -420,7 +423,7 @@ async def fairness(folder: Path | None = None, load: Load = Load()) -> Fairness:
         for window in phase.windows:
             phase.latencies += probes.during(*window)
     log = (folder / "bot.log").read_text(errors="replace")[-3000:]
-    return Fairness(idle, flood, export, imports, idle_after, probes=load.probes, log=log)
+    return Fairness(idle, flood, export, imports, idle_after, load.probes, log, probes.samples)
 
 
 def _line(phase: Phase) -> str:
