@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import html
 import os
 import platform
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench import conversation
@@ -299,17 +301,28 @@ async def fairness_rows() -> list[Row]:
     ]
 
 
+async def _or_failure(name: str, scenario: Callable[[], Awaitable[list[Row]]]) -> list[Row]:
+    """A scenario that raises is one FAIL row saying why; the other scenarios still run."""
+    try:
+        return await scenario()
+    except Exception as error:  # any failure of a scenario is a result to report
+        why = html.escape(f"{type(error).__name__}: {error}".splitlines()[0][:300])
+        why = why.replace("|", "\\|")  # a cell of the table
+        return [(name, f"did not finish: {why}", "–", "–", "–", False)]
+
+
 async def main() -> str:
-    rows = [
-        *await conversation_rows(),
-        *await broadcast_rows(),
-        *await national_rows(),
-        *await memory_rows(),
-        *await startup_rows(),
-        *await overload_rows(),
-        *await chaos_rows(),
-        *await fairness_rows(),
+    scenarios: list[tuple[str, Callable[[], Awaitable[list[Row]]]]] = [
+        ("conversation", conversation_rows),
+        ("broadcast", broadcast_rows),
+        ("national", national_rows),
+        ("idle memory", memory_rows),
+        ("start-up", startup_rows),
+        ("overload", overload_rows),
+        ("kill chaos", chaos_rows),
+        ("fairness", fairness_rows),
     ]
+    rows = [row for name, scenario in scenarios for row in await _or_failure(name, scenario)]
     lines = [
         "# Benchmark results",
         "",
