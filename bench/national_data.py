@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,9 +89,11 @@ def _moment(rng: random.Random, first: dt.datetime, last: dt.datetime) -> dt.dat
     return first + (last - first) * rng.random()
 
 
-def _rows(size: Size, seed: int) -> dict[str, list[dict[str, Any]]]:
+def _rows(
+    size: Size, seed: int, communes: Sequence[str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
     rng = random.Random(seed)
-    communes = commune_codes()
+    communes = list(communes or commune_codes())
     users: list[dict[str, Any]] = []
     subjects, home = [], []
     for s in range(size.subjects):
@@ -181,9 +184,15 @@ def _rows(size: Size, seed: int) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-async def populate(engine: AsyncEngine, size: Size = Size(), seed: int = 6) -> dict[str, int]:
-    """Fill an empty, migrated database; returns the row count of each table."""
-    rows = _rows(size, seed)
+async def populate(
+    engine: AsyncEngine,
+    size: Size = Size(),
+    seed: int = 6,
+    communes: Sequence[str] | None = None,
+) -> dict[str, int]:
+    """Fill an empty, migrated database; returns the row count of each table. `communes`: the
+    codes to spread the rows over (default: every commune of the country)."""
+    rows = _rows(size, seed, communes)
     tables: dict[str, type[Base]] = {
         "users": User,
         "subjects": Subject,

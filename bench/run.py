@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import html
 import os
 import platform
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench import conversation
 from bench.broadcast import broadcast
 from bench.chaos import main as chaos_bench
 from bench.chaos import summary as summary_of_chaos
+from bench.fairness import (
+    EXPORT_ROWS,
+    FLOOD,
+    FLOOD_TARGET,
+    IMPORT_ROWS,
+    LONG_TASK_TARGET,
+    Phase,
+    fairness,
+)
 from bench.memory import idle_memory
 from bench.national import national
 from bench.overload import overload
@@ -246,16 +257,72 @@ async def chaos_rows() -> list[Row]:
     ]
 
 
-async def main() -> str:
-    rows = [
-        *await conversation_rows(),
-        *await broadcast_rows(),
-        *await national_rows(),
-        *await memory_rows(),
-        *await startup_rows(),
-        *await overload_rows(),
-        *await chaos_rows(),
+async def fairness_rows() -> list[Row]:
+    result = await fairness()
+    idle = result.baseline
+    baseline = (
+        f"idle p99 {idle.p(0.99) * 1000:.0f} ms, p50 {idle.p(0.5) * 1000:.0f} ms "
+        f"({len(idle.latencies)} replies; before the loads {result.idle.p(0.99) * 1000:.0f} ms, "
+        f"after them {result.idle_after.p(0.99) * 1000:.0f} ms)"
+    )
+
+    def ours(phase: Phase) -> str:
+        return (
+            f"p99 {phase.p(0.99) * 1000:.0f} ms, p50 {phase.p(0.5) * 1000:.0f} ms "
+            f"({len(phase.latencies)} replies; {'; '.join(phase.work)})"
+        )
+
+    probes = f"{result.probes} chats sending /help"
+    return [
+        (
+            f"fairness: {probes} while one chat floods {FLOOD:,} messages",
+            ours(result.flood),
+            baseline,
+            f"{result.flood_difference:+.2f} s",
+            f"≤ +{FLOOD_TARGET:.0f} s",
+            result.flood_holds,
+        ),
+        (
+            f"fairness: {probes} while the admin exports ≥ {EXPORT_ROWS:,} rows",
+            ours(result.export),
+            baseline,
+            f"{result.export_ratio:.2f}",
+            f"≤ {LONG_TASK_TARGET:.2f}",
+            result.export_holds,
+        ),
+        (
+            f"fairness: {probes} while the admin imports {IMPORT_ROWS:,} certificates",
+            ours(result.imports),
+            baseline,
+            f"{result.import_ratio:.2f}",
+            f"≤ {LONG_TASK_TARGET:.2f}",
+            result.import_holds,
+        ),
     ]
+
+
+async def _or_failure(name: str, scenario: Callable[[], Awaitable[list[Row]]]) -> list[Row]:
+    """A scenario that raises is one FAIL row saying why; the other scenarios still run."""
+    try:
+        return await scenario()
+    except Exception as error:  # any failure of a scenario is a result to report
+        why = html.escape(f"{type(error).__name__}: {error}".splitlines()[0][:300])
+        why = why.replace("|", "\\|")  # a cell of the table
+        return [(name, f"did not finish: {why}", "–", "–", "–", False)]
+
+
+async def main() -> str:
+    scenarios: list[tuple[str, Callable[[], Awaitable[list[Row]]]]] = [
+        ("conversation", conversation_rows),
+        ("broadcast", broadcast_rows),
+        ("national", national_rows),
+        ("idle memory", memory_rows),
+        ("start-up", startup_rows),
+        ("overload", overload_rows),
+        ("kill chaos", chaos_rows),
+        ("fairness", fairness_rows),
+    ]
+    rows = [row for name, scenario in scenarios for row in await _or_failure(name, scenario)]
     lines = [
         "# Benchmark results",
         "",
