@@ -231,7 +231,9 @@ async def test_replies_arrive_exactly_once_and_in_order_through_bot_api_faults(
 
 # --- 2. The database locked by another process -------------------------------------------------
 
-HOLD = BUSY_SECONDS + 2  # longer than the bot's retry budget for one transaction
+# The 30 s: three times the bot's retry budget for one transaction, so the answer
+# outlives several failed attempts and their back-off before the lock goes.
+HOLD = max(30.0, BUSY_SECONDS + 2)
 
 
 def _hold_write_lock(path: str, locked: threading.Event, seconds: float) -> float:
