@@ -56,10 +56,14 @@ class Settings(BaseSettings):
     zalo_webhook_secret: str | None = None  # 8 to 256 characters; required with the URL
     zalo_webhook_listen: str = "127.0.0.1"
     zalo_webhook_port: int = 8444
+    # Bot API error codes seen to mean "the user blocked the bot" (none is documented): a send
+    # answered with one marks the chat unreachable. Other refusals are logged and recorded.
+    zalo_blocked_codes: Annotated[list[int], NoDecode] = Field(default_factory=list)
 
     _split_admins = field_validator("ocop_admins", mode="before")(_split_csv)
     _split_communes = field_validator("ocop_commune_codes", mode="before")(_split_csv)
     _split_days = field_validator("ocop_reminder_days", mode="before")(_split_csv)
+    _split_blocked = field_validator("zalo_blocked_codes", mode="before")(_split_csv)
 
     @property
     def file_url(self) -> str:

@@ -76,6 +76,15 @@ def _message(update: JSON) -> JSON:
     return message if isinstance(message, dict) else {}
 
 
+def sender_name(sender: JSON) -> str:
+    """The sender's name: `display_name`, or `first_name` (and `last_name`) where an update
+    carries those instead, or `name`."""
+    given = " ".join(
+        str(sender[part]).strip() for part in ("first_name", "last_name") if sender.get(part)
+    )
+    return str(sender.get("display_name") or given or sender.get("name") or "")
+
+
 def to_event(update: JSON) -> Event | None:
     """The channel-neutral event of a private-chat update; None for what the bot ignores."""
     message = _message(update)
@@ -91,10 +100,15 @@ def to_event(update: JSON) -> Event | None:
         chat_id=str(chat["id"]),
         kind=EventKind.OTHER,
         update_id=str(message_id) if message_id else None,
-        display_name=str(sender.get("display_name") or sender.get("name") or ""),
+        display_name=sender_name(sender),
     )
-    kind = EVENT_KINDS.get(str(update.get("event_name")), EventKind.OTHER)
     text = message.get("text")
+    event_name = update.get("event_name")
+    if event_name:
+        kind = EVENT_KINDS.get(str(event_name), EventKind.OTHER)
+    else:  # getUpdates answers seen without event_name: the message itself says what it is
+        kind = EventKind.TEXT if isinstance(text, str) else EventKind.OTHER
+        kind = EventKind.PHOTO if message.get("photo") else kind
     if kind is not EventKind.TEXT:
         return replace(base, kind=kind)
     if not isinstance(text, str):
