@@ -61,7 +61,7 @@ EVENT_KINDS = {
 log = logging.getLogger(__name__)
 
 
-def _command(text: str) -> tuple[str, tuple[str, ...]]:
+def parse_command(text: str) -> tuple[str, tuple[str, ...]]:
     """`/dangky`, `/start CODE`, and `/đăng ký` typed with its diacritics and space."""
     head, *args = text[1:].split()
     word = fold(head).replace(" ", "")
@@ -114,22 +114,23 @@ def to_event(update: JSON) -> Event | None:
     if not isinstance(text, str):
         return base
     if text.startswith("/") and text[1:].strip():
-        command, args = _command(text)
+        command, args = parse_command(text)
         return replace(base, kind=EventKind.COMMAND, command=command, args=args)
     return replace(base, kind=EventKind.TEXT, text=text)
 
 
 async def answer_from_menu(session: AsyncSession, event: Event) -> Event:
     """A typed answer that names an entry of the chat's menu becomes that entry's button press
-    (or, for a word of a reply keyboard, that word); anything else is left as it is."""
+    (or, for a word of a reply keyboard, that word); anything else is left as it is. Any
+    channel with numbered menus (Zalo Bot, Zalo OA) uses it for its own chats."""
     if event.kind is not EventKind.TEXT:
         return event
-    menu = await menu_of(session, CHANNEL, event.chat_id)
+    menu = await menu_of(session, event.channel, event.chat_id)
     entry = menu.pick(event.text or "") if menu is not None else None
     if menu is None or entry is None:
         return event
     if menu.unsolicited:
-        conversation = await session.get(Conversation, (CHANNEL, event.chat_id))
+        conversation = await session.get(Conversation, (event.channel, event.chat_id))
         if conversation is not None and conversation.flow:
             return event  # the form's question is what the user is answering
     if entry.data is None:

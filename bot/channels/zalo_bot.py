@@ -218,21 +218,35 @@ async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> No
     engine = create_engine(settings.database_url)
     services = build_services(settings)
     runtime = build_runtime(settings, engine, services)
-    zalo = ZaloBot(settings, engine, services)
-    zalo.channel.recorder = runtime.recorder
-    runtime.add_channel(zalo.channel, zalo)
+    bots: list[Any] = []
+    if settings.zalo_bot_token:
+        zalo = ZaloBot(settings, engine, services)
+        zalo.channel.recorder = runtime.recorder
+        runtime.add_channel(zalo.channel, zalo)
+        bots.append(zalo)
+    if settings.zalo_oa_app_id:
+        from bot.channels.zalo_oa_send import OABot
+
+        official = OABot(settings, engine, services.clock)
+        official.channel.recorder = runtime.recorder
+        official.sender.queued = runtime.wake_deliveries
+        runtime.add_channel(official.channel, official)
+        bots.append(official)
     sessionmaker = create_sessionmaker(engine)
+    wake = runtime.wake_deliveries
     jobs: list[Callable[[Any], Any]] = [
-        DigestJob(sessionmaker, services, parse_time(settings.ocop_digest_time), zalo.wake),
-        ReminderJob(sessionmaker, services, zalo.wake),
+        DigestJob(sessionmaker, services, parse_time(settings.ocop_digest_time), wake),
+        ReminderJob(sessionmaker, services, wake),
         HousekeepingJob(sessionmaker, services),
     ]
     try:
-        await zalo.open()
+        for bot in bots:
+            await bot.open()
         await runtime.start()
         settle_process()
         await _run_jobs(jobs, stopping)
     finally:
         await runtime.stop()
-        await zalo.close()
+        for bot in bots:
+            await bot.close()
         await engine.dispose()
