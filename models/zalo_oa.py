@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Date, ForeignKey, Index, LargeBinary, String, func, select, update
+from sqlalchemy import Date, ForeignKey, Index, LargeBinary, String, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base
+from models.base import Base, utcnow
 from models.outbox import OutboxMessage, OutboxStatus
 from models.registrations import Registration, Subject
 from models.users import User
@@ -67,8 +67,9 @@ class OASend(Base):
 async def touch_chat(
     session: AsyncSession, chat_id: str, now: dt.datetime, *, following: bool = True
 ) -> None:
-    """The person wrote (or followed): their window opens again; messages waiting for it
-    (outside the ZNS hours, or for the quota) may go now, as ordinary messages."""
+    """The person wrote (or followed) at `now`: their window opens again; messages waiting for
+    it (outside the ZNS hours, or for the quota) may go at once, as ordinary messages."""
+    due = utcnow()  # the outbox is timed on the delivery's clock
     chat = await session.get(OAChat, chat_id)
     if chat is None:
         session.add(OAChat(chat_id=chat_id, last_interaction_at=now, following=following))
@@ -81,9 +82,9 @@ async def touch_chat(
             OutboxMessage.channel == "zalo_oa",
             OutboxMessage.chat_id == chat_id,
             OutboxMessage.status == OutboxStatus.PENDING.value,
-            OutboxMessage.not_before > now,
+            OutboxMessage.not_before > due,
         )
-        .values(not_before=now)
+        .values(not_before=due)
     )
 
 
@@ -131,14 +132,28 @@ async def phone_of(session: AsyncSession, channel: str, chat_id: str) -> str | N
     )
 
 
-async def zns_sent_on(session: AsyncSession, day: dt.date) -> int:
-    """ZNS messages sent on the OA's quota day `day`."""
+async def zns_sent_on(session: AsyncSession, day: dt.date, *, in_flight: bool = False) -> int:
+    """ZNS messages sent on the OA's quota day `day` (and, with `in_flight`, being sent)."""
+    statuses = ["sent", "sending"] if in_flight else ["sent"]
     count = await session.scalar(
         select(func.count())
         .select_from(OASend)
-        .where(OASend.route == "zns", OASend.status == "sent", OASend.local_day == day)
+        .where(OASend.route == "zns", OASend.status.in_(statuses), OASend.local_day == day)
     )
     return int(count or 0)
+
+
+async def reserve_zns(session: AsyncSession, send: OASend, quota: int) -> bool:
+    """Take one of the day's ZNS messages for `send` (added with status "sending"); False when
+    the quota is used up. Concurrent senders count one at a time: SQLite's write transactions
+    are serialized already, PostgreSQL's wait for a lock on the quota."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('zns-quota'))"))
+    if await zns_sent_on(session, send.local_day, in_flight=True) >= quota:
+        return False
+    session.add(send)
+    await session.flush()
+    return True
 
 
 async def other_channels(session: AsyncSession, channel: str, chat_id: str) -> list[User]:

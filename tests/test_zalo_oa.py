@@ -8,11 +8,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.channels.zalo_oa import to_event
 from bot.emulator.zalo_oa import ZaloOAEmulator
 from bot.settings import Settings
+from handlers.events import EventKind, Notice, Reply
+from handlers.notices import queue
+from models.base import utcnow
 from models.db import create_sessionmaker
 from models.inbox import InboxUpdate
 from models.outbox import OutboxMessage
@@ -37,6 +42,7 @@ __all__ = ["oa_bot", "oa_clock", "oa_emulator"]  # fixtures
 EXPIRY = dt.date(2026, 12, 29)  # 30 days after the harness clock's 29/11/2026
 
 
+@pytest.mark.both_databases
 async def test_a_producer_follows_the_oa_and_registers(
     oa_bot: OABotUnderTest, engine: AsyncEngine
 ) -> None:
@@ -60,6 +66,7 @@ async def test_a_producer_follows_the_oa_and_registers(
     assert registration.phone == "+84905123456"
 
 
+@pytest.mark.both_databases
 async def test_the_access_token_is_refreshed_mid_conversation(
     oa_bot: OABotUnderTest, oa_emulator: ZaloOAEmulator, oa_clock: Clock, engine: AsyncEngine
 ) -> None:
@@ -144,6 +151,7 @@ async def test_a_reminder_inside_the_window_is_an_ordinary_message(
     assert "được điền sẵn" in user.text
 
 
+@pytest.mark.both_databases
 async def test_a_reminder_outside_the_window_goes_as_zns_and_counts_against_the_quota(
     settings: Settings, engine: AsyncEngine, oa_emulator: ZaloOAEmulator, oa_clock: Clock
 ) -> None:
@@ -176,14 +184,21 @@ async def test_a_reminder_outside_the_window_goes_as_zns_and_counts_against_the_
         assert sent.message_id == zns["msg_id"]
         async with create_sessionmaker(engine, read_only=True)() as session:
             assert await zns_sent_on(session, dt.date(2026, 12, 2)) == 1
-            [waiting] = await session.scalars(
+
+        async def waiting(session: AsyncSession) -> OutboxMessage | None:
+            found = await session.scalar(
                 select(OutboxMessage).where(
                     OutboxMessage.chat_id == second.user_id,
                     OutboxMessage.key.like("reminder:%"),
+                    OutboxMessage.status == "pending",
                 )
             )
-        assert waiting.status == "pending"  # tomorrow at 07:00 in Vietnam
-        assert waiting.not_before == dt.datetime(2026, 12, 3, 0, 0, tzinfo=dt.UTC)
+            return found
+
+        held = await bot.until(waiting)  # back in the queue, for tomorrow 07:00 in Vietnam
+        # 02/12 10:00 -> 03/12 07:00 in Vietnam: 21 hours on, whatever the outbox's clock says
+        assert dt.timedelta(hours=20.9) < held.not_before - utcnow() <= dt.timedelta(hours=21)
+        assert held.attempts == 0  # held back by the rules, not failed
     finally:
         await bot.stop()
 
@@ -196,7 +211,20 @@ async def test_outside_the_sending_hours_a_zns_waits_for_the_morning(
     await oa_bot.run_reminders()
     await oa_bot.sends(lambda rows: any(r.route == "zns" for r in rows))
     assert not oa_emulator.zns and not oa_emulator.failures
+
+    async def waiting(session: AsyncSession) -> OutboxMessage | None:
+        return await session.scalar(
+            select(OutboxMessage).where(
+                OutboxMessage.key.like("reminder:%"), OutboxMessage.status == "pending"
+            )
+        )
+
+    held = await oa_bot.until(waiting)
+    assert dt.timedelta(hours=7.4) < held.not_before - utcnow() <= dt.timedelta(hours=7.5)
+    # The morning comes, on both clocks: the services' (hours) and the outbox's.
     oa_clock.now = dt.datetime(2026, 12, 2, 0, 0, 1, tzinfo=dt.UTC)  # 07:00 in Vietnam
+    assert oa_bot.oa is not None
+    oa_bot.oa.worker.clock = lambda: utcnow() + dt.timedelta(hours=7.5, seconds=1)
     await oa_bot.sends(lambda rows: any(r.route == "zns" and r.status == "sent" for r in rows))
     [zns] = oa_emulator.zns
     assert zns["phone"] == "84905000007"
@@ -214,3 +242,55 @@ async def test_a_producer_who_unfollows_is_no_longer_sent_to(
     assert found is not None and found.reachable is False
     await user.follow()  # back again: greeted, reachable
     assert "Chương trình OCOP" in user.text
+
+
+async def test_outside_the_window_without_a_template_the_news_goes_to_their_other_channel(
+    oa_bot: OABotUnderTest, oa_clock: Clock, engine: AsyncEngine
+) -> None:
+    """A review outcome (no ZNS template for it here) finds the producer on Telegram, where
+    they registered with the same phone number; the OA records that it handed it over."""
+    user = OAUser(oa_bot, "6100000000000000010")
+    await user.say("xin chao")
+    async with create_sessionmaker(engine)() as session, session.begin():
+        on_oa = await session.scalar(select(User).where(User.channel_user_id == user.user_id))
+        assert on_oa is not None
+        on_oa.phone = "+84905000010"
+        session.add(
+            User(channel="telegram", channel_user_id="7010", chat_id="7010", phone=on_oa.phone)
+        )
+        await session.flush()
+        oa_clock.now += dt.timedelta(days=3)
+        notice = Notice(
+            "zalo_oa",
+            user.user_id,
+            (Reply("Hồ sơ OCOP-2026-0001 (Nước mắm) đã được tiếp nhận."),),
+            "review:test:accepted",
+            on_oa.id,
+            {"kind": "outcome", "values": {"code": "OCOP-2026-0001"}},
+        )
+        await queue(session, [notice], utcnow())  # the outbox runs on the delivery's clock
+    assert oa_bot.oa is not None
+    oa_bot.oa.wake()
+    rows = await oa_bot.sends(lambda rows: any(r.status == "fallback" for r in rows))
+    [handed] = [r for r in rows if r.status == "fallback"]
+    assert "telegram" in (handed.error or "")
+    async with create_sessionmaker(engine, read_only=True)() as session:
+        [copy] = await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.channel == "telegram")
+        )
+    assert copy.chat_id == "7010" and "OCOP-2026-0001" in copy.text
+    assert copy.status == "pending"  # Telegram's worker sends it (not running in this test)
+
+
+def test_oa_events_mean_what_they_say() -> None:
+    base = {"app_id": "1", "timestamp": "1795921200000", "sender": {"id": "u9"}}
+    image = to_event(
+        {**base, "event_name": "user_send_image", "message": {"msg_id": "m1", "attachments": []}}
+    )
+    assert image is not None and image.kind is EventKind.PHOTO and image.update_id == "m1"
+    command = to_event({**base, "event_name": "user_send_text", "message": {"text": "/hoso"}})
+    assert command is not None and command.command == "hoso"
+    follow = to_event({**base, "event_name": "follow", "follower": {"id": "u9"}})
+    assert follow is not None and follow.command == "start" and follow.chat_id == "u9"
+    echo = to_event({**base, "event_name": "oa_send_text", "message": {"text": "hi"}})
+    assert echo is None  # the OA's own messages come back as events too

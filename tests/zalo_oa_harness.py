@@ -7,14 +7,14 @@ import asyncio
 import datetime as dt
 import re
 import socket
-from collections.abc import AsyncIterator, Callable
-from typing import Any, cast
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.app import build_runtime
 from bot.channels.zalo_oa_send import OABot
@@ -30,6 +30,7 @@ from models.zalo_oa import OASend
 from tests.harness import Clock, Tracker
 
 JSON = dict[str, Any]
+T = TypeVar("T")
 START = dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.UTC)  # 10:00 in Vietnam
 REMINDER_TEMPLATE = "250001"
 REMINDER_PARAMS = {"ten_san_pham": "product", "ngay_het_han": "expiry_date", "so_ngay": "days_left"}
@@ -114,18 +115,29 @@ class OABotUnderTest:
     async def sends(
         self, done: Callable[[list[OASend]], bool], timeout: float = 15
     ) -> list[OASend]:
-        """Wait until the recorded OA sends satisfy `done` (checked after each delivery
-        write); returns them."""
+        """Wait until the recorded OA sends satisfy `done`; returns them."""
+
+        async def check(session: AsyncSession) -> list[OASend] | None:
+            rows = list(await session.scalars(select(OASend).order_by(OASend.id)))
+            return rows if done(rows) else None
+
+        return await self.until(check, timeout)
+
+    async def until(
+        self, check: Callable[[AsyncSession], Awaitable[T | None]], timeout: float = 15
+    ) -> T:
+        """Wait until `check` finds what it looks for (checked after each delivery write)."""
         assert self.oa is not None
         worker = self.oa.worker
         async with asyncio.timeout(timeout):
             while True:
-                async with create_sessionmaker(self.engine, read_only=True)() as session:
-                    rows = list(await session.scalars(select(OASend).order_by(OASend.id)))
-                if done(rows):
-                    return rows
-                worker.wake()
+                # Checked holding the condition, so a write that ends meanwhile is not missed.
                 async with worker.flushed:
+                    async with create_sessionmaker(self.engine, read_only=True)() as session:
+                        found = await check(session)
+                    if found is not None:
+                        return found
+                    worker.wake()
                     await worker.flushed.wait()
 
 

@@ -25,11 +25,12 @@ from bot.settings import Settings
 from handlers.events import Reply
 from handlers.i18n import in_language
 from handlers.notices import serialize_choices
+from models.base import utcnow
 from models.db import create_sessionmaker
 from models.menus import remember_menu
 from models.outbox import Claimed, Pacing, enqueue
 from models.users import User
-from models.zalo_oa import OASend, last_interaction, other_channels, phone_of, zns_sent_on
+from models.zalo_oa import OASend, last_interaction, other_channels, phone_of, reserve_zns
 
 log = logging.getLogger(__name__)
 
@@ -195,11 +196,11 @@ class OASender:
                 phone=phone,
                 text="outside the ZNS sending hours",
             )
-            raise Deferred(opens, "outside the ZNS sending hours")
-        day = now.astimezone(self.rules.timezone).date()
-        async with self.sessionmaker() as session:
-            used = await zns_sent_on(session, day)
-        if used >= self.rules.daily_quota:
+            raise Deferred(self._due(opens, now), "outside the ZNS sending hours")
+        reserved = self._row(message, "zns", "sending", template_id=template_id, phone=phone)
+        async with self.sessionmaker() as session, session.begin():
+            taken = await reserve_zns(session, reserved, self.rules.daily_quota)
+        if not taken:
             if await self._others(message):
                 return await self._fall_back(message, "the day's ZNS quota is used up")
             await self._note(
@@ -210,11 +211,18 @@ class OASender:
                 phone=phone,
                 text="the day's ZNS quota is used up",
             )
-            raise Deferred(self.rules.tomorrow(now), "the day's ZNS quota is used up")
-        return await self._send_zns(message, template_id, kind, phone, template)
+            tomorrow = self._due(self.rules.tomorrow(now), now)
+            raise Deferred(tomorrow, "the day's ZNS quota is used up")
+        return await self._send_zns(message, reserved.id, template_id, kind, phone, template)
 
     async def _send_zns(
-        self, message: Claimed, template_id: str, kind: str, phone: str, template: dict[str, Any]
+        self,
+        message: Claimed,
+        reservation: int,
+        template_id: str,
+        kind: str,
+        phone: str,
+        template: dict[str, Any],
     ) -> str:
         values = self.rules.values(kind, dict(template.get("values") or {}))
         tracking = f"{message.id}-{uuid.uuid4().hex[:12]}"
@@ -224,39 +232,40 @@ class OASender:
                 lambda token: self.client.send_zns(token, number, template_id, values, tracking)
             )
         except OANetworkError as error:
-            await self._note(
-                message,
-                "zns",
-                "failed",
-                template_id=template_id,
-                phone=phone,
-                tracking=tracking,
-                text=str(error),
-            )
+            await self._settle(reservation, "failed", tracking, text=str(error))
             raise NetworkError(str(error)) from None
         except OAError as error:
-            await self._note(
-                message,
-                "zns",
-                "failed",
-                template_id=template_id,
-                phone=phone,
-                tracking=tracking,
-                error=error,
-            )
+            await self._settle(reservation, "failed", tracking, error=error)
             log.warning("ZNS refused message %s: %s %s", message.id, error.code, error.message)
             raise BadRequest(f"ZNS {error.code}: {error.message}") from None
         message_id = str(data.get("msg_id") or "")
-        await self._note(
-            message,
-            "zns",
-            "sent",
-            template_id=template_id,
-            phone=phone,
-            tracking=tracking,
-            message_id=message_id,
-        )
+        await self._settle(reservation, "sent", tracking, message_id=message_id)
         return message_id[:32] or tracking[:32]
+
+    async def _settle(
+        self,
+        reservation: int,
+        status: str,
+        tracking: str,
+        *,
+        message_id: str | None = None,
+        error: OAError | None = None,
+        text: str | None = None,
+    ) -> None:
+        """What came of a ZNS send that held one of the day's messages (a failed one gives
+        it back)."""
+        async with self.sessionmaker() as session, session.begin():
+            row = await session.get(OASend, reservation)
+            if row is not None:
+                row.status, row.tracking_id = status, tracking
+                row.message_id = message_id[:64] if message_id else None
+                row.error_code = error.code if error else None
+                row.error = error.message if error else text or None
+
+    def _due(self, when: dt.datetime, now: dt.datetime) -> dt.datetime:
+        """`when` (on the services' clock, like the window and the hours) on the delivery's
+        clock, which times the outbox (the same clock, but in tests)."""
+        return utcnow() + (when - now)
 
     async def _others(self, message: Claimed) -> list[User]:
         async with self.sessionmaker() as session:
@@ -268,7 +277,7 @@ class OASender:
         if not others:
             await self._note(message, "cs", "failed", text=why)
             raise BadRequest(why)
-        now = self.clock()
+        now = utcnow()  # the outbox is timed on the delivery's clock
         async with self.sessionmaker() as session, session.begin():
             for user in others:
                 reply = reply_of(message)
@@ -303,24 +312,34 @@ class OASender:
         error: OAError | None = None,
         text: str | None = None,
     ) -> None:
-        now = self.clock()
+        row = self._row(message, route, status, template_id=template_id, phone=phone)
+        row.tracking_id = tracking
+        row.error_code = error.code if error else None
+        row.error = error.message if error else text or None
+        row.message_id = message_id[:64] if message_id else None
         async with self.sessionmaker() as session, session.begin():
-            session.add(
-                OASend(
-                    outbox_id=message.id,
-                    chat_id=message.chat_id,
-                    route=route,
-                    status=status,
-                    template_id=template_id,
-                    phone_tail=phone[-3:] if phone else None,
-                    tracking_id=tracking,
-                    error_code=error.code if error else None,
-                    error=(error.message if error else text or None),
-                    message_id=message_id[:64] if message_id else None,
-                    local_day=now.astimezone(self.rules.timezone).date(),
-                    created_at=now,
-                )
-            )
+            session.add(row)
+
+    def _row(
+        self,
+        message: Claimed,
+        route: str,
+        status: str,
+        *,
+        template_id: str | None = None,
+        phone: str | None = None,
+    ) -> OASend:
+        now = self.clock()
+        return OASend(
+            outbox_id=message.id,
+            chat_id=message.chat_id,
+            route=route,
+            status=status,
+            template_id=template_id,
+            phone_tail=phone[-3:] if phone else None,
+            local_day=now.astimezone(self.rules.timezone).date(),
+            created_at=now,
+        )
 
 
 class OABot:
