@@ -169,10 +169,10 @@ async def other_channels(session: AsyncSession, channel: str, chat_id: str) -> l
     users = list(found)
     if users:
         return users
+    registered = select(Registration.submitted_by_user_id).where(Registration.phone == phone)
     owners = await session.scalars(
         select(User)
-        .join(Registration, Registration.submitted_by_user_id == User.id)
-        .where(Registration.phone == phone, User.channel != channel, User.reachable.is_(True))
-        .distinct()
+        .where(User.id.in_(registered), User.channel != channel, User.reachable.is_(True))
+        .order_by(User.id)
     )
     return list(owners)
