@@ -257,10 +257,8 @@ class OASender:
         async with self.sessionmaker() as session, session.begin():
             row = await session.get(OASend, reservation)
             if row is not None:
-                row.status, row.tracking_id = status, tracking
-                row.message_id = message_id[:64] if message_id else None
-                row.error_code = error.code if error else None
-                row.error = error.message if error else text or None
+                row.status = status
+                _outcome(row, tracking, message_id, error, text)
 
     def _due(self, when: dt.datetime, now: dt.datetime) -> dt.datetime:
         """`when` (on the services' clock, like the window and the hours) on the delivery's
@@ -313,10 +311,7 @@ class OASender:
         text: str | None = None,
     ) -> None:
         row = self._row(message, route, status, template_id=template_id, phone=phone)
-        row.tracking_id = tracking
-        row.error_code = error.code if error else None
-        row.error = error.message if error else text or None
-        row.message_id = message_id[:64] if message_id else None
+        _outcome(row, tracking, message_id, error, text)
         async with self.sessionmaker() as session, session.begin():
             session.add(row)
 
@@ -340,6 +335,20 @@ class OASender:
             local_day=now.astimezone(self.rules.timezone).date(),
             created_at=now,
         )
+
+
+def _outcome(
+    row: OASend,
+    tracking: str | None,
+    message_id: str | None,
+    error: OAError | None,
+    text: str | None,
+) -> None:
+    row.tracking_id = tracking
+    row.message_id = message_id[:64] if message_id else None
+    row.error_code = error.code if error else None
+    why = error.message if error else text
+    row.error = why[:300] if why else None
 
 
 class OABot:
