@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.channels.zalo_oa import to_event
+from bot.emulator import TelegramEmulator
 from bot.emulator.zalo_oa import ZaloOAEmulator
 from bot.settings import Settings
 from handlers.events import EventKind, Notice, Reply
@@ -25,7 +26,7 @@ from models.users import User
 from models.zalo_oa import OAuthToken, zns_sent_on
 from tests import factories
 from tests.flows import stored_registrations
-from tests.harness import Clock
+from tests.harness import BotUnderTest, Clock, Producer
 from tests.zalo_harness import answer_by_numbers
 from tests.zalo_oa_harness import (
     REMINDER_TEMPLATE,
@@ -294,3 +295,25 @@ def test_oa_events_mean_what_they_say() -> None:
     assert follow is not None and follow.command == "start" and follow.chat_id == "u9"
     echo = to_event({**base, "event_name": "oa_send_text", "message": {"text": "hi"}})
     assert echo is None  # the OA's own messages come back as events too
+
+
+async def test_one_process_serves_telegram_and_the_official_account(
+    settings: Settings,
+    engine: AsyncEngine,
+    emulator: TelegramEmulator,
+    oa_emulator: ZaloOAEmulator,
+) -> None:
+    """`ocop-bot run` with a Telegram token and the OA settings: both channels answer."""
+    both = BotUnderTest(oa_settings(settings, oa_emulator), engine, emulator)
+    await both.start()
+    try:
+        on_telegram = Producer(both, user_id=7020)
+        await on_telegram.say("/start")
+        assert "Chương trình OCOP" in on_telegram.text
+        event = await oa_emulator.follow("6100000000000000020")
+        assert oa_emulator.webhook_statuses[-1] == 200
+        update_id = f"follow:6100000000000000020:{event['timestamp']}"
+        await both.tracker.wait_answered(update_id)
+        assert "Chương trình OCOP" in oa_emulator.texts_to("6100000000000000020")[0]
+    finally:
+        await both.stop()
