@@ -136,7 +136,7 @@ def build_application(
         zalo.channel.recorder = runtime.recorder
     official = None
     if settings.zalo_oa_app_id:
-        from bot.channels.zalo_oa_send import OABot
+        from bot.channels.zalo_oa_bot import OABot
 
         official = OABot(settings, db, shared.clock, pacing=pacing)
         official.channel.recorder = runtime.recorder

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.app import build_runtime
-from bot.channels.zalo_oa_send import OABot
+from bot.channels.zalo_oa_bot import OABot
 from bot.emulator.zalo_oa import ZaloOAEmulator
 from bot.jobs import ReminderJob
 from bot.runtime import Runtime

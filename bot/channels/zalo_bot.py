@@ -225,7 +225,7 @@ async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> No
         runtime.add_channel(zalo.channel, zalo)
         bots.append(zalo)
     if settings.zalo_oa_app_id:
-        from bot.channels.zalo_oa_send import OABot
+        from bot.channels.zalo_oa_bot import OABot
 
         official = OABot(settings, engine, services.clock)
         official.channel.recorder = runtime.recorder

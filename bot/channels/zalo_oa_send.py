@@ -1,8 +1,7 @@
 """How an outbox message reaches a person over the Zalo OA, and what came of it: inside their
 window as customer-service messages; outside it, a reminder or review outcome as a ZNS template
 message to their phone (within the sending hours and the day's quota), else on the person's
-other channels; every attempt recorded in `zalo_oa_sends`. Also `OABot`, the OA channel of a
-bot process (client, tokens, delivery worker, adapter)."""
+other channels; every attempt recorded in `zalo_oa_sends`."""
 
 from __future__ import annotations
 
@@ -15,20 +14,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.error import BadRequest, NetworkError
 
-from bot.channels.zalo_oa import CHANNEL, OAChannel, oa_messages
+from bot.channels.zalo_oa import CHANNEL, oa_messages
 from bot.channels.zalo_oa_api import OAClient, OAError, OANetworkError, TokenKeeper
-from bot.delivery import Deferred, DeliveryWorker, reply_of
+from bot.delivery import Deferred, reply_of
 from bot.settings import Settings
 from handlers.events import Reply
 from handlers.i18n import in_language
 from handlers.notices import serialize_choices
 from models.base import utcnow
-from models.db import create_sessionmaker
 from models.menus import remember_menu
-from models.outbox import Claimed, Pacing, enqueue
+from models.outbox import Claimed, enqueue
 from models.users import User
 from models.zalo_oa import OASend, last_interaction, other_channels, phone_of, reserve_zns
 
@@ -349,97 +347,3 @@ def _outcome(
     row.error_code = error.code if error else None
     why = error.message if error else text
     row.error = why[:300] if why else None
-
-
-class OABot:
-    """The OA channel of a bot process: API client, tokens, delivery worker, the runtime's
-    adapter (`channel`) and its receiver (`start`/`stop`)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        engine: AsyncEngine,
-        clock: Callable[[], dt.datetime],
-        *,
-        pacing: Pacing | None = None,
-    ) -> None:
-        required = {
-            "ZALO_OA_APP_ID": settings.zalo_oa_app_id,
-            "ZALO_OA_APP_SECRET": settings.zalo_oa_app_secret,
-            "ZALO_OA_SECRET_KEY": settings.zalo_oa_secret_key,
-            "ZALO_OA_TOKEN_KEY": settings.zalo_oa_token_key,
-        }
-        if missing := [name for name, value in required.items() if not value]:
-            raise ValueError(f"the Zalo OA channel needs {', '.join(missing)}")
-        self.settings = settings
-        self.client = OAClient(
-            settings.zalo_oa_oauth_url,
-            settings.zalo_oa_api_url,
-            settings.zalo_zns_api_url,
-            settings.zalo_oa_app_id or "",
-            settings.zalo_oa_app_secret or "",
-            settings.ocop_delivery_timeout,
-        )
-        sessionmaker = create_sessionmaker(engine)
-        self.keeper = TokenKeeper(
-            self.client,
-            sessionmaker,
-            settings.zalo_oa_token_key or "",
-            CHANNEL,
-            clock,
-            settings.zalo_oa_refresh_token,
-        )
-        self.sender = OASender(
-            self.client,
-            self.keeper,
-            sessionmaker,
-            clock,
-            zns_rules(settings),
-            window=dt.timedelta(hours=settings.zalo_oa_window_hours),
-            buttons=settings.zalo_oa_buttons,
-        )
-        self.worker = DeliveryWorker(
-            sessionmaker,
-            CHANNEL,
-            _unused_send,
-            pacing or Pacing(settings.ocop_delivery_rate),
-            send_claimed=self.sender,
-        )
-        self.channel = OAChannel(
-            self.client,
-            self.keeper,
-            self.worker,
-            self.sender,
-            app_id=settings.zalo_oa_app_id or "",
-            oa_secret=settings.zalo_oa_secret_key or "",
-            clock=clock,
-            sessionmaker=sessionmaker,
-        )
-
-    def wake(self) -> None:
-        self.worker.wake()
-
-    async def open(self) -> None:
-        await self.client.start()
-        try:
-            await self.keeper.access_token()
-        except (OAError, OANetworkError) as error:  # sends retry; the webhook works meanwhile
-            log.warning("Zalo OA token not available yet (%s); carrying on", error)
-
-    async def start(self) -> None:
-        settings = self.settings
-        await self.channel.start_webhook(
-            settings.zalo_oa_webhook_path,
-            settings.zalo_oa_webhook_listen,
-            settings.zalo_oa_webhook_port,
-        )
-
-    async def stop(self) -> None:
-        await self.channel.stop()
-
-    async def close(self) -> None:
-        await self.client.close()
-
-
-async def _unused_send(chat_id: str, reply: Reply) -> str:
-    raise AssertionError("the OA sends whole outbox rows (send_claimed)")
