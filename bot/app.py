@@ -134,6 +134,13 @@ def build_application(
 
         zalo = ZaloBot(settings, db, shared, pacing=pacing)
         zalo.channel.recorder = runtime.recorder
+    official = None
+    if settings.zalo_oa_app_id:
+        from bot.channels.zalo_oa_bot import OABot
+
+        official = OABot(settings, db, shared.clock, pacing=pacing)
+        official.channel.recorder = runtime.recorder
+        official.sender.queued = runtime.wake_deliveries
 
     async def prepare(application: Application) -> None:
         """Runs once the bot is connected, before the first update."""
@@ -150,12 +157,16 @@ def build_application(
         await delivery_bot.initialize()
         if zalo is not None:
             await zalo.open()
+        if official is not None:
+            await official.open()
         await runtime.start()
 
     async def halt(_application: Application) -> None:
         await runtime.stop()
         if zalo is not None:
             await zalo.close()
+        if official is not None:
+            await official.close()
 
     async def dispose(_application: Application) -> None:
         await delivery_bot.shutdown()
@@ -199,6 +210,9 @@ def build_application(
     if zalo is not None:
         runtime.add_channel(zalo.channel, zalo)
         application.bot_data["zalo"] = zalo
+    if official is not None:
+        runtime.add_channel(official.channel, official)
+        application.bot_data["zalo_oa"] = official
     application.bot_data["runtime"] = runtime
     application.bot_data["delivery"] = worker
     return application

@@ -23,7 +23,9 @@ ending in "bot". BotFather answers with a token like 123456789:AAE...; put it in
     TELEGRAM_BOT_TOKEN=123456789:AAE...
 
 For Zalo: open Zalo, find "Zalo Bot Manager", create a bot and put the token it sends you in
-.env as ZALO_BOT_TOKEN=... Each channel whose token is set is served, in one process.
+.env as ZALO_BOT_TOKEN=... For a Zalo Official Account, see "Which Zalo channel" in
+README.md (ZALO_OA_APP_ID and the settings beside it). Each channel configured is served, in
+one process.
 
 To try the bot without Telegram, start the local emulator (python -m bot.emulator) and set
 TELEGRAM_API_URL to the URL it prints.
@@ -139,11 +141,11 @@ def run(settings: Settings) -> int:
     from bot.app import build_application, serve
     from bot.migrate import upgrade
 
-    if not settings.telegram_bot_token and not settings.zalo_bot_token:
+    if not (settings.telegram_bot_token or settings.zalo_bot_token or settings.zalo_oa_app_id):
         print(NO_TOKEN, file=sys.stderr)
         return 2
     upgrade(settings.database_url)
-    if not settings.telegram_bot_token:  # Zalo alone
+    if not settings.telegram_bot_token:  # Zalo alone (Bot Platform, Official Account, or both)
         from bot.channels.zalo_bot import serve as serve_zalo
 
         try:

@@ -47,6 +47,17 @@ REPLY_RETRY_SECONDS = 60.0
 CHAT_MEMORY = 10_000  # chats whose next send time is kept; older ones are forgotten
 
 Send = Callable[[str, Reply], Awaitable[str]]
+# A channel that needs the whole outbox row (its key, template, recipient), not just the reply.
+SendClaimed = Callable[[Claimed], Awaitable[str]]
+
+
+class Deferred(Exception):
+    """Raised by a send: the channel holds the message back until `until` (ZNS sending hours,
+    the day's quota). It stays queued, not counted as a failed attempt."""
+
+    def __init__(self, until: dt.datetime, reason: str) -> None:
+        super().__init__(reason)
+        self.until = until
 
 
 def reply_of(message: Claimed) -> Reply:
@@ -97,6 +108,7 @@ class Result:
     blocked: bool = False
     flood_until: dt.datetime | None = None
     done_at: dt.datetime | None = None
+    deferred: bool = False
     retried: bool = True  # False: handed back untried (its chat's earlier message is waiting)
 
 
@@ -117,8 +129,11 @@ class DeliveryWorker:
         send: Send,
         pacing: Pacing,
         clock: Callable[[], dt.datetime] = utcnow,
+        *,
+        send_claimed: SendClaimed | None = None,
     ) -> None:
         self.sessionmaker, self.channel, self.send = sessionmaker, channel, send
+        self.send_claimed = send_claimed
         self.pacing, self.clock = pacing, clock
         self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._wake = asyncio.Event()
@@ -255,13 +270,14 @@ class DeliveryWorker:
         while True:
             result = await self._attempt(message, attempts)
             retrying = result.retry_at is not None and result.failed is None
+            retrying = retrying and not result.deferred
             if not (fast and retrying) or loop.time() - started > REPLY_RETRY_SECONDS:
                 break
             # A reply is retried in place: the chat's next answers wait behind it, in order.
             attempts += 1
             delay = (result.retry_at - self.clock()).total_seconds() if result.retry_at else 0
             await asyncio.sleep(max(0.0, delay))
-        if result.retry_at is not None and result.failed is None:
+        if result.retry_at is not None and result.failed is None and not result.deferred:
             self._held.add(message.chat_id)
         self._add(result)
 
@@ -274,11 +290,16 @@ class DeliveryWorker:
                 if pause > 0:
                     await asyncio.sleep(pause)
                 await self._spacing.acquire()
-                result.telegram_id = await self.send(message.chat_id, reply_of(message))
+                if self.send_claimed is not None:
+                    result.telegram_id = await self.send_claimed(message)
+                else:
+                    result.telegram_id = await self.send(message.chat_id, reply_of(message))
                 result.done_at = self.clock()
                 self._chat_ready[message.chat_id] = loop.time() + self.pacing.interval(
                     message.chat_id
                 )
+        except Deferred as error:
+            result.retry_at, result.deferred = error.until, True
         except RetryAfter as error:
             retry = error.retry_after
             seconds = retry.total_seconds() if isinstance(retry, dt.timedelta) else float(retry)
@@ -376,6 +397,8 @@ class DeliveryWorker:
                 batch.failed.append((message.id, result.failed))
                 if result.blocked:
                     blocked.add(message.chat_id)
+            elif result.deferred:
+                batch.deferred.append((message.id, result.retry_at or now))
             elif not result.retried:
                 handed_back.append(message.id)
             else:

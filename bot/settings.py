@@ -56,10 +56,42 @@ class Settings(BaseSettings):
     zalo_webhook_secret: str | None = None  # 8 to 256 characters; required with the URL
     zalo_webhook_listen: str = "127.0.0.1"
     zalo_webhook_port: int = 8444
+    # Bot API error codes seen to mean "the user blocked the bot" (none is documented): a send
+    # answered with one marks the chat unreachable. Other refusals are logged and recorded.
+    zalo_blocked_codes: Annotated[list[int], NoDecode] = Field(default_factory=list)
+
+    # Zalo Official Account (OA API v3, OAuth v4, ZNS): served when ZALO_OA_APP_ID is set.
+    zalo_oa_app_id: str | None = None
+    zalo_oa_app_secret: str | None = None  # the app's secret key (OAuth `secret_key` header)
+    zalo_oa_secret_key: str | None = None  # the OA's secret key (webhook signatures)
+    # The first refresh token (from the OA's authorization); the rotated ones live in the
+    # database, encrypted with ZALO_OA_TOKEN_KEY (a Fernet key).
+    zalo_oa_refresh_token: str | None = None
+    zalo_oa_token_key: str | None = None
+    zalo_oa_oauth_url: str = "https://oauth.zaloapp.com"
+    zalo_oa_api_url: str = "https://openapi.zalo.me"
+    zalo_zns_api_url: str = "https://business.openapi.zalo.me"
+    zalo_oa_webhook_path: str = "/zalo-oa/webhook"
+    zalo_oa_webhook_listen: str = "127.0.0.1"
+    zalo_oa_webhook_port: int = 8445
+    # Hours after a person's last message during which customer-service messages may go
+    # (48 are free; Zalo allows up to 7 days).
+    zalo_oa_window_hours: float = 48.0
+    zalo_oa_buttons: bool = True  # numbered choices also as OA buttons
+    # ZNS templates (ids given by Zalo once approved) and their parameters: a JSON object from
+    # the template's parameter names to the bot's values (reminder: product, stars,
+    # expiry_date, days_left; outcome: code, product, status). Empty: the bot's names as is.
+    zalo_zns_reminder_template: str | None = None
+    zalo_zns_reminder_params: dict[str, str] = Field(default_factory=dict)
+    zalo_zns_outcome_template: str | None = None
+    zalo_zns_outcome_params: dict[str, str] = Field(default_factory=dict)
+    zalo_zns_hours: str = "07:00-22:00"  # in OCOP_TIMEZONE
+    zalo_zns_daily_quota: int = 1000
 
     _split_admins = field_validator("ocop_admins", mode="before")(_split_csv)
     _split_communes = field_validator("ocop_commune_codes", mode="before")(_split_csv)
     _split_days = field_validator("ocop_reminder_days", mode="before")(_split_csv)
+    _split_blocked = field_validator("zalo_blocked_codes", mode="before")(_split_csv)
 
     @property
     def file_url(self) -> str:

@@ -108,6 +108,9 @@ class Notice:
     # Unique per notification: the outbox queues a key once, however often it is offered.
     key: str
     user_id: int | None = None
+    # The same news as a channel's approved template would say it (Zalo ZNS, outside a chat):
+    # {"kind": ..., "values": {...}}; kept with the notice's first message.
+    template: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

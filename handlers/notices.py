@@ -34,5 +34,6 @@ async def queue(session: AsyncSession, notices: Iterable[Notice], now: dt.dateti
                 document_name=reply.document.file_name if reply.document else None,
                 document=reply.document.content if reply.document else None,
                 now=now,
+                template=notice.template if index == 0 else None,
             )
     return queued

@@ -100,8 +100,18 @@ async def due_reminders(
             continue
         with in_language(owner.language):
             reply = reminder_reply(item, days_left)
+            # What a ZNS template says instead, outside a chat (values of its parameters).
+            values = {
+                "product": item.product,
+                "stars": labels.stars(item.star),
+                "expiry_date": _day(item.expiry_date),
+                "days_left": days_left,
+            }
         key = reminder_key(item.certificate_id, stage)
-        notices.append(Notice(owner.channel, owner.chat_id, (reply,), key=key, user_id=owner.id))
+        template = {"kind": "reminder", "values": values}
+        notices.append(
+            Notice(owner.channel, owner.chat_id, (reply,), key, owner.id, template=template)
+        )
     return notices
 
 

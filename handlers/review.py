@@ -118,8 +118,27 @@ async def notify_producer(ctx: Context, registration: Registration) -> Notice | 
         return None
     with in_language(producer.language):
         reply = producer_message(registration)
+        values = {
+            "code": registration.code,
+            "product": registration.product_name,
+            "status": status_label(registration.status),
+        }
     key = f"review:{registration.id}:{registration.status.value}:{ctx.services.clock().isoformat()}"
-    return Notice(producer.channel, producer.chat_id, (reply,), key=key, user_id=producer.id)
+    template = {"kind": "outcome", "values": values}
+    return Notice(producer.channel, producer.chat_id, (reply,), key, producer.id, template)
+
+
+def status_label(status: RegistrationStatus) -> str:
+    """A registration's status in a few words (a ZNS template's parameter)."""
+    return {
+        RegistrationStatus.SUBMITTED: _("Submitted"),
+        RegistrationStatus.ACCEPTED: _("Accepted for evaluation"),
+        RegistrationStatus.RETURNED: _("Needs completing"),
+        RegistrationStatus.REJECTED: _("Not accepted"),
+        RegistrationStatus.FAILED: _("Not certified"),
+        RegistrationStatus.DEFERRED: _("Moved to next year"),
+        RegistrationStatus.CERTIFIED: _("Certified"),
+    }.get(status, status.value)
 
 
 def producer_message(registration: Registration) -> Reply:

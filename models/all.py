@@ -12,6 +12,7 @@ from models import (
     registrations,
     tasks,
     users,
+    zalo_oa,
 )
 from models.base import Base
 
@@ -28,4 +29,5 @@ __all__ = [
     "registrations",
     "tasks",
     "users",
+    "zalo_oa",
 ]

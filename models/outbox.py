@@ -60,6 +60,9 @@ class OutboxMessage(Base):
     reply: Mapped[bool] = mapped_column(default=False)
     document_name: Mapped[str | None] = mapped_column(String(200))
     document: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # What a channel with approved templates (Zalo ZNS) needs to say the same outside a chat:
+    # {"kind": "reminder" | "outcome", "values": {...}}. None for everything else.
+    template: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), index=True, default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     not_before: Mapped[dt.datetime]
@@ -102,6 +105,7 @@ async def enqueue(
     document_name: str | None,
     document: bytes | None,
     now: dt.datetime,
+    template: dict[str, Any] | None = None,
 ) -> bool:
     """Queue a message once: False when one with this key was queued before."""
     queued = await insert_if_absent(
@@ -115,6 +119,7 @@ async def enqueue(
         choices=choices,
         document_name=document_name,
         document=document,
+        template=template,
         status=OutboxStatus.PENDING.value,
         attempts=0,
         not_before=now,
@@ -150,6 +155,9 @@ class Claimed:
     attempts: int
     keyboard: dict[str, Any] | None = None
     reply: bool = False
+    template: dict[str, Any] | None = None
+    user_id: int | None = None
+    key: str = ""
 
 
 async def claim(
@@ -244,6 +252,9 @@ async def claim(
                 message.attempts,
                 message.keyboard,
                 message.reply,
+                message.template,
+                message.user_id,
+                message.key,
             )
         )
     budget.next_slot_at = cursor
@@ -258,9 +269,12 @@ class Results:
     chat_sent: list[tuple[str, dt.datetime]] = field(default_factory=list)  # (chat, when)
     retry: list[tuple[int, dt.datetime]] = field(default_factory=list)
     failed: list[tuple[int, str]] = field(default_factory=list)
+    # Held back by the channel's rules (ZNS sending hours, the day's quota), not failed: due
+    # again then, without counting as an attempt.
+    deferred: list[tuple[int, dt.datetime]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.sent or self.retry or self.failed)
+        return bool(self.sent or self.retry or self.failed or self.deferred)
 
 
 async def record(
@@ -308,6 +322,18 @@ async def record(
                 leased_by=None,
             ),
             [{"row": row, "retry_at": when} for row, when in results.retry],
+        )
+    if results.deferred:
+        await session.execute(
+            table.update()
+            .where(table.c.id == bindparam("row"))
+            .values(
+                status=OutboxStatus.PENDING.value,
+                not_before=bindparam("due"),
+                lease_until=None,
+                leased_by=None,
+            ),
+            [{"row": row, "due": when} for row, when in results.deferred],
         )
     if results.failed:
         await session.execute(

@@ -105,3 +105,19 @@ async def test_photos_and_chat_actions_are_recorded(
     assert photo["method"] == "sendPhoto" and photo["photo"] == "https://x.invalid/a.jpg"
     with pytest.raises(ZaloApiError, match="photo must be a URL"):
         await client.call("sendPhoto", {"chat_id": "u2", "photo": "a.jpg"})
+
+
+async def test_the_emulator_is_as_strict_as_the_published_bot_api(
+    client: ZaloClient, zalo_emulator: ZaloEmulator
+) -> None:
+    """setWebhook takes an HTTPS URL only; `typing` is the one chat action on offer."""
+    for url in ("http://bot.example/zalo", "https://", "bot.example/zalo"):
+        with pytest.raises(ZaloApiError, match="HTTPS") as refused:
+            await client.set_webhook(url, "mật-khẩu-đủ-dài")
+        assert refused.value.code == 400
+    assert zalo_emulator.webhook is None
+    zalo_emulator.send_text("u3", "xin chào")
+    with pytest.raises(ZaloApiError, match="unknown action"):
+        await client.call("sendChatAction", {"chat_id": "u3", "action": "upload_photo"})
+    await client.send_chat_action("u3", "typing")
+    assert zalo_emulator.actions == [{"chat_id": "u3", "action": "typing"}]

@@ -4,12 +4,17 @@ with a number, an official reviewing on Zalo, long answers split, and a flaky Za
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.emulator.zalo import ZaloEmulator
+from bot.settings import Settings
 from models.db import create_sessionmaker
 from models.domain import RegistrationKind, RegistrationStatus, Role
+from models.outbox import OutboxMessage
 from models.users import User
 from tests import factories
 from tests.flows import stored_registrations
@@ -19,6 +24,7 @@ from tests.zalo_harness import (
     answer_by_numbers,
     zalo_bot,
     zalo_emulator,
+    zalo_settings,
 )
 
 __all__ = ["zalo_bot", "zalo_emulator"]  # fixtures
@@ -159,13 +165,44 @@ async def test_polling_carries_on_through_zalo_errors(zalo_bot: ZaloBotUnderTest
     assert codes[:3] == [502, 502, 429]
 
 
-async def test_a_producer_who_blocked_the_bot_is_marked_unreachable(
-    zalo_bot: ZaloBotUnderTest, engine: AsyncEngine
+async def test_a_code_observed_as_blocked_marks_the_producer_unreachable(
+    settings: Settings, engine: AsyncEngine, zalo_emulator: ZaloEmulator
 ) -> None:
-    user = await certified(zalo_bot, engine, "8400000000000000007")
+    """Zalo documents no "blocked" code; the one an operator saw is named in the settings."""
+    zalo_emulator.blocked_error = (451, "The user blocked this bot")
+    observed = zalo_settings(settings, zalo_emulator, zalo_blocked_codes=[451])
+    bot = ZaloBotUnderTest(observed, engine, zalo_emulator)
+    await bot.start()
+    try:
+        user = await certified(bot, engine, "8400000000000000007")
+        zalo_emulator.blocked_chats.add(user.user_id)
+        await bot.run_reminders()
+        assert (await user_row(engine, user)).reachable is False
+        zalo_emulator.blocked_chats.clear()
+        await user.say("xin chao")  # writing again means they unblocked the bot
+        assert (await user_row(engine, user)).reachable is True
+    finally:
+        await bot.stop()
+
+
+async def test_an_unknown_refusal_is_logged_and_recorded_without_marking_anyone(
+    zalo_bot: ZaloBotUnderTest, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 403 (or any code nobody observed to mean "blocked") fails that message with Zalo's
+    own words; the producer still gets the next one."""
+    user = await certified(zalo_bot, engine, "8400000000000000008")
+    zalo_bot.emulator.blocked_error = (403, "Forbidden: something Zalo did not explain")
     zalo_bot.emulator.blocked_chats.add(user.user_id)
-    await zalo_bot.run_reminders()
-    assert (await user_row(engine, user)).reachable is False
-    zalo_bot.emulator.blocked_chats.clear()
-    await user.say("xin chao")  # writing again means they unblocked the bot
+    with caplog.at_level(logging.WARNING, logger="bot.channels.zalo_bot"):
+        await zalo_bot.run_reminders()
+    assert "something Zalo did not explain" in caplog.text and "403" in caplog.text
     assert (await user_row(engine, user)).reachable is True
+    async with create_sessionmaker(engine)() as session:
+        [failed] = await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.chat_id == user.user_id)
+            .where(OutboxMessage.key.like("reminder:%"))
+        )
+    assert failed.status == "failed" and "something Zalo did not explain" in (failed.error or "")
+    zalo_bot.emulator.blocked_chats.clear()
+    await user.say("xin chao")
+    assert user.replies  # nothing was held back for them

@@ -9,14 +9,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.chaos import start_ocop_bot, stop_ocop_bot
-from bot.app import build_services
+from bot.app import build_runtime, build_services
 from bot.channels.zalo_bot import ZaloBot
 from bot.cli import main
 from bot.emulator.zalo import ZaloEmulator
 from bot.settings import Settings
+from models.db import create_sessionmaker
+from models.inbox import InboxUpdate
 from tests.zalo_harness import ZaloBotUnderTest, ZaloUser, zalo_emulator, zalo_settings
 
 __all__ = ["zalo_emulator"]  # fixtures
@@ -68,11 +71,14 @@ def free_port() -> int:
 
 @pytest.fixture
 def webhook_settings(settings: Settings, zalo_emulator: ZaloEmulator) -> Settings:
+    """Zalo calls an HTTPS URL; a TLS proxy (the emulator plays it) hands the call to the
+    plain port the bot listens on."""
     port = free_port()
+    zalo_emulator.tls_proxy["https://ocop.example"] = f"http://127.0.0.1:{port}"
     return zalo_settings(
         settings,
         zalo_emulator,
-        zalo_webhook_url=f"http://127.0.0.1:{port}/zalo/webhook",
+        zalo_webhook_url="https://ocop.example/zalo/webhook",
         zalo_webhook_secret=SECRET,
         zalo_webhook_listen="127.0.0.1",
         zalo_webhook_port=port,
@@ -140,3 +146,49 @@ def test_a_webhook_needs_a_secret_zalo_accepts(
         unsafe = webhook_settings.model_copy(update={"zalo_webhook_secret": secret})
         with pytest.raises(ValueError, match="ZALO_WEBHOOK_SECRET"):
             ZaloBot(unsafe, engine, services)
+
+
+async def test_the_webhook_answers_once_the_update_is_recorded_not_handled(
+    webhook_settings: Settings, engine: AsyncEngine, zalo_emulator: ZaloEmulator
+) -> None:
+    """Zalo waits for the webhook's answer only while the update is written down: the
+    handling comes after, from the inbox, even when nothing is handling yet."""
+    bot = ZaloBotUnderTest(webhook_settings, engine, zalo_emulator)
+    runtime = build_runtime(webhook_settings, engine, bot.services)
+    zalo = ZaloBot(webhook_settings, engine, bot.services, retry_delay=0.05)
+    zalo.channel.recorder = runtime.recorder
+    runtime.add_channel(zalo.channel, zalo)
+    bot.handled.attach(runtime)
+    await zalo.open()
+    await zalo.start()  # the receiver alone: no inbox worker runs yet
+    try:
+        update = zalo_emulator.send_text("u-rec", "/start")  # pushed to the webhook
+        assert await zalo_emulator.wait_until(lambda: bool(zalo_emulator.webhook_statuses), 10)
+        assert zalo_emulator.webhook_statuses == [200]
+        async with create_sessionmaker(engine, read_only=True)() as session:
+            recorded = list(await session.scalars(select(InboxUpdate.update_id)))
+        assert recorded == [update["message"]["message_id"]] and not zalo_emulator.sent
+        await zalo.stop()
+        await runtime.start()  # handled from the inbox, answered
+        await bot.handled.wait(update["message"]["message_id"])
+        assert "Chương trình OCOP" in zalo_emulator.texts_to("u-rec")[0]
+    finally:
+        await runtime.stop()
+        await zalo.close()
+
+
+async def test_zalo_wants_an_https_webhook(
+    webhook_settings: Settings, engine: AsyncEngine, zalo_emulator: ZaloEmulator
+) -> None:
+    plain = webhook_settings.model_copy(
+        update={"zalo_webhook_url": "http://ocop.example/zalo/webhook"}
+    )
+    bot = ZaloBotUnderTest(plain, engine, zalo_emulator)
+    await bot.start()
+    try:
+        refused = lambda: any(f[0] == "setWebhook" for f in zalo_emulator.failures)  # noqa: E731
+        assert await zalo_emulator.wait_until(refused, 10)
+        [(_, code, _params), *_] = [f for f in zalo_emulator.failures if f[0] == "setWebhook"]
+        assert code == 400 and zalo_emulator.webhook is None
+    finally:
+        await bot.stop()

@@ -61,7 +61,7 @@ EVENT_KINDS = {
 log = logging.getLogger(__name__)
 
 
-def _command(text: str) -> tuple[str, tuple[str, ...]]:
+def parse_command(text: str) -> tuple[str, tuple[str, ...]]:
     """`/dangky`, `/start CODE`, and `/đăng ký` typed with its diacritics and space."""
     head, *args = text[1:].split()
     word = fold(head).replace(" ", "")
@@ -74,6 +74,15 @@ def _command(text: str) -> tuple[str, tuple[str, ...]]:
 def _message(update: JSON) -> JSON:
     message = update.get("message")
     return message if isinstance(message, dict) else {}
+
+
+def sender_name(sender: JSON) -> str:
+    """The sender's name: `display_name`, or `first_name` (and `last_name`) where an update
+    carries those instead, or `name`."""
+    given = " ".join(
+        str(sender[part]).strip() for part in ("first_name", "last_name") if sender.get(part)
+    )
+    return str(sender.get("display_name") or given or sender.get("name") or "")
 
 
 def to_event(update: JSON) -> Event | None:
@@ -91,31 +100,37 @@ def to_event(update: JSON) -> Event | None:
         chat_id=str(chat["id"]),
         kind=EventKind.OTHER,
         update_id=str(message_id) if message_id else None,
-        display_name=str(sender.get("display_name") or sender.get("name") or ""),
+        display_name=sender_name(sender),
     )
-    kind = EVENT_KINDS.get(str(update.get("event_name")), EventKind.OTHER)
     text = message.get("text")
+    event_name = update.get("event_name")
+    if event_name:
+        kind = EVENT_KINDS.get(str(event_name), EventKind.OTHER)
+    else:  # getUpdates answers seen without event_name: the message itself says what it is
+        kind = EventKind.TEXT if isinstance(text, str) else EventKind.OTHER
+        kind = EventKind.PHOTO if message.get("photo") else kind
     if kind is not EventKind.TEXT:
         return replace(base, kind=kind)
     if not isinstance(text, str):
         return base
     if text.startswith("/") and text[1:].strip():
-        command, args = _command(text)
+        command, args = parse_command(text)
         return replace(base, kind=EventKind.COMMAND, command=command, args=args)
     return replace(base, kind=EventKind.TEXT, text=text)
 
 
 async def answer_from_menu(session: AsyncSession, event: Event) -> Event:
     """A typed answer that names an entry of the chat's menu becomes that entry's button press
-    (or, for a word of a reply keyboard, that word); anything else is left as it is."""
+    (or, for a word of a reply keyboard, that word); anything else is left as it is. Any
+    channel with numbered menus (Zalo Bot, Zalo OA) uses it for its own chats."""
     if event.kind is not EventKind.TEXT:
         return event
-    menu = await menu_of(session, CHANNEL, event.chat_id)
+    menu = await menu_of(session, event.channel, event.chat_id)
     entry = menu.pick(event.text or "") if menu is not None else None
     if menu is None or entry is None:
         return event
     if menu.unsolicited:
-        conversation = await session.get(Conversation, (CHANNEL, event.chat_id))
+        conversation = await session.get(Conversation, (event.channel, event.chat_id))
         if conversation is not None and conversation.flow:
             return event  # the form's question is what the user is answering
     if entry.data is None:

@@ -37,7 +37,18 @@ log = logging.getLogger(__name__)
 SECRET_LENGTH = range(8, 257)
 
 
-async def _send_text(client: ZaloClient, chat_id: str, text: str) -> str:
+# What the Bot API's error codes mean for a send. The published Bot API documentation
+# (bot.zaloplatforms.com/docs: "Phản hồi từ API", sendMessage) lists the answer's fields
+# (`ok`, `error_code`, `description`) but no table of codes, and none for "the user blocked the
+# bot". So no code marks a chat unreachable unless the operator names one they observed
+# (ZALO_BLOCKED_CODES); any other refusal is logged with Zalo's own description and recorded.
+RETRIED_CODES = frozenset({408, 500, 502, 503, 504})
+REFUSED_CODES = frozenset({400, 404})  # documented HTTP meanings: the request itself is wrong
+
+
+async def _send_text(
+    client: ZaloClient, chat_id: str, text: str, blocked_codes: frozenset[int] = frozenset()
+) -> str:
     """sendMessage, with Zalo's failures raised as the errors the delivery worker knows
     (it was written against Telegram's): it retries, backs off or gives up the same way."""
     try:
@@ -48,11 +59,17 @@ async def _send_text(client: ZaloClient, chat_id: str, text: str) -> str:
         if error.code == 429:
             seconds = int(error.parameters.get("retry_after") or 1)
             raise RetryAfter(dt.timedelta(seconds=max(1, seconds))) from None
-        if error.code == 403:  # the user blocked the bot or never talked to it
+        if error.code in blocked_codes:  # observed as "the user blocked the bot"
             raise Forbidden(error.description) from None
-        if error.code in (400, 404):
-            raise BadRequest(error.description) from None
-        raise NetworkError(f"{error.code}: {error.description}") from None
+        if error.code in RETRIED_CODES:
+            raise NetworkError(f"{error.code}: {error.description}") from None
+        if error.code not in REFUSED_CODES:
+            log.warning(
+                "Zalo refused a message with error %s, which the bot does not know: %s",
+                error.code,
+                error.description,
+            )
+        raise BadRequest(f"{error.code}: {error.description}") from None
 
 
 def zalo_sender(
@@ -60,6 +77,7 @@ def zalo_sender(
     sessionmaker: async_sessionmaker[AsyncSession],
     reader: async_sessionmaker[AsyncSession],
     clock: Callable[[], dt.datetime],
+    blocked_codes: frozenset[int] = frozenset(),
 ) -> Send:
     """Sends one outbox reply as Zalo text, in the recipient's language (for the menu hints),
     and remembers its choices so that the recipient can answer them with a number."""
@@ -81,7 +99,7 @@ def zalo_sender(
                 )
         message_id = ""
         for text in rendered.texts:
-            message_id = await _send_text(client, chat_id, text)
+            message_id = await _send_text(client, chat_id, text, blocked_codes)
         return message_id
 
     return send
@@ -113,7 +131,13 @@ class ZaloBot:
         )
         sessionmaker = create_sessionmaker(engine)
         reader = create_sessionmaker(engine, read_only=True)
-        send = zalo_sender(self.client, sessionmaker, reader, services.clock)
+        send = zalo_sender(
+            self.client,
+            sessionmaker,
+            reader,
+            services.clock,
+            frozenset(settings.zalo_blocked_codes),
+        )
         self.worker = DeliveryWorker(
             sessionmaker, CHANNEL, send, pacing or Pacing(settings.ocop_delivery_rate)
         )
@@ -194,21 +218,35 @@ async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> No
     engine = create_engine(settings.database_url)
     services = build_services(settings)
     runtime = build_runtime(settings, engine, services)
-    zalo = ZaloBot(settings, engine, services)
-    zalo.channel.recorder = runtime.recorder
-    runtime.add_channel(zalo.channel, zalo)
+    bots: list[Any] = []
+    if settings.zalo_bot_token:
+        zalo = ZaloBot(settings, engine, services)
+        zalo.channel.recorder = runtime.recorder
+        runtime.add_channel(zalo.channel, zalo)
+        bots.append(zalo)
+    if settings.zalo_oa_app_id:
+        from bot.channels.zalo_oa_bot import OABot
+
+        official = OABot(settings, engine, services.clock)
+        official.channel.recorder = runtime.recorder
+        official.sender.queued = runtime.wake_deliveries
+        runtime.add_channel(official.channel, official)
+        bots.append(official)
     sessionmaker = create_sessionmaker(engine)
+    wake = runtime.wake_deliveries
     jobs: list[Callable[[Any], Any]] = [
-        DigestJob(sessionmaker, services, parse_time(settings.ocop_digest_time), zalo.wake),
-        ReminderJob(sessionmaker, services, zalo.wake),
+        DigestJob(sessionmaker, services, parse_time(settings.ocop_digest_time), wake),
+        ReminderJob(sessionmaker, services, wake),
         HousekeepingJob(sessionmaker, services),
     ]
     try:
-        await zalo.open()
+        for bot in bots:
+            await bot.open()
         await runtime.start()
         settle_process()
         await _run_jobs(jobs, stopping)
     finally:
         await runtime.stop()
-        await zalo.close()
+        for bot in bots:
+            await bot.close()
         await engine.dispose()

@@ -5,17 +5,22 @@ Point the bot at it with ``ZALO_API_URL=emu.api_url`` and ``ZALO_BOT_TOKEN=emu.t
 API does: ``{"ok": true, "result": ...}``, or ``{"ok": false, "error_code": ..., "description":
 ...}`` with that HTTP status. Methods: ``getMe``; ``getUpdates`` (long polling: ONE update per
 call, or error 408 "Request timeout" when none arrived within ``timeout`` seconds, given as a
-string; refused while a webhook is set); ``setWebhook`` (``url``, ``secret_token`` of 8 to 256
-characters; plain http is accepted for loopback), ``deleteWebhook``, ``getWebhookInfo``;
+string; refused while a webhook is set); ``setWebhook`` (an HTTPS ``url``, as the published
+setWebhook page requires, and a ``secret_token`` of 8 to 256 characters), ``deleteWebhook``,
+``getWebhookInfo``;
 ``sendMessage`` (``text`` of 1 to 2000 characters, to a chat that wrote to the bot),
-``sendPhoto`` (``photo`` URL, ``caption``), ``sendChatAction``.
+``sendPhoto`` (``photo`` URL, ``caption``), ``sendChatAction`` (``typing`` only: the
+published page lists ``upload_photo`` as "coming soon").
 
 A test acts as users (``send_text``, ``send_image``, ``send_sticker``, ``send_unsupported``, and
 ``enqueue_raw`` to deliver an update again) and reads what the bot did (``sent``,
 ``messages_to``, ``texts_to``, ``wait_for_messages``, ``calls``, ``failures``, ``actions``). With
 a webhook set, updates are POSTed to it one at a time with the ``X-Bot-Api-Secret-Token`` header
 (``webhook_statuses`` records the answers); ``post_to_webhook`` posts one with any secret or none.
-``fail_next`` makes the next calls of a method fail; sends to ``blocked_chats`` get 403.
+A bot serves its webhook behind a TLS proxy: ``tls_proxy`` maps the HTTPS origin given to
+setWebhook to the plain address the bot listens on, as the proxy would.
+``fail_next`` makes the next calls of a method fail; sends to ``blocked_chats`` are refused with
+``blocked_error`` (code and description; no code for it is published, so tests choose one).
 Demos: ``python -m bot.emulator.zalo_control`` serves it, with ``/_emulator/`` routes.
 """
 
@@ -89,6 +94,8 @@ class ZaloEmulator:
         self.webhook: JSON | None = None
         self.webhook_statuses: list[int] = []
         self.blocked_chats: set[str] = set()
+        self.blocked_error: tuple[int, str] = (403, "Forbidden: the user blocked the bot")
+        self.tls_proxy: dict[str, str] = {}  # "https://bot.example" -> "http://127.0.0.1:8444"
         self._faults: dict[str, list[int]] = {}
         self._queue: deque[JSON] = deque()
         self._chats: set[str] = set()
@@ -215,8 +222,12 @@ class ZaloEmulator:
         if self.webhook is None or self._http is None:
             raise AssertionError("no webhook is set")
         headers = {SECRET_HEADER: secret} if secret is not None else {}
+        url = str(self.webhook["url"])
+        for origin, plain in self.tls_proxy.items():
+            if url.startswith(origin + "/") or url == origin:
+                url = plain + url[len(origin) :]
         try:
-            async with self._http.post(self.webhook["url"], json=update, headers=headers) as answer:
+            async with self._http.post(url, json=update, headers=headers) as answer:
                 await answer.read()
                 return answer.status
         except aiohttp.ClientError:
@@ -272,7 +283,7 @@ class ZaloEmulator:
 
     async def _set_webhook(self, params: JSON, request: web.Request) -> JSON:
         url, secret = params.get("url"), params.get("secret_token")
-        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        if not isinstance(url, str) or not url.startswith("https://") or len(url) <= 8:
             raise ApiError(400, "Bad Request: url must be an HTTPS URL")
         if not isinstance(secret, str) or not 8 <= len(secret) <= 256:
             raise ApiError(400, "Bad Request: secret_token must be 8 to 256 characters")
@@ -292,7 +303,7 @@ class ZaloEmulator:
         if not isinstance(chat_id, str) or not chat_id:
             raise ApiError(400, "Bad Request: chat_id is required")
         if chat_id in self.blocked_chats:
-            raise ApiError(403, "Forbidden: the user blocked the bot")
+            raise ApiError(*self.blocked_error)
         if chat_id not in self._chats:
             raise ApiError(400, "Bad Request: chat not found")
         return chat_id
@@ -329,7 +340,7 @@ class ZaloEmulator:
 
     async def _send_chat_action(self, params: JSON, request: web.Request) -> bool:
         chat_id, action = self._check_chat(params.get("chat_id")), params.get("action")
-        if action not in ("typing", "upload_photo"):
+        if action != "typing":
             raise ApiError(400, "Bad Request: unknown action")
         self.actions.append({"chat_id": chat_id, "action": action})
         return True
@@ -348,6 +359,10 @@ class ZaloEmulator:
             status = await self.post_to_webhook(update, self.webhook["secret_token"])
             self.webhook_statuses.append(status)
             self._pulse()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait until `predicate` holds (re-checked after every API call); False on timeout."""
+        return await self._wait_until(predicate, timeout)
 
     def _pulse(self) -> None:
         """Wake every waiter: they re-check their condition."""
