@@ -4,14 +4,26 @@ and a non-zero exit code."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
+import aiohttp
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Bot
 
 from bot.cli import main
 from bot.emulator import TelegramEmulator
 from bot.migrate import upgrade
+from bot.settings import Settings
+from models.db import create_engine, create_sessionmaker
+from tests.harness import BotUnderTest
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -108,3 +120,31 @@ async def test_a_short_webhook_secret_is_refused(
     # and `run` refuses to start with it, saying why
     assert await asyncio.to_thread(main, ["run"]) == 2
     assert "WEBHOOK_SECRET must be 32 to 256 characters" in capsys.readouterr().err
+
+
+async def test_healthz_answers_200_while_the_database_answers_and_503_when_not(
+    settings: Settings, engine: AsyncEngine, emulator: TelegramEmulator
+) -> None:
+    port = _free_port()
+    webhook = settings.model_copy(
+        update={
+            "webhook_url": f"http://127.0.0.1:{port}/telegram/hook",
+            "webhook_port": port,
+            "webhook_secret": "h" * 32,
+        }
+    )
+    bot = BotUnderTest(webhook, engine, emulator)
+    await bot.start()
+    unreachable = create_engine("postgresql+asyncpg://ocop@127.0.0.1:1/ocop")
+    try:
+        async with aiohttp.ClientSession() as client:
+            async with client.get(f"http://127.0.0.1:{port}/healthz") as health:
+                assert health.status == 200
+            # The database stops answering (as if its server went away).
+            bot.runtime.recorder.sessionmaker = create_sessionmaker(unreachable)
+            async with client.get(f"http://127.0.0.1:{port}/healthz") as health:
+                assert health.status == 503
+                assert "database" in await health.text()
+    finally:
+        await bot.stop()
+        await unreachable.dispose()

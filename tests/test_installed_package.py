@@ -186,6 +186,17 @@ async def test_the_installed_wheel_serves_by_polling_and_by_webhook(
             timeout=120,
         )
 
+    migrated = await asyncio.to_thread(command, "migrate")
+    assert migrated.returncode == 0, migrated
+    (folder / "chung-nhan.csv").write_text(
+        "Tên sản phẩm;Người đại diện;Tên chủ thể;Loại hình chủ thể;Xã/phường;Địa chỉ;"
+        "Số điện thoại;Hạng sao;Ngày cấp;Số quyết định\n"
+        "Nước mắm Sa Huỳnh;Lê Văn An;HTX Sa Huỳnh;Hợp tác xã;Sa Huỳnh;Thôn Long Thạnh;"
+        "0905111222;4;15/03/2024;12/QĐ-UBND\n",
+        encoding="utf-8",
+    )
+    imported = await asyncio.to_thread(command, "import", "chung-nhan.csv")
+    assert imported.returncode == 0 and "imported: 1" in imported.stdout, imported
     exported = await asyncio.to_thread(command, "export", "--year", "2026", "-o", "bang.xlsx")
     assert exported.returncode == 0 and "2 registrations" in exported.stdout, exported
     backup = await asyncio.to_thread(command, "backup", "--to", "saved")
