@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CATALOGS := $(wildcard locales/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: run test lint migrate locales extract bench clean
+.PHONY: run test lint lock migrate locales extract bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ migrate: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check bot handlers models tests migrations bench
 	$(BIN)/mypy
+	# uv.lock (what deployments install) must match pyproject.toml; this reads no network.
+	$(BIN)/uv lock --check --offline --quiet
+
+# Re-resolve uv.lock after changing the dependencies in pyproject.toml (needs PyPI).
+lock: $(STAMP)
+	$(BIN)/uv lock
 
 test: $(STAMP) locales lint
 	$(BIN)/pytest -q

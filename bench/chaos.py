@@ -292,7 +292,7 @@ async def chaos(
         environment |= {
             "WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram/hook",
             "WEBHOOK_PORT": str(port),
-            "WEBHOOK_SECRET": "chaos-secret",
+            "WEBHOOK_SECRET": "chaos-secret-0123456789abcdefghijklmnop",
         }
 
     async def start() -> asyncio.subprocess.Process:

@@ -14,8 +14,9 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, Defaults
 from telegram.request import BaseRequest, HTTPXRequest
 
+from bot.backup import BackupJob, BackupSchedule
 from bot.channels.telegram import CHANNEL, TelegramChannel, telegram_sender
-from bot.channels.telegram_receiver import TelegramPoller, TelegramWebhook
+from bot.channels.telegram_receiver import TelegramPoller, TelegramWebhook, check_secret
 from bot.delivery import CONCURRENT_SENDS, DeliveryWorker
 from bot.fairness import SenderLimits
 from bot.jobs import parse_time, schedule_jobs
@@ -98,8 +99,8 @@ def build_application(
     per-sender rate."""
     if not settings.telegram_bot_token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
-    if settings.webhook_url and not settings.webhook_secret:
-        raise ValueError("WEBHOOK_SECRET must be set with WEBHOOK_URL")
+    if settings.webhook_url:
+        check_secret(settings.webhook_secret)
     # One TLS context (httpx's default trust store) for every HTTP client: loading the CA
     # store is ~40 ms per client, three clients at start-up (bench/README.md, "startup").
     tls = httpx.create_ssl_context()
@@ -153,6 +154,13 @@ def build_application(
             shared,
             parse_time(settings.ocop_digest_time),
             runtime.wake_deliveries,
+            BackupJob(
+                sessionmaker,
+                settings.database_url,
+                BackupSchedule.of(settings),
+                shared.clock,
+                shared.timezone,
+            ),
         )
         await delivery_bot.initialize()
         if zalo is not None:
@@ -160,6 +168,7 @@ def build_application(
         if official is not None:
             await official.open()
         await runtime.start()
+        log.info("serving %s", settings.served(application.bot.username))
 
     async def halt(_application: Application) -> None:
         await runtime.stop()

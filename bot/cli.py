@@ -1,17 +1,21 @@
-"""The `ocop-bot` command: `run` serves the bot, `migrate` brings the database up to date."""
+"""The `ocop-bot` command: `run` serves the bot, `migrate` brings the database up to date;
+`backup`, `restore` and `check` are in bot/operations.py."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import io
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+from pydantic import ValidationError
+
+from bot import operations
+from bot.logs import configure_logging
 from bot.settings import Settings
 
 NO_TOKEN = """\
@@ -32,14 +36,15 @@ TELEGRAM_API_URL to the URL it prints.
 """
 
 
-def configure_logging() -> None:
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
-    )
-    # httpx logs every request URL at INFO, and Telegram URLs contain the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+def load_settings() -> Settings | None:
+    """The settings, or None after one line per wrong setting on stderr."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = ".".join(str(part) for part in problem["loc"]).upper()
+            print(f"setting {name}: {problem['msg']}", file=sys.stderr)
+        return None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         "rejected row is reported with its row number and why.",
     )
     importer.add_argument("file", help="the filled template (.xlsx or .csv)")
+    operations.add_commands(commands)
     return parser
 
 
@@ -167,10 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Durations from the Bot API (retry_after) as timedeltas, PTB's coming default.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
     args = _parser().parse_args(argv)
-    configure_logging()
-    settings = Settings()
+    settings = load_settings()
+    if settings is None:
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
     if args.command == "run":
         return run(settings)
+    if args.command in operations.COMMANDS:
+        return operations.run_command(args, settings)
     from bot.migrate import upgrade
 
     upgrade(settings.database_url)

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 DIGEST_JOB = "digest"
 REMINDER_JOB = "reminders"
 HOUSEKEEPING_JOB = "housekeeping"
+BACKUP_JOB = "backup"  # bot/backup.py
 TICK_SECONDS = 60
 HOUSEKEEPING_SECONDS = 3600
 # Telegram keeps an unconfirmed update for 24 hours; a week is ample for any redelivery.
@@ -150,6 +151,7 @@ def schedule_jobs(
     services: Services,
     digest_time: dt.time,
     queued: Callable[[], None],
+    backup: Callable[[ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
     """(Re)schedule the jobs by name, so calling this twice never runs them twice."""
     queue = application.job_queue
@@ -161,6 +163,8 @@ def schedule_jobs(
         (REMINDER_JOB, ReminderJob(sessionmaker, services, queued), TICK_SECONDS),
         (HOUSEKEEPING_JOB, HousekeepingJob(sessionmaker, services), HOUSEKEEPING_SECONDS),
     ]
+    if backup is not None:
+        jobs.append((BACKUP_JOB, backup, TICK_SECONDS))
     for name, callback, interval in jobs:
         for job in queue.get_jobs_by_name(name):
             job.schedule_removal()

@@ -7,7 +7,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Installed, the migrations ship as bot/migrations (see setup.py); in a checkout they are the
+# repository's migrations/ folder.
+_INSTALLED = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS_DIR = _INSTALLED if _INSTALLED.is_dir() else _INSTALLED.parent.parent / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     ocop_user_burst: int = 20
     # Seconds to wait for the Bot API when delivering a notification before retrying it.
     ocop_delivery_timeout: float = 15.0
+    # The daily backup (bot/backup.py): where, when (local time) and how many are kept (0: none).
+    ocop_backup_dir: str = "data/backups"
+    ocop_backup_time: str = "02:30"
+    ocop_backup_keep: int = 7
+    # Log lines as text, or one JSON object a line (for a log collector); and how much.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     zalo_bot_token: str | None = None
     zalo_api_url: str = "https://bot-api.zaloplatforms.com/bot"
     # Set to receive Zalo updates by webhook (HTTPS, public) instead of long polling; the bot
@@ -102,3 +109,33 @@ class Settings(BaseSettings):
         if base.endswith("/bot"):
             return base[: -len("/bot")] + "/file/bot"
         return base.rstrip("/") + "/file/bot"
+
+    def served(self, telegram_name: str | None = None) -> str:
+        """What `run` serves, in one line (logged at start, printed by `check`)."""
+        from sqlalchemy.engine import make_url
+
+        channels = []
+        if self.telegram_bot_token:
+            name = f"Telegram @{telegram_name}" if telegram_name else "Telegram"
+            if self.webhook_url:
+                name += (
+                    f" by webhook at {self.webhook_url} "
+                    f"(listening on {self.webhook_listen}:{self.webhook_port})"
+                )
+            else:
+                name += " by long polling"
+            channels.append(name)
+        if self.zalo_bot_token:
+            channels.append(
+                f"Zalo by webhook at {self.zalo_webhook_url}"
+                if self.zalo_webhook_url
+                else "Zalo by long polling"
+            )
+        database = make_url(self.database_url).render_as_string(hide_password=True)
+        backups = (
+            f"daily backup at {self.ocop_backup_time} to {self.ocop_backup_dir}, "
+            f"keeping {self.ocop_backup_keep}"
+            if self.ocop_backup_keep > 0
+            else "no daily backup"
+        )
+        return f"{', '.join(channels) or 'no channel'}; database {database}; {backups}"

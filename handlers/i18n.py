@@ -18,7 +18,10 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
-LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+# Installed, the catalogs ship as handlers/locales (see setup.py); in a checkout they are the
+# repository's locales/ folder.
+_INSTALLED = Path(__file__).resolve().parent / "locales"
+LOCALES_DIR = _INSTALLED if _INSTALLED.is_dir() else _INSTALLED.parent.parent / "locales"
 DOMAIN = "messages"
 LANGUAGES = ("vi", "en")
 DEFAULT_LANGUAGE = "vi"

@@ -135,6 +135,7 @@ def settings(emulator: TelegramEmulator, database_url: str) -> Settings:
         ocop_admins=[ADMIN_ID],
         # Test producers answer at once; the per-sender limit has tests of its own.
         ocop_user_burst=10_000,
+        ocop_backup_keep=0,  # the daily backup has tests of its own (tests/test_backup.py)
     )
 
 

@@ -29,7 +29,7 @@ from models.users import User
 from tests.conftest import reset_schema
 
 CHATS = 20
-SECRET = "one-chat-one-writer"
+SECRET = "one-chat-one-writer-0123456789abcdef"
 WAIT = 60.0  # a step's answer, on a busy machine, with the chat's one-second interval
 # To the question "Tên đăng ký của … hợp tác xã", then the two answers that are split.
 TO_SUBJECT = (

@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from sqlalchemy import text
 from telegram import Bot, Update
 from telegram.error import Conflict, InvalidToken, TelegramError
 
@@ -31,6 +33,25 @@ MAX_RETRY_DELAY = 30.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_CONNECTIONS = 40
 READ_MARGIN = 10.0  # seconds beyond the long poll's own timeout before the call is given up
+HEALTH_PATH = "/healthz"
+HEALTH_TIMEOUT = 5.0  # seconds the database may take to answer a health check
+# Telegram takes 1-256 of these characters; fewer than 32 could be guessed.
+SECRET = re.compile(r"[A-Za-z0-9_-]{32,256}")
+MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def check_secret(secret: str | None) -> str:
+    """The webhook's secret, or ValueError saying what a usable one is."""
+    if not secret:
+        raise ValueError(
+            f"WEBHOOK_SECRET must be set with WEBHOOK_URL; make one with: {MAKE_SECRET}"
+        )
+    if not SECRET.fullmatch(secret):
+        raise ValueError(
+            "WEBHOOK_SECRET must be 32 to 256 characters of A-Z, a-z, 0-9, _ and -; "
+            f"make one with: {MAKE_SECRET}"
+        )
+    return secret
 
 
 def _incoming(bot: Bot, updates: list[Any]) -> tuple[list[Incoming], int | None]:
@@ -127,7 +148,8 @@ class TelegramPoller:
 
 class TelegramWebhook:
     """Serves the path of WEBHOOK_URL on WEBHOOK_LISTEN:WEBHOOK_PORT (directly, or behind a
-    proxy that keeps the path) and tells Telegram to post there with the secret."""
+    proxy that keeps the path) and tells Telegram to post there with the secret; and
+    GET /healthz, 200 while the database answers (for a proxy or a service monitor)."""
 
     def __init__(
         self,
@@ -140,8 +162,7 @@ class TelegramWebhook:
         listen: str,
         port: int,
     ) -> None:
-        if not secret:
-            raise ValueError("WEBHOOK_SECRET must be set with WEBHOOK_URL")
+        check_secret(secret)
         self.bot, self.channel, self.recorder = bot, channel, recorder
         self.url, self.listen, self.port = url, listen, port
         self._secret = secret.encode()
@@ -150,6 +171,7 @@ class TelegramWebhook:
     async def start(self) -> None:
         app = web.Application(client_max_size=1024**2)
         app.router.add_post(urlsplit(self.url).path or "/", self._on_update)
+        app.router.add_get(HEALTH_PATH, self._on_health)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.listen, self.port).start()
@@ -161,7 +183,7 @@ class TelegramWebhook:
             allowed_updates=Update.ALL_TYPES,
             max_connections=MAX_CONNECTIONS,
         )
-        log.info("Telegram webhook served on %s:%s", self.listen, self.port)
+        log.debug("Telegram webhook served on %s:%s", self.listen, self.port)
 
     async def stop(self) -> None:
         """Stop answering: Telegram keeps what it could not deliver and sends it later."""
@@ -169,7 +191,18 @@ class TelegramWebhook:
             await self._runner.cleanup()
             self._runner = None
 
+    async def _on_health(self, _request: web.Request) -> web.Response:
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT):
+                async with self.recorder.sessionmaker() as session:
+                    await session.execute(text("SELECT 1"))
+        except Exception as error:  # whatever the database says, the answer is: not healthy
+            log.warning("health check: the database did not answer (%s)", type(error).__name__)
+            return web.Response(status=503, text="database unavailable\n")
+        return web.Response(text="ok\n")
+
     async def _on_update(self, request: web.Request) -> web.Response:
+        # Compared in constant time, so the answer's timing tells nothing about the secret.
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, self._secret):
             log.warning("refused a webhook call without the right secret")

@@ -158,7 +158,7 @@ class ZaloBot:
         await self.client.start()
         try:
             me = await self.client.get_me()
-            log.info("Zalo bot %s connected", me.get("account_name") or me.get("id") or "")
+            log.debug("Zalo bot %s connected", me.get("account_name") or me.get("id") or "")
         except ZaloApiError as error:
             if error.code in (401, 403):
                 await self.client.close()
@@ -208,6 +208,7 @@ async def _run_jobs(jobs: list[Callable[[Any], Any]], stopping: asyncio.Event) -
 async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> None:
     """Run the Zalo channel alone until SIGINT/SIGTERM (or `stopping` is set)."""
     from bot.app import build_runtime, build_services
+    from bot.backup import BackupJob, BackupSchedule
     from bot.jobs import DigestJob, HousekeepingJob, ReminderJob, parse_time
     from bot.runtime import settle_process
 
@@ -238,12 +239,20 @@ async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> No
         DigestJob(sessionmaker, services, parse_time(settings.ocop_digest_time), wake),
         ReminderJob(sessionmaker, services, wake),
         HousekeepingJob(sessionmaker, services),
+        BackupJob(
+            sessionmaker,
+            settings.database_url,
+            BackupSchedule.of(settings),
+            services.clock,
+            services.timezone,
+        ),
     ]
     try:
         for bot in bots:
             await bot.open()
         await runtime.start()
         settle_process()
+        log.info("serving %s", settings.served())
         await _run_jobs(jobs, stopping)
     finally:
         await runtime.stop()
