@@ -15,7 +15,7 @@ from handlers.officials import start_with_code
 from handlers.registration import FLOW, SUMMARY, answers_of, previous_details
 from handlers.routes import Call, Routes
 from models.conversations import Conversation
-from models.domain import RegistrationKind, RegistrationStatus, Role
+from models.domain import RegistrationKind, RegistrationStatus, Role, parse_number
 from models.registrations import Registration, registrations_of
 
 REGISTER = Engine(FLOW)
@@ -72,7 +72,7 @@ def help_reply(role: Role) -> Reply:
         lines += [
             "",
             _("<b>For administrators</b>"),
-            _("/official add|remove <id or @username> [commune codes]"),
+            html.escape(_("/official add|remove <id or @username> [commune codes]")),
             _("/officials: who are officials, and their communes"),
             _("/invite [commune codes]: a one-time link that makes its user an official"),
             _("/template, then send the filled file: import existing certificates"),
@@ -191,7 +191,7 @@ async def menu_button(call: Call) -> Outcome:
 async def edit_returned(call: Call) -> Outcome:
     """A producer reopens a registration that was returned for completion."""
     ctx = call.ctx
-    registration_id = int(call.args[0]) if call.args and call.args[0].isdigit() else 0
+    registration_id = (parse_number(call.args[0]) if call.args else None) or 0
     registration = await ctx.session.get(Registration, registration_id)
     if (
         registration is None
