@@ -12,7 +12,7 @@ from babel.dates import format_date
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import labels
+from handlers import consent, labels
 from handlers.context import Context, Services
 from handlers.engine import Answers
 from handlers.events import Choice, Event, EventKind, Notice, Outcome, Reply
@@ -176,6 +176,9 @@ async def renew(call: Call) -> Outcome:
             product=html.escape(held.product)
         )
         return Outcome([Reply(text)])
+    asked = consent.gate(ctx, f"rr:{held.certificate_id}")
+    if asked is not None:
+        return Outcome(asked)
     product = await ctx.session.get(Product, held.product_id)
     subject = await ctx.session.get(Subject, held.subject_id)
     assert product is not None and subject is not None
@@ -212,6 +215,8 @@ async def link_shared_contact(ctx: Context, event: Event) -> Reply | None:
     """A producer shared their own contact: certificates on file with that phone become theirs."""
     if event.kind is not EventKind.CONTACT or event.contact_user_id != event.user_id:
         return None  # only a verified own number, never one typed or someone else's card
+    if ctx.user.consent_version is None:
+        return None  # a phone number is personal data: not kept without consent
     try:
         phone = parse_phone(event.phone or "")
     except Invalid:

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import documents, menu, notices, officials, reminders, review
+from handlers import (
+    consent,
+    documents,
+    menu,
+    notices,
+    officials,
+    personal_data,
+    reminders,
+    review,
+)
 from handlers.context import Context, Services
 from handlers.engine import Engine
 from handlers.events import Event, EventKind, Outcome, Reply
@@ -30,7 +39,7 @@ from models.tasks import queue_tasks
 from models.users import Profile, User, claim_updates, users_for
 
 ROUTES = Routes()
-for feature in (menu, officials, review, documents, reminders):
+for feature in (menu, officials, review, documents, reminders, consent, personal_data):
     feature.register_routes(ROUTES)
 ENGINES.update(review.ENGINES)
 

@@ -56,6 +56,8 @@ class RegistrationStatus(enum.StrEnum):
     CERTIFIED = "certified"
     FAILED = "failed"
     DEFERRED = "deferred"
+    # The producer had their personal data erased before a decision (/deletedata).
+    WITHDRAWN = "withdrawn"
 
 
 def targets_for(kind: RegistrationKind, current_star: int | None) -> list[Target]:

@@ -147,7 +147,7 @@ def _attempts_to(emulator: TelegramEmulator, chat_id: int) -> str:
 # --- 1. Bot API faults on replies --------------------------------------------------------------
 
 PRODUCERS = 10
-STORY_ACTIONS = 15  # `_register`: /dangky, thirteen answers, submit
+STORY_ACTIONS = 16  # `_register`: /dangky, consent, thirteen answers, submit
 DELIVERY_TIMEOUT = 2.0  # seconds the bot waits for the Bot API before retrying a send
 
 

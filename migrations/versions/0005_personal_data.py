@@ -1,4 +1,4 @@
-"""personal data: invite and claim codes stored as hashes
+"""personal data: consent records, invite and claim codes stored as hashes
 
 Revision ID: 0005
 Revises: 0004
@@ -19,6 +19,22 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "consents",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("notice_version", sa.Integer(), nullable=False),
+        sa.Column("decision", sa.String(length=16), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_consents_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_consents")),
+    )
+    with op.batch_alter_table("consents") as batch_op:
+        batch_op.create_index(batch_op.f("ix_consents_user_id"), ["user_id"], unique=False)
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.add_column(sa.Column("consent_version", sa.Integer(), nullable=True))
     with op.batch_alter_table("invites") as batch_op:
         batch_op.alter_column(
             "code",
@@ -38,6 +54,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_column("consent_version")
+    with op.batch_alter_table("consents") as batch_op:
+        batch_op.drop_index(batch_op.f("ix_consents_user_id"))
+    op.drop_table("consents")
     # A hash cannot be turned back into its code: the links given out stop working.
     op.execute("DELETE FROM invites")
     with op.batch_alter_table("invites") as batch_op:
