@@ -106,6 +106,19 @@ async def test_out_of_scope_claim_links_and_exports_are_audited_as_refused(
     assert rows == {("claimlink", False), ("export", False)}
 
 
+async def test_every_export_is_audited_with_its_scope_and_row_count(
+    bot: BotUnderTest, engine: AsyncEngine
+) -> None:
+    official = await make_official(bot, 12025, "21478")
+    producer = Producer(bot, user_id=12026)
+    await answer_new_product(producer, commune="Sa Huỳnh")
+    await producer.tap("Gửi hồ sơ")
+    await official.say("/xuat 2026")
+    await official.notified("Hồ sơ đăng ký năm 2026: 1")
+    exports = [(e.allowed, e.detail) for e in await audit(engine) if e.action == "export"]
+    assert exports == [(True, "export 2026"), (True, "2026 communes 21478: 1 rows")]
+
+
 # --- review forms re-check who finishes them -------------------------------------------------
 
 
