@@ -119,12 +119,15 @@ async def status(call: Call) -> Outcome:
         )
     lines = [_("<b>Your registrations</b>"), ""]
     fixes = []
+    corrections = 0
     for registration in registrations:
         lines += _status_line(registration, ctx)
         if registration.status is RegistrationStatus.RETURNED:
             label = _("✏️ Complete and resubmit {code}").format(code=registration.code)
             fixes.append((Choice(label, f"pe:{registration.id}"),))
-        elif registration.status is RegistrationStatus.SUBMITTED:
+        elif registration.status is RegistrationStatus.SUBMITTED and corrections < 3:
+            # The newest few only: a long list of buttons would bury the statuses.
+            corrections += 1
             label = _("✏️ Correct {code}").format(code=registration.code)
             fixes.append((Choice(label, f"pe:{registration.id}"),))
     return Outcome([Reply("\n".join(lines), choices=tuple(fixes))])

@@ -196,13 +196,16 @@ class Producer:
         return self.bot.emulator
 
     async def _do(self, update: JSON) -> list[JSON]:
-        self.replies = await self.bot.deliver(update)
+        self.replies = await self._answered(update)
         agree = self._consent_button() if self.consents else None
         if agree is not None:
             message_id, data = agree
-            pressed = self.emulator.press(self.user_id, message_id, data)
-            self.replies = await self.bot.deliver(pressed)
+            self.replies = await self._answered(self.emulator.press(self.user_id, message_id, data))
         return self.replies
+
+    async def _answered(self, update: JSON) -> list[JSON]:
+        """The bot's messages in answer to `update`, once it has handled it."""
+        return await self.bot.deliver(update)
 
     def _consent_button(self) -> tuple[int, str] | None:
         for message in self.replies:

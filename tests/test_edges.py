@@ -52,7 +52,7 @@ class Person(Producer):
     def patience(self) -> float:
         return max(0.0, self.until - asyncio.get_running_loop().time())
 
-    async def _do(self, update: JSON) -> list[JSON]:
+    async def _answered(self, update: JSON) -> list[JSON]:
         asked = time.monotonic()
         before = len(self.emulator.messages_to(self.user_id))
         await self.bot.tracker.wait_answered(str(update["update_id"]), timeout=self.patience())
@@ -351,7 +351,7 @@ FLOOD = 2_000
 FLOODER = 7100
 RATE = Settings.model_fields["ocop_user_rate"].default  # the per-sender limits as shipped
 BURST = Settings.model_fields["ocop_user_burst"].default
-CONVERSATION = 8  # actions in `_short_conversation`
+CONVERSATION = 9  # actions in `_short_conversation` (the consent tap is one)
 
 
 async def _short_conversation(producer: Person) -> None:
