@@ -7,6 +7,7 @@ CATALOGS := $(wildcard locales/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
 .PHONY: run test lint lock migrate locales extract bench clean
+.PHONY: run test lint migrate locales extract bench fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +38,10 @@ lock: $(STAMP)
 
 test: $(STAMP) locales lint
 	$(BIN)/pytest -q
+
+# The fuzz test with many more examples than `make test` runs (tests/test_fuzz.py).
+fuzz: $(STAMP) locales
+	OCOP_FUZZ_EXAMPLES=3000 $(BIN)/pytest -q tests/test_fuzz.py
 
 # Every benchmark scenario; writes bench/results.md (see bench/README.md).
 bench: $(STAMP) locales

@@ -79,6 +79,7 @@ PHONE = "+84905123456"
 # (action, value): the form of a new product, as tests/flows.py answers it.
 SCRIPT: tuple[tuple[str, str], ...] = (
     ("say", "/dangky"),
+    ("tap", "Đồng ý"),  # the personal-data notice
     ("tap", "Sản phẩm mới"),
     ("tap", "Sa Huỳnh"),
     ("say", "Nước mắm cá cơm"),

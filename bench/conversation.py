@@ -50,9 +50,10 @@ from models.outbox import Pacing
 _updates = itertools.count(1)
 
 # The registration as a producer answers it: ("tap", label) presses a button of the last
-# question, ("say", text) types. {i} is the producer's number. 14 updates, like the peer's.
+# question, ("say", text) types. {i} is the producer's number. 15 updates, like the peer's.
 SCRIPT: tuple[tuple[str, str], ...] = (
     ("say", "/dangky"),
+    ("tap", "Đồng ý"),  # the personal-data notice
     ("tap", "Sản phẩm mới"),
     ("tap", "Sa Huỳnh"),
     ("say", "Nước mắm số {i}"),

@@ -40,6 +40,9 @@ def build_services(settings: Settings) -> Services:
         area=Area(settings.ocop_province_code, settings.ocop_commune_codes),
         timezone=ZoneInfo(settings.ocop_timezone),
         reminder_days=tuple(sorted(set(settings.ocop_reminder_days), reverse=True)),
+        data_controller=settings.ocop_data_controller,
+        form_retention_days=settings.ocop_form_retention_days,
+        outbox_retention_days=settings.ocop_outbox_retention_days,
     )
 
 

@@ -22,9 +22,11 @@ from handlers.events import Notice
 from handlers.i18n import in_language
 from handlers.reports.digest import build_digest, render_digest
 from models.base import run_alone, utcnow
+from models.conversations import forget_abandoned_forms
 from models.digests import open_digest
 from models.inbox import forget_excess
 from models.officials import officials
+from models.outbox import forget_delivered
 from models.tasks import forget_tasks
 from models.users import forget_updates
 
@@ -123,13 +125,17 @@ class HousekeepingJob:
     """Forgets the ids of updates handled more than KEEP_UPDATE_IDS ago, so the table that
     catches redeliveries stays a week long instead of growing with every message, and the
     excess updates of floods recorded as long ago (handled updates leave the inbox at once), and
-    the long tasks finished as long ago."""
+    the long tasks finished as long ago; forms left unfinished for OCOP_FORM_RETENTION_DAYS and
+    messages delivered OCOP_OUTBOX_RETENTION_DAYS ago."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], services: Services) -> None:
         self.sessionmaker, self.services = sessionmaker, services
 
     async def __call__(self, context: ContextTypes.DEFAULT_TYPE) -> None:
-        before = self.services.clock() - KEEP_UPDATE_IDS
+        now = self.services.clock()
+        before = now - KEEP_UPDATE_IDS
+        forms = now - dt.timedelta(days=self.services.form_retention_days)
+        delivered = now - dt.timedelta(days=self.services.outbox_retention_days)
         forgotten = 0
         while True:  # a chunk per transaction: events write in between
             async with self.sessionmaker() as session, session.begin():
@@ -138,11 +144,14 @@ class HousekeepingJob:
                 chunk = await forget_updates(session, before, FORGET_CHUNK)
                 chunk = max(chunk, await forget_excess(session, before, FORGET_CHUNK))
                 chunk = max(chunk, await forget_tasks(session, before, FORGET_CHUNK))
+                # Personal data kept no longer than needed (README, "Dữ liệu cá nhân").
+                chunk = max(chunk, await forget_abandoned_forms(session, forms, FORGET_CHUNK))
+                chunk = max(chunk, await forget_delivered(session, delivered, FORGET_CHUNK))
             forgotten += chunk
             if chunk < FORGET_CHUNK:
                 break
         if forgotten:
-            log.info("forgot handled update ids and excess updates older than a week")
+            log.info("forgot old update ids, excess updates, finished tasks, forms and messages")
 
 
 def schedule_jobs(

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     # Log lines as text, or one JSON object a line (for a log collector); and how much.
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Personal data (Law 91/2025/QH15): who controls it, as the consent notice names it, and
+    # how long what is no longer needed is kept.
+    ocop_data_controller: str = "Văn phòng Điều phối nông thôn mới tỉnh Quảng Ngãi"
+    ocop_form_retention_days: int = Field(default=90, ge=1)
+    ocop_outbox_retention_days: int = Field(default=30, ge=1)
     zalo_bot_token: str | None = None
     zalo_api_url: str = "https://bot-api.zaloplatforms.com/bot"
     # Set to receive Zalo updates by webhook (HTTPS, public) instead of long polling; the bot

@@ -25,6 +25,10 @@ class Services:
     clock: Callable[[], dt.datetime] = field(default=utcnow)
     # Days before a certificate's expiry on which its producer is reminded (0 = the day itself).
     reminder_days: tuple[int, ...] = (180, 90, 60, 30, 0)
+    # Named in the personal-data notice; the retention periods housekeeping applies.
+    data_controller: str = "Văn phòng Điều phối nông thôn mới tỉnh Quảng Ngãi"
+    form_retention_days: int = 90
+    outbox_retention_days: int = 30
 
     def today(self) -> dt.date:
         return self.clock().astimezone(self.timezone).date()

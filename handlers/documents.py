@@ -16,7 +16,7 @@ from handlers.reports.certificate_import import MAX_FILE_BYTES
 from handlers.reports.certificate_template import template_xlsx
 from handlers.reports.digest import scope_codes
 from handlers.routes import Call, Routes
-from models.domain import Role
+from models.domain import Role, parse_number
 
 FIRST_YEAR = 2018
 
@@ -25,8 +25,9 @@ def _year(ctx: Context, text: str | None) -> int | None:
     """A programme year typed by an official; the current year when none; None if nonsense."""
     if text is None:
         return ctx.today().year
-    if text.isdigit() and FIRST_YEAR <= int(text) <= ctx.today().year + 1:
-        return int(text)
+    year = parse_number(text, max_digits=4)
+    if year is not None and FIRST_YEAR <= year <= ctx.today().year + 1:
+        return year
     return None
 
 
@@ -56,7 +57,9 @@ async def export(call: Call) -> Outcome:
         text = _("Usage: /export [year] [commune codes] [csv]. Your communes: {codes}.").format(
             codes=html.escape(", ".join(known[:12]))
         )
-        return Outcome([Reply(text)])
+        outside = [code for code in unknown if ctx.area.get(code) is not None]
+        refused = "out of scope " + " ".join(outside) if outside else None
+        return Outcome([Reply(text)], refused=refused)
     task = LongTask("export", {"year": year, "communes": list(args or allowed), "csv": as_csv})
     return Outcome([Reply(_("Preparing the table…"))], tasks=[task])
 

@@ -19,6 +19,7 @@ from handlers.i18n import _
 from handlers.validators import Invalid, Option
 from models.admin_units import fold
 from models.conversations import Conversation
+from models.domain import parse_number
 
 Answers = dict[str, Any]
 SUMMARY = "summary"
@@ -226,7 +227,7 @@ class Engine:
 
     async def _on_choice(self, conversation: Conversation, ctx: Context, data: str) -> Outcome:
         version, _sep, rest = data.partition(":")
-        if not version.isdigit() or int(version) != conversation.version:
+        if parse_number(version) != conversation.version:
             notice = _("That button belongs to an earlier message. Here is the current question.")
             return Outcome(self.render(conversation, ctx, notice), toast=notice)
         action, _sep, argument = rest.partition(":")
@@ -344,8 +345,9 @@ class Engine:
 def _match_option(text: str, options: Sequence[Option]) -> Option | None:
     """A typed answer that names an option: its number, its label or its value."""
     key = fold(text)
-    if key.isdigit() and 1 <= int(key) <= len(options):
-        return options[int(key) - 1]
+    number = parse_number(key, max_digits=4)
+    if number is not None and 1 <= number <= len(options):
+        return options[number - 1]
     for option in options:
         if key in (fold(option.label), fold(option.value)):
             return option

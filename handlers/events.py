@@ -132,3 +132,5 @@ class Outcome:
     toast: str | None = None
     notices: list[Notice] = field(default_factory=list)
     tasks: list[LongTask] = field(default_factory=list)
+    # Why a privileged route refused the request (out of scope…): it is audited as refused.
+    refused: str | None = None

@@ -43,6 +43,7 @@ STATUS = {
     RegistrationStatus.CERTIFIED: N_("Certified"),
     RegistrationStatus.FAILED: N_("Not certified"),
     RegistrationStatus.DEFERRED: N_("Moved to next year"),
+    RegistrationStatus.WITHDRAWN: N_("Withdrawn by the producer"),
 }
 
 YES, NO = N_("Yes"), N_("No")
@@ -50,3 +51,10 @@ YES, NO = N_("Yes"), N_("No")
 
 def stars(count: int) -> str:
     return _("{count} stars").format(count=count)
+
+# A decision on the personal-data notice, as /mydata lists it.
+CONSENT_DECISION = {
+    "granted": N_("agreed"),
+    "refused": N_("did not agree"),
+    "withdrawn": N_("withdrawn"),
+}

@@ -6,7 +6,7 @@ import html
 
 from babel.dates import format_date
 
-from handlers import labels
+from handlers import consent, labels
 from handlers.context import Context
 from handlers.engine import Engine
 from handlers.events import Choice, Outcome, Reply
@@ -15,8 +15,8 @@ from handlers.officials import start_with_code
 from handlers.registration import FLOW, SUMMARY, answers_of, previous_details
 from handlers.routes import Call, Routes
 from models.conversations import Conversation
-from models.domain import RegistrationKind, RegistrationStatus, Role
-from models.registrations import Registration, registrations_of
+from models.domain import RegistrationKind, RegistrationStatus, Role, parse_number
+from models.registrations import CORRECTABLE, Registration, registrations_of
 
 REGISTER = Engine(FLOW)
 ENGINES: dict[str, Engine] = {FLOW.name: REGISTER}
@@ -58,6 +58,8 @@ def help_reply(role: Role) -> Reply:
         _("/status (or /hoso): your registrations and their status"),
         _("/cancel (or /huy): stop the registration in progress"),
         _("/language: change the language"),
+        _("/mydata: what the bot keeps about you; /deletedata: delete it; /withdraw: withdraw "
+          "your consent"),
     ]
     if role is not Role.PRODUCER:
         lines += [
@@ -72,7 +74,7 @@ def help_reply(role: Role) -> Reply:
         lines += [
             "",
             _("<b>For administrators</b>"),
-            _("/official add|remove <id or @username> [commune codes]"),
+            html.escape(_("/official add|remove <id or @username> [commune codes]")),
             _("/officials: who are officials, and their communes"),
             _("/invite [commune codes]: a one-time link that makes its user an official"),
             _("/template, then send the filled file: import existing certificates"),
@@ -117,10 +119,16 @@ async def status(call: Call) -> Outcome:
         )
     lines = [_("<b>Your registrations</b>"), ""]
     fixes = []
+    corrections = 0
     for registration in registrations:
         lines += _status_line(registration, ctx)
         if registration.status is RegistrationStatus.RETURNED:
             label = _("✏️ Complete and resubmit {code}").format(code=registration.code)
+            fixes.append((Choice(label, f"pe:{registration.id}"),))
+        elif registration.status is RegistrationStatus.SUBMITTED and corrections < 3:
+            # The newest few only: a long list of buttons would bury the statuses.
+            corrections += 1
+            label = _("✏️ Correct {code}").format(code=registration.code)
             fixes.append((Choice(label, f"pe:{registration.id}"),))
     return Outcome([Reply("\n".join(lines), choices=tuple(fixes))])
 
@@ -131,6 +139,9 @@ async def start_registration(
     if conversation.flow in ENGINES:
         notice = _("You have a registration in progress. Here is where you stopped.")
         return ENGINES[conversation.flow].render(conversation, ctx, notice)
+    asked = consent.gate(ctx, f"m:{kind.value if kind else 'reg'}")
+    if asked is not None:
+        return asked
     preset = await previous_details(ctx)
     if kind is not None:
         preset["kind"] = kind.value
@@ -184,21 +195,27 @@ async def menu_button(call: Call) -> Outcome:
     kinds = {"new": RegistrationKind.NEW, "reeval": RegistrationKind.REEVALUATION}
     if action in kinds:
         return Outcome(await start_registration(call.conversation, call.ctx, kinds[action]))
+    if action == "reg":
+        return Outcome(await start_registration(call.conversation, call.ctx))
     handlers = {"status": status, "help": help_command, "lang": language}
     return await handlers.get(action, start)(call)
 
 
 async def edit_returned(call: Call) -> Outcome:
-    """A producer reopens a registration that was returned for completion."""
+    """A producer reopens a registration returned for completion, or corrects one no official
+    has accepted yet (the right to correct one's data)."""
     ctx = call.ctx
-    registration_id = int(call.args[0]) if call.args and call.args[0].isdigit() else 0
+    registration_id = (parse_number(call.args[0]) if call.args else None) or 0
     registration = await ctx.session.get(Registration, registration_id)
     if (
         registration is None
         or registration.submitted_by_user_id != ctx.user.id
-        or registration.status is not RegistrationStatus.RETURNED
+        or registration.status not in CORRECTABLE
     ):
         return Outcome([Reply(_("This registration cannot be changed any more."))])
+    asked = consent.gate(ctx, f"pe:{registration.id}")
+    if asked is not None:
+        return Outcome(asked)
     if call.conversation.flow in ENGINES:
         ENGINES[call.conversation.flow].finish(call.conversation)
     notice = _("Change what the officials asked for, then submit again.")

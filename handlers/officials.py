@@ -10,7 +10,9 @@ from handlers import labels
 from handlers.context import Context, TaskContext
 from handlers.events import Notice, Outcome, Reply
 from handlers.i18n import _, current_language, in_language
+from handlers.review import close_review_forms
 from handlers.routes import Call, Routes
+from models.audit import record
 from models.certificates import Held, link_certificate
 from models.domain import Role
 from models.officials import create_invite, find_user, officials, redeem_invite
@@ -69,6 +71,7 @@ async def official(call: Call) -> Outcome:
         return Outcome([Reply(text)])
     if user.role is Role.ADMIN:
         return Outcome([Reply(_("{who} is an administrator.").format(who=_name(user)))])
+    await close_review_forms(ctx.session, user)
     if action == "remove":
         user.role, user.scope = Role.PRODUCER, None
         text = _("{who} is no longer an official.").format(who=_name(user))
@@ -108,13 +111,13 @@ async def invite(call: Call) -> Outcome:
     except ValueError as unknown:
         text = _("Unknown commune codes: {codes}.").format(codes=html.escape(str(unknown)))
         return Outcome([Reply(text)])
-    created = await create_invite(ctx.session, ctx.user, scope, ctx.services.clock())
-    link = f"{call.event.deep_link}{created.code}" if call.event.deep_link else None
+    _created, code = await create_invite(ctx.session, ctx.user, scope, ctx.services.clock())
+    link = f"{call.event.deep_link}{code}" if call.event.deep_link else None
     text = _(
         "A one-time invitation for an official of {scope}, valid for 7 days. Forward it to "
         "the person; opening it makes them an official."
     ).format(scope=html.escape(describe_scope(ctx, scope)))
-    text += "\n\n" + (link or f"/start {created.code}")
+    text += "\n\n" + (link or f"/start {code}")
     return Outcome([Reply(text)])
 
 
@@ -144,10 +147,19 @@ async def start_with_code(call: Call) -> Outcome | None:
     used = await redeem_invite(ctx.session, call.args[0], ctx.user, ctx.services.clock())
     invalid = Reply(_("This invitation link is not valid any more. Ask for a new one."))
     if used is None:
+        record(ctx.session, ctx.user, "redeem", "unknown, used or expired code", allowed=False)
         return Outcome([invalid])
     if used.certificate_id is not None:
         held = await link_certificate(ctx.session, used.certificate_id, ctx.user.id)
-        return Outcome([linked_reply([held]) if held else invalid])
+        detail = f"claim certificate {used.certificate_id}"
+        if held is None:
+            record(ctx.session, ctx.user, "redeem", f"{detail}: already owned", allowed=False)
+            return Outcome([invalid])
+        record(ctx.session, ctx.user, "redeem", detail, allowed=True)
+        return Outcome([linked_reply([held])])
+    await close_review_forms(ctx.session, ctx.user)  # the scope may have changed
+    scope = " ".join(ctx.user.scope) if ctx.user.scope is not None else "all"
+    record(ctx.session, ctx.user, "redeem", f"official invite, scope {scope}", allowed=True)
     text = _(
         "Welcome! You are now an OCOP official for {scope}. Send /pending to see registrations "
         "waiting for review, /help for everything you can do."

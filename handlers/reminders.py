@@ -12,7 +12,7 @@ from babel.dates import format_date
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import labels
+from handlers import consent, labels
 from handlers.context import Context, Services
 from handlers.engine import Answers
 from handlers.events import Choice, Event, EventKind, Notice, Outcome, Reply
@@ -28,7 +28,7 @@ from models.certificates import (
     newest_certificates,
     renewal_registered,
 )
-from models.domain import Role, SubjectType
+from models.domain import Role, SubjectType, parse_number
 from models.officials import create_invite, in_scope, officials
 from models.outbox import OutboxMessage, OutboxStatus
 from models.registrations import Product, Subject
@@ -174,7 +174,7 @@ async def _held(session: AsyncSession, certificate_id: int) -> Held | None:
 async def renew(call: Call) -> Outcome:
     """ "Register re-evaluation" under a reminder: the form, filled with what is on file."""
     ctx = call.ctx
-    certificate_id = int(call.args[0]) if call.args and call.args[0].isdigit() else 0
+    certificate_id = (parse_number(call.args[0]) if call.args else None) or 0
     held = await _held(ctx.session, certificate_id)
     if held is None or held.owner_user_id != ctx.user.id:
         return Outcome([Reply(_("This certificate is not linked to your account."))])
@@ -186,6 +186,9 @@ async def renew(call: Call) -> Outcome:
             product=html.escape(held.product)
         )
         return Outcome([Reply(text)])
+    asked = consent.gate(ctx, f"rr:{held.certificate_id}")
+    if asked is not None:
+        return Outcome(asked)
     product = await ctx.session.get(Product, held.product_id)
     subject = await ctx.session.get(Subject, held.subject_id)
     assert product is not None and subject is not None
@@ -222,6 +225,8 @@ async def link_shared_contact(ctx: Context, event: Event) -> Reply | None:
     """A producer shared their own contact: certificates on file with that phone become theirs."""
     if event.kind is not EventKind.CONTACT or event.contact_user_id != event.user_id:
         return None  # only a verified own number, never one typed or someone else's card
+    if ctx.user.consent_version is None:
+        return None  # a phone number is personal data: not kept without consent
     try:
         phone = parse_phone(event.phone or "")
     except Invalid:
@@ -236,19 +241,30 @@ async def link_shared_contact(ctx: Context, event: Event) -> Reply | None:
 async def claim_link(call: Call) -> Outcome:
     """An official's one-time link that gives a certificate's product to whoever opens it."""
     ctx = call.ctx
-    certificate_id = int(call.args[0]) if call.args and call.args[0].isdigit() else 0
+    certificate_id = (parse_number(call.args[0]) if call.args else None) or 0
     held = await _held(ctx.session, certificate_id)
-    if held is None or not in_scope(ctx.user, held.commune_code):
-        return Outcome([Reply(_("Usage: /claimlink <certificate number from /reminders>."))])
-    invite = await create_invite(
+    usage = Reply(html.escape(_("Usage: /claimlink <certificate number from /reminders>.")))
+    if held is None:
+        return Outcome([usage])
+    if not in_scope(ctx.user, held.commune_code):
+        return Outcome([usage], refused=f"out of scope certificate {certificate_id}")
+    if held.owner_user_id is not None:
+        # Taking a certificate from its owner would also hand the newcomer the owner's name,
+        # address and phone in the re-evaluation form: the owner must unlink it first.
+        text = _(
+            "{product} is already linked to a producer's account, so no claim link can be made "
+            "for it. If the product changed hands, ask an administrator."
+        ).format(product=html.escape(held.product))
+        return Outcome([Reply(text)], refused=f"certificate {certificate_id} already owned")
+    _invite, code = await create_invite(
         ctx.session, ctx.user, None, ctx.services.clock(), certificate_id=certificate_id
     )
-    link = f"{call.event.deep_link}{invite.code}" if call.event.deep_link else None
+    link = f"{call.event.deep_link}{code}" if call.event.deep_link else None
     text = _(
         "A one-time link for the producer of {product}, valid for 7 days. Opening it links the "
         "product to their account, so they are reminded before the certificate expires."
     ).format(product=html.escape(held.product))
-    return Outcome([Reply(text + "\n\n" + (link or f"/start {invite.code}"))])
+    return Outcome([Reply(text + "\n\n" + (link or f"/start {code}"))])
 
 
 # --- the officials' view ------------------------------------------------------------------------

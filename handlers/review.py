@@ -10,6 +10,7 @@ import html
 
 from babel.dates import format_date
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import labels
 from handlers.context import Context
@@ -20,7 +21,8 @@ from handlers.routes import Call, Routes, refusal
 from handlers.validators import Invalid, Option, clean, display_phone, parse_past_date
 from models.audit import record
 from models.certificates import Certificate
-from models.domain import RegistrationStatus, Role, certificate_expiry
+from models.conversations import Conversation
+from models.domain import RegistrationStatus, Role, certificate_expiry, parse_number
 from models.officials import in_scope
 from models.registrations import Registration, can_change, change_status
 from models.users import User
@@ -185,18 +187,16 @@ def producer_message(registration: Registration) -> Reply:
 async def _load(call: Call, registration_id: str) -> Registration | Outcome:
     """The registration a button names, or the reply refusing it (gone, or out of scope)."""
     ctx = call.ctx
+    number = parse_number(registration_id)
     registration = (
-        await ctx.session.get(
-            Registration, int(registration_id), with_for_update=True, populate_existing=True
-        )
-        if registration_id.isdigit()
+        await ctx.session.get(Registration, number, with_for_update=True, populate_existing=True)
+        if number is not None
         else None
     )
     if registration is None:
         return Outcome([Reply(_("This registration does not exist."))])
     if not in_scope(ctx.user, registration.commune_code):
-        record(ctx.session, ctx.user, "review", f"out of scope {registration.code}", allowed=False)
-        return Outcome([refusal(Role.OFFICIAL)])
+        return Outcome([refusal(Role.OFFICIAL)], refused=f"out of scope {registration.code}")
     return registration
 
 
@@ -204,6 +204,7 @@ async def apply(
     ctx: Context, registration: Registration, status: RegistrationStatus, note: str | None = None
 ) -> Outcome:
     change_status(ctx.session, registration, status, ctx.user.id, ctx.services.clock(), note)
+    record(ctx.session, ctx.user, "decision", f"{registration.code} {status.value}", allowed=True)
     done = _("{code}: {status}.").format(code=registration.code, status=_(labels.STATUS[status]))
     notice = await notify_producer(ctx, registration)
     return Outcome([Reply(done)], toast=done, notices=[notice] if notice else [])
@@ -238,12 +239,23 @@ async def review_button(call: Call) -> Outcome:
 
 
 def _parse_note(text: str, _answers: Answers, _ctx: Context) -> Answers:
-    note = clean(text)
+    note = clean(text, multiline=True)
     if len(note) < 3:
         raise Invalid(_("Please write the reason in a few words."))
     if len(note) > 500:
         raise Invalid(_("Please keep the reason under 500 characters."))
     return {"note": note}
+
+
+def _still_allowed(ctx: Context, registration: Registration) -> Outcome | None:
+    """A form is finished long after its button was pressed: the official may have lost the
+    role or the commune meanwhile. None when they may still decide; else the refusal."""
+    if ctx.user.role is Role.PRODUCER:
+        refused = f"no longer an official {registration.code}"
+        return Outcome([refusal(Role.OFFICIAL)], refused=refused)
+    if not in_scope(ctx.user, registration.commune_code):
+        return Outcome([refusal(Role.OFFICIAL)], refused=f"out of scope {registration.code}")
+    return None
 
 
 async def _complete_review(answers: Answers, ctx: Context, note: str) -> Outcome:
@@ -253,7 +265,18 @@ async def _complete_review(answers: Answers, ctx: Context, note: str) -> Outcome
     status = RegistrationStatus(answers["_status"])
     if registration is None or not can_change(registration, status):
         return Outcome([Reply(_("This registration was changed meanwhile; nothing was done."))])
+    refused = _still_allowed(ctx, registration)
+    if refused is not None:
+        return refused
     return await apply(ctx, registration, status, note)
+
+
+async def close_review_forms(session: AsyncSession, user: User) -> None:
+    """An official's role or scope changed: a review form they had open is dropped, so what
+    they were allowed before cannot be finished after."""
+    conversation = await session.get(Conversation, (user.channel, user.chat_id))
+    if conversation is not None and conversation.flow in ENGINES:
+        ENGINES[conversation.flow].finish(conversation)
 
 
 async def _complete_note(answers: Answers, ctx: Context) -> Outcome:
@@ -261,9 +284,14 @@ async def _complete_note(answers: Answers, ctx: Context) -> Outcome:
 
 
 async def _complete_certificate(answers: Answers, ctx: Context) -> Outcome:
-    registration = await ctx.session.get(Registration, int(answers["_registration"]))
+    registration = await ctx.session.get(
+        Registration, int(answers["_registration"]), with_for_update=True, populate_existing=True
+    )
     if registration is None or not can_change(registration, RegistrationStatus.CERTIFIED):
         return Outcome([Reply(_("This registration was changed meanwhile; nothing was done."))])
+    refused = _still_allowed(ctx, registration)
+    if refused is not None:
+        return refused
     issued = dt.date.fromisoformat(answers["issued"])
     certificate = Certificate(
         product_id=registration.product_id,

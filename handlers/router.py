@@ -15,20 +15,31 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import documents, menu, notices, officials, reminders, review
+from handlers import (
+    consent,
+    documents,
+    menu,
+    notices,
+    officials,
+    personal_data,
+    reminders,
+    review,
+)
 from handlers.context import Context, Services
+from handlers.engine import Engine
 from handlers.events import Event, EventKind, Outcome, Reply
 from handlers.i18n import _, use_language
 from handlers.menu import ENGINES
 from handlers.routes import Call, Routes, dispatch
 from models.admin_units import fold
+from models.audit import record
 from models.base import utcnow
 from models.conversations import Conversation, conversations_for
 from models.tasks import queue_tasks
 from models.users import Profile, User, claim_updates, users_for
 
 ROUTES = Routes()
-for feature in (menu, officials, review, documents, reminders):
+for feature in (menu, officials, review, documents, reminders, consent, personal_data):
     feature.register_routes(ROUTES)
 ENGINES.update(review.ENGINES)
 
@@ -110,6 +121,17 @@ async def handle_event(
     return outcome
 
 
+async def _in_flow(
+    engine: Engine, ctx: Context, conversation: Conversation, event: Event
+) -> Outcome:
+    """An event for the form in progress; a form that refuses at its end (the official lost
+    the role or the commune meanwhile) leaves an audit row like a refused command."""
+    outcome = await engine.handle(conversation, ctx, event)
+    if outcome.refused is not None:
+        record(ctx.session, ctx.user, engine.flow.name, outcome.refused, allowed=False)
+    return outcome
+
+
 async def _route(ctx: Context, conversation: Conversation, event: Event) -> Outcome:
     user = ctx.user
     engine = ENGINES.get(conversation.flow or "")
@@ -120,7 +142,7 @@ async def _route(ctx: Context, conversation: Conversation, event: Event) -> Outc
         if route is not None:
             return await dispatch(route, Call(ctx, conversation, event, tuple(parts)))
         if engine is not None:
-            return await engine.handle(conversation, ctx, event)
+            return await _in_flow(engine, ctx, conversation, event)
         notice = _("That button belongs to a finished conversation.")
         return Outcome([Reply(notice, choices=menu.main_menu(user.role))], toast=notice)
 
@@ -132,7 +154,7 @@ async def _route(ctx: Context, conversation: Conversation, event: Event) -> Outc
         return await dispatch(route, Call(ctx, conversation, event, event.args))
 
     if engine is not None:
-        return await engine.handle(conversation, ctx, event)
+        return await _in_flow(engine, ctx, conversation, event)
 
     if event.kind is EventKind.DOCUMENT and ROUTES.documents is not None:
         return await dispatch(ROUTES.documents, Call(ctx, conversation, event))

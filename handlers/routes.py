@@ -73,7 +73,8 @@ class Routes:
 
 
 async def dispatch(route: Route, call: Call) -> Outcome:
-    """Run a route if the user's role allows it; privileged use is audited either way."""
+    """Run a route if the user's role allows it; privileged use is audited either way, and so
+    is a request the handler itself refused (out of the official's scope)."""
     user = call.ctx.user
     detail = " ".join((route.name, *call.args))
     if RANK[user.role] < RANK[route.role]:
@@ -81,6 +82,9 @@ async def dispatch(route: Route, call: Call) -> Outcome:
             return await route.otherwise(call)
         record(call.ctx.session, user, route.name, detail, allowed=False)
         return Outcome([refusal(route.role)], toast=refusal(route.role).text)
-    if route.role is not Role.PRODUCER:
-        record(call.ctx.session, user, route.name, detail, allowed=True)
-    return await route.handler(call)
+    outcome = await route.handler(call)
+    if route.role is not Role.PRODUCER or outcome.refused is not None:
+        if outcome.refused is not None:
+            detail = f"{detail} ({outcome.refused})"
+        record(call.ctx.session, user, route.name, detail, allowed=outcome.refused is None)
+    return outcome

@@ -31,6 +31,7 @@ from handlers.reports.offloaded import (
 )
 from handlers.reports.stats import compute_stats, render_stats, stats_xlsx
 from handlers.routes import RANK, refusal
+from models.audit import record
 from models.domain import Role
 
 Run = Callable[[TaskContext], Awaitable[list[Reply]]]
@@ -95,6 +96,9 @@ async def run_export(ctx: TaskContext) -> list[Reply]:
         seconds=EXPORT_SECONDS,
         here=lambda session: write_export(session, ctx.area, selection, as_csv, timezone),
     )
+    async with ctx.writer() as session, session.begin():  # what left, for whom, how much
+        scope = " ".join(communes)
+        record(session, ctx.user, "export", f"{year} communes {scope}: {count} rows", True)
     name = f"dang-ky-ocop-{year}.{'csv' if as_csv else 'xlsx'}"
     caption = _("Registrations of {year}: {count}.").format(year=year, count=count)
     return [Reply(caption, document=Document(name, content))]

@@ -17,6 +17,8 @@ from typing import Any
 
 from vietnam_provinces import Province, ProvinceCode, Ward, WardCode
 
+from models.domain import parse_number
+
 _NON_WORD = re.compile(r"[\W_]+")
 _PARTS = re.compile(r"[,;\n]+")
 # Folded commune-type prefixes (abbreviations included) -> canonical folded prefix.
@@ -214,18 +216,18 @@ class Area:
 
     @staticmethod
     def _lookup(code: str) -> Commune | None:
-        code = code.strip()
-        if not code.isdigit():
+        number = parse_number(code, max_digits=5)
+        if number is None:
             return None
         try:
-            return _commune(Ward.from_code(WardCode(int(code))))
+            return _commune(Ward.from_code(WardCode(number)))
         except ValueError:
             return None
 
     def get(self, code: str) -> Commune | None:
         """The area's commune with this code, or None."""
         code = code.strip()
-        return self._by_code.get(code.zfill(5)) if code.isdigit() else None
+        return self._by_code.get(code.zfill(5)) if parse_number(code, 5) is not None else None
 
     def match(self, text: str) -> list[CommuneMatch]:
         """Communes the typed text names: a current name of the area wins; otherwise the current

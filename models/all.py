@@ -3,6 +3,7 @@
 from models import (
     audit,
     certificates,
+    consent,
     conversations,
     digests,
     inbox,
@@ -20,6 +21,7 @@ __all__ = [
     "Base",
     "audit",
     "certificates",
+    "consent",
     "conversations",
     "digests",
     "inbox",

@@ -104,13 +104,14 @@ async def link_by_phone(session: AsyncSession, user_id: int, phone: str) -> list
 
 
 async def link_certificate(session: AsyncSession, certificate_id: int, user_id: int) -> Held | None:
-    """A claim link: the certificate's subject becomes the user's."""
+    """A claim link: the certificate's subject becomes the user's. None when the certificate is
+    unknown or its subject already belongs to someone else (a link never takes it over)."""
     certificate = await session.get(Certificate, certificate_id)
     if certificate is None:
         return None
     product = await session.get(Product, certificate.product_id)
     subject = await session.get(Subject, product.subject_id) if product else None
-    if subject is None:
+    if subject is None or subject.owner_user_id not in (None, user_id):
         return None
     subject.owner_user_id = user_id
     await session.flush()

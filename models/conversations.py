@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import String, bindparam, select
+from sqlalchemy import String, bindparam, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -54,3 +54,23 @@ async def conversations_for(
         found[key] = _idle(*key)
         session.add(found[key])
     return found
+
+
+async def forget_abandoned_forms(
+    session: AsyncSession, before: dt.datetime, limit: int = 5000
+) -> int:
+    """Empty up to `limit` forms left unfinished since before `before` (their answers may hold
+    personal data); returns how many. The row stays, with a new version, so the buttons of the
+    abandoned form are refused rather than taken for a new one's."""
+    stale = (
+        select(Conversation.channel, Conversation.chat_id)
+        .where(Conversation.flow.is_not(None), Conversation.updated_at < before)
+        .limit(limit)
+    )
+    result = await session.execute(
+        update(Conversation)
+        .where(tuple_(Conversation.channel, Conversation.chat_id).in_(stale))
+        .values(flow=None, step=None, answers={}, editing=False, version=Conversation.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

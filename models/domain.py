@@ -56,6 +56,8 @@ class RegistrationStatus(enum.StrEnum):
     CERTIFIED = "certified"
     FAILED = "failed"
     DEFERRED = "deferred"
+    # The producer had their personal data erased before a decision (/deletedata).
+    WITHDRAWN = "withdrawn"
 
 
 def targets_for(kind: RegistrationKind, current_star: int | None) -> list[Target]:
@@ -93,3 +95,17 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 def certificate_expiry(issue_date: dt.date) -> dt.date:
     return add_months(issue_date, CERTIFICATE_VALIDITY_MONTHS)
+
+
+# Database ids are signed 64-bit; 18 decimal digits always fit, so int() of an accepted text
+# never overflows a query.
+MAX_NUMBER_DIGITS = 18
+
+
+def parse_number(text: str, max_digits: int = MAX_NUMBER_DIGITS) -> int | None:
+    """A number typed or carried in button data, or None. `isdecimal()`, not `isdigit()`: "²"
+    is a digit that int() refuses; the length bound keeps ids within the database's range."""
+    text = text.strip()
+    if not text or len(text) > max_digits or not text.isdecimal():
+        return None
+    return int(text)

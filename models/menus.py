@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.admin_units import fold
 from models.base import Base
+from models.domain import parse_number
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,9 @@ class Menu:
         key = fold(text)
         if not key:
             return None
-        if key.isdigit():
+        number = parse_number(key, max_digits=4)
+        if number is not None:
             numbered = self.numbered()
-            number = int(key)
             return numbered[number - 1] if 1 <= number <= len(numbered) else None
         matches = [entry for entry in self.entries if fold(entry.label) == key]
         meanings = {(entry.data, entry.label if entry.data is None else "") for entry in matches}

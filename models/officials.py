@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 from collections.abc import Sequence
 
@@ -17,11 +18,12 @@ from models.users import User
 
 class Invite(Base):
     """A one-time code in a t.me/<bot>?start=<code> link: it makes its user an official, or,
-    with a certificate, gives its user that certificate's product (a claim link)."""
+    with a certificate, gives its user that certificate's product (a claim link). Only the
+    code's hash is stored, so whoever reads the database (or a backup) cannot use the links."""
 
     __tablename__ = "invites"
 
-    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     role: Mapped[Role] = mapped_column(
         Enum(Role, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
     )
@@ -35,6 +37,12 @@ class Invite(Base):
 
 
 INVITE_VALIDITY = dt.timedelta(days=7)
+
+
+def hash_code(code: str) -> str:
+    """The stored form of an invite code. The codes are 96 random bits, so a plain SHA-256 is
+    enough: there is nothing to guess that a slow hash would protect."""
+    return hashlib.sha256(code.encode()).hexdigest()
 
 
 def in_scope(user: User, commune_code: str) -> bool:
@@ -87,9 +95,11 @@ async def create_invite(
     scope: list[str] | None,
     now: dt.datetime,
     certificate_id: int | None = None,
-) -> Invite:
+) -> tuple[Invite, str]:
+    """A new invite and its code (the code itself is not stored: give it out now)."""
+    code = secrets.token_urlsafe(12)
     invite = Invite(
-        code=secrets.token_urlsafe(12),
+        code_hash=hash_code(code),
         role=Role.OFFICIAL if certificate_id is None else Role.PRODUCER,
         scope=scope,
         created_by_user_id=creator.id,
@@ -98,7 +108,7 @@ async def create_invite(
         certificate_id=certificate_id,
     )
     session.add(invite)
-    return invite
+    return invite, code
 
 
 async def redeem_invite(
@@ -107,7 +117,7 @@ async def redeem_invite(
     """Use a one-time invite; None when unknown, used or expired. Locks the row (PostgreSQL)."""
     invite = await session.scalar(
         select(Invite)
-        .where(Invite.code == code)
+        .where(Invite.code_hash == hash_code(code.strip()))
         .with_for_update()
         .execution_options(populate_existing=True)
     )

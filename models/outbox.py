@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    delete,
     func,
     select,
     update,
@@ -386,3 +387,24 @@ async def delay_channel(session: AsyncSession, channel: str, until: dt.datetime)
         .where(DeliveryBudget.channel == channel, DeliveryBudget.next_slot_at < until)
         .values(next_slot_at=until)
     )
+
+
+async def forget_delivered(session: AsyncSession, before: dt.datetime, limit: int = 5000) -> int:
+    """Delete up to `limit` messages (with their attachments) sent or given up before `before`;
+    returns how many. Reminders stay: their keys are what makes each go out once, and they
+    carry a product and a date, nothing personal."""
+    old = (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.status.in_([OutboxStatus.SENT.value, OutboxStatus.FAILED.value]),
+            OutboxMessage.created_at < before,
+            ~OutboxMessage.key.startswith("reminder:"),
+        )
+        .limit(limit)
+    )
+    result = await session.execute(
+        delete(OutboxMessage)
+        .where(OutboxMessage.id.in_(old))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -282,6 +282,10 @@ TRANSITIONS = {
 }
 
 
+# A producer may change their answers until an official accepts the registration.
+CORRECTABLE = (RegistrationStatus.SUBMITTED, RegistrationStatus.RETURNED)
+
+
 def can_change(registration: Registration, status: RegistrationStatus) -> bool:
     return status in TRANSITIONS.get(registration.status, set())
 
@@ -316,7 +320,8 @@ async def resubmit_registration(
     form: RegistrationInput,
     now: dt.datetime,
 ) -> Registration | None:
-    """Replace a returned registration's answers and submit it again under the same code."""
+    """Replace the answers of a registration returned (or not yet accepted) and submit it again
+    under the same code."""
     # populate_existing: another event of the batch may have loaded it before the lock.
     registration = await session.get(
         Registration, registration_id, with_for_update=True, populate_existing=True
@@ -324,7 +329,7 @@ async def resubmit_registration(
     if (
         registration is None
         or registration.submitted_by_user_id != user_id
-        or not can_change(registration, RegistrationStatus.SUBMITTED)
+        or registration.status not in CORRECTABLE
     ):
         return None
     subject = await _find_or_add_subject(session, user_id, form)

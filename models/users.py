@@ -50,6 +50,14 @@ class User(Base):
     reachable: Mapped[bool] = mapped_column(default=True)
     unreachable_since: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The version of the personal-data notice this user agreed to; None: never, or withdrawn.
+    consent_version: Mapped[int | None]
+
+    @property
+    def keeps_profile(self) -> bool:
+        """Whether the channel's name and username may be stored: officials need theirs to be
+        found and listed; a producer's only after agreeing to the notice."""
+        return self.role is not Role.PRODUCER or self.consent_version is not None
 
 
 class ProcessedUpdate(Base):
@@ -75,12 +83,13 @@ class Profile:
 
 
 def _new_user(profile: Profile) -> User:
+    # A newcomer has agreed to nothing yet: their name and username are not kept.
     return User(
         channel=profile.channel,
         channel_user_id=profile.channel_user_id,
         chat_id=profile.chat_id,
-        display_name=profile.display_name[:200],
-        username=profile.username,
+        display_name="",
+        username=None,
         language=DEFAULT_LANGUAGE,
         role=Role.PRODUCER,
         reachable=True,
@@ -91,12 +100,17 @@ def touch_user(user: User, profile: Profile) -> None:
     """Keep contact details current, without a write when nothing changed."""
     if user.chat_id != profile.chat_id:
         user.chat_id = profile.chat_id
+    if user.keeps_profile:
+        remember_profile(user, profile)
+    if not user.reachable:  # they wrote to us, so they unblocked the bot
+        user.reachable, user.unreachable_since = True, None
+
+
+def remember_profile(user: User, profile: Profile) -> None:
     if profile.display_name and user.display_name != profile.display_name[:200]:
         user.display_name = profile.display_name[:200]
     if profile.username and user.username != profile.username:
         user.username = profile.username
-    if not user.reachable:  # they wrote to us, so they unblocked the bot
-        user.reachable, user.unreachable_since = True, None
 
 
 # Built once: constructing the statement per batch cost as much as running it.

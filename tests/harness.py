@@ -26,6 +26,7 @@ from models.outbox import Pacing, undelivered
 
 JSON = dict[str, Any]
 ADMIN_ID = 9000  # made an admin through OCOP_ADMINS by the `settings` fixture
+CONSENT_DATA = "cs:y"  # the personal-data notice's "I agree" button
 
 
 class Clock:
@@ -181,8 +182,13 @@ def _chat_of(update: JSON) -> int:
 class Producer:
     """A person on Telegram talking to the bot; every action waits for the bot's answer."""
 
-    def __init__(self, bot: BotUnderTest, user_id: int, first_name: str = "Ba") -> None:
+    def __init__(
+        self, bot: BotUnderTest, user_id: int, first_name: str = "Ba", *, consents: bool = True
+    ) -> None:
+        """`consents`: taps "I agree" whenever the personal-data notice is shown (stories about
+        something else); the consent tests themselves pass False."""
         self.bot, self.user_id, self.first_name = bot, user_id, first_name
+        self.consents = consents
         self.replies: list[JSON] = []
 
     @property
@@ -190,8 +196,24 @@ class Producer:
         return self.bot.emulator
 
     async def _do(self, update: JSON) -> list[JSON]:
-        self.replies = await self.bot.deliver(update)
+        self.replies = await self._answered(update)
+        agree = self._consent_button() if self.consents else None
+        if agree is not None:
+            message_id, data = agree
+            self.replies = await self._answered(self.emulator.press(self.user_id, message_id, data))
         return self.replies
+
+    async def _answered(self, update: JSON) -> list[JSON]:
+        """The bot's messages in answer to `update`, once it has handled it."""
+        return await self.bot.deliver(update)
+
+    def _consent_button(self) -> tuple[int, str] | None:
+        for message in self.replies:
+            for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
+                for button in row:
+                    if str(button.get("callback_data", "")).startswith(CONSENT_DATA):
+                        return int(message["message_id"]), str(button["callback_data"])
+        return None
 
     async def say(self, text: str) -> list[JSON]:
         update = self.emulator.send_text(self.user_id, text, first_name=self.first_name)

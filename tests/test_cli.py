@@ -59,7 +59,10 @@ async def test_ocop_bot_run_serves_a_conversation(
         assert "Chương trình OCOP" in welcome["text"]
         emulator.press_button(4001, "Đăng ký sản phẩm mới")
         messages = await emulator.wait_for_messages(4001, 2, timeout=30)
-        assert "xã/phường nào" in messages[1]["text"]
+        assert "thông tin cá nhân" in messages[1]["text"]  # the consent notice comes first
+        emulator.press_button(4001, "Đồng ý")
+        messages = await emulator.wait_for_messages(4001, 4, timeout=30)
+        assert "xã/phường nào" in messages[3]["text"]
     finally:
         log = await stop_ocop_bot(process)
     assert process.returncode == 0, log

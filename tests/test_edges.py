@@ -52,7 +52,7 @@ class Person(Producer):
     def patience(self) -> float:
         return max(0.0, self.until - asyncio.get_running_loop().time())
 
-    async def _do(self, update: JSON) -> list[JSON]:
+    async def _answered(self, update: JSON) -> list[JSON]:
         asked = time.monotonic()
         before = len(self.emulator.messages_to(self.user_id))
         await self.bot.tracker.wait_answered(str(update["update_id"]), timeout=self.patience())
@@ -147,7 +147,7 @@ def _attempts_to(emulator: TelegramEmulator, chat_id: int) -> str:
 # --- 1. Bot API faults on replies --------------------------------------------------------------
 
 PRODUCERS = 10
-STORY_ACTIONS = 15  # `_register`: /dangky, thirteen answers, submit
+STORY_ACTIONS = 16  # `_register`: /dangky, consent, thirteen answers, submit
 DELIVERY_TIMEOUT = 2.0  # seconds the bot waits for the Bot API before retrying a send
 
 
@@ -353,7 +353,7 @@ FLOOD = 2_000
 FLOODER = 7100
 RATE = Settings.model_fields["ocop_user_rate"].default  # the per-sender limits as shipped
 BURST = Settings.model_fields["ocop_user_burst"].default
-CONVERSATION = 8  # actions in `_short_conversation`
+CONVERSATION = 9  # actions in `_short_conversation` (the consent tap is one)
 
 
 async def _short_conversation(producer: Person) -> None:

@@ -1,17 +1,22 @@
-"""Housekeeping: the record of handled update ids (which catches redeliveries) keeps a week."""
+"""Housekeeping: the record of handled update ids (which catches redeliveries) keeps a week;
+unfinished forms and delivered messages (personal data) are kept no longer than configured."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import jobs
 from bot.jobs import HOUSEKEEPING_JOB
+from models.conversations import Conversation
 from models.db import create_sessionmaker
+from models.outbox import OutboxMessage
 from models.users import ProcessedUpdate
+from tests.flows import stored_registrations
 from tests.harness import BotUnderTest, Producer
 
 
@@ -43,3 +48,70 @@ async def test_a_redelivery_within_the_week_still_does_nothing(bot: BotUnderTest
     bot.clock.now += dt.timedelta(days=6)
     await bot.run_job(HOUSEKEEPING_JOB)
     assert await producer.redeliver(update) == []
+
+
+async def _age(
+    engine: AsyncEngine, model: Any, days: float, now: dt.datetime, **where: Any
+) -> None:
+    column = model.updated_at if model is Conversation else model.created_at
+    async with create_sessionmaker(engine)() as session, session.begin():
+        await session.execute(
+            update(model).filter_by(**where).values({column: now - dt.timedelta(days=days)})
+        )
+
+
+@pytest.mark.both_databases
+async def test_forms_left_unfinished_for_90_days_are_emptied(
+    bot: BotUnderTest, engine: AsyncEngine
+) -> None:
+    gone, kept = Producer(bot, user_id=5161), Producer(bot, user_id=5162)
+    for producer in (gone, kept):
+        await producer.say("/dangky")
+        await producer.tap("Sản phẩm mới")
+        await producer.tap("Sa Huỳnh")
+        await producer.say("Mắm tép riêng")
+    now = bot.clock()
+    await _age(engine, Conversation, 91, now, chat_id="5161")
+    await _age(engine, Conversation, 89, now, chat_id="5162")
+
+    await bot.run_job(HOUSEKEEPING_JOB)
+
+    async with create_sessionmaker(engine, read_only=True)() as session:
+        rows = await session.scalars(select(Conversation))
+        forms = {row.chat_id: (row.flow, row.answers) for row in rows}
+    assert forms["5161"] == (None, {})
+    assert forms["5162"][1]["product"] == "Mắm tép riêng"
+    await gone.tap("Thực phẩm")  # a button of the emptied form
+    assert "Mắm tép riêng" not in gone.text
+    assert await stored_registrations(engine) == []
+
+
+async def test_delivered_messages_go_after_30_days_but_reminders_stay(
+    bot: BotUnderTest, engine: AsyncEngine
+) -> None:
+    producer = Producer(bot, user_id=5171)
+    await producer.say("/start")
+    await producer.say("/help")
+    now = bot.clock()
+    async with create_sessionmaker(engine)() as session, session.begin():
+        session.add(
+            OutboxMessage(
+                key="reminder:1:90#0", channel="telegram", chat_id="5171", text="⏰", status="sent",
+                not_before=now, created_at=now, sent_at=now,
+            )
+        )
+    await _age(engine, OutboxMessage, 31, now)
+    async with create_sessionmaker(engine)() as session, session.begin():
+        recent = await session.scalar(  # the answer to /help: sent 29 days ago
+            select(OutboxMessage)
+            .where(~OutboxMessage.key.startswith("reminder:"))
+            .order_by(OutboxMessage.id.desc())
+        )
+        assert recent is not None
+        recent.created_at = now - dt.timedelta(days=29)
+
+    await bot.run_job(HOUSEKEEPING_JOB)
+
+    async with create_sessionmaker(engine, read_only=True)() as session:
+        left = list(await session.scalars(select(OutboxMessage)))
+    assert sorted(m.key for m in left) == sorted(["reminder:1:90#0", recent.key])

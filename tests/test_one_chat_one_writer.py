@@ -33,7 +33,8 @@ SECRET = "one-chat-one-writer-0123456789abcdef"
 WAIT = 60.0  # a step's answer, on a busy machine, with the chat's one-second interval
 # To the question "Tên đăng ký của … hợp tác xã", then the two answers that are split.
 TO_SUBJECT = (
-    ("say", "/dangky", "Ông/Bà muốn đăng ký gì?"),
+    ("say", "/dangky", "thông tin cá nhân"),
+    ("tap", "Đồng ý", "Ông/Bà muốn đăng ký gì?"),
     ("tap", "Sản phẩm mới", "xã/phường nào"),
     ("tap", "Sa Huỳnh", "Tên sản phẩm là gì?"),
     ("say", "Nước mắm cá cơm", "nhóm nào"),

@@ -52,7 +52,10 @@ async def test_ocop_bot_run_serves_zalo_alone(zalo_emulator: ZaloEmulator, tmp_p
         assert "Chương trình OCOP" in welcome["text"]
         zalo_emulator.send_text("u1", "1")
         messages = await zalo_emulator.wait_for_messages("u1", 2, timeout=30)
-        assert "xã/phường nào" in messages[1]["text"]
+        assert "thông tin cá nhân" in messages[1]["text"]  # the consent notice comes first
+        zalo_emulator.send_text("u1", "Đồng ý")
+        messages = await zalo_emulator.wait_for_messages("u1", 4, timeout=30)
+        assert "xã/phường nào" in messages[3]["text"]
     finally:
         log = await stop_ocop_bot(process)
     assert process.returncode == 0, log

@@ -28,6 +28,8 @@ from tests.harness import Clock, Tracker, drain_outbox
 
 JSON = dict[str, Any]
 _NUMBERED = re.compile(r"^(\d+)\. (.+)$")
+# The last line of the personal-data notice; the consent tests answer it themselves.
+CONSENT_QUESTION = "Ông/Bà có đồng ý để lưu và dùng"
 
 
 class Handled(Tracker):
@@ -111,9 +113,17 @@ class ZaloUser:
     """A person on Zalo talking to the bot; every action waits until the bot handled it."""
 
     def __init__(
-        self, emulator: ZaloEmulator, handled: Handled, user_id: str, name: str = "Bà Năm"
+        self,
+        emulator: ZaloEmulator,
+        handled: Handled,
+        user_id: str,
+        name: str = "Bà Năm",
+        *,
+        consents: bool = True,
     ) -> None:
+        """`consents`: answers "Đồng ý" whenever the personal-data notice is shown."""
         self.emulator, self.handled, self.user_id, self.name = emulator, handled, user_id, name
+        self.consents = consents
         self.replies: list[JSON] = []
         self.last_update: JSON = {}
 
@@ -123,6 +133,8 @@ class ZaloUser:
         await self.handled.wait(str(update["message"]["message_id"]))
         self.replies = self.emulator.messages_to(self.user_id)[before:]
         self.last_update = update
+        if self.consents and CONSENT_QUESTION in self.text:
+            return await self.say("Đồng ý")
         return self.replies
 
     async def say(self, text: str) -> list[JSON]:

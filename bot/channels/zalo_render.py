@@ -105,7 +105,7 @@ def render_reply(reply: Reply, first_number: int = 1) -> Rendered:
     if lines and menu_lines:
         lines.append("")
     text = "\n".join(lines + menu_lines)
-    texts = split_message(text, TEXT_LIMIT) if text.strip() else []
+    texts = split_message(text, TEXT_LIMIT, html=False) if text.strip() else []
     return Rendered([chunk for chunk in texts if chunk.strip()], numbered + words)
 
 

@@ -12,6 +12,7 @@ import functools
 import io
 import re
 import warnings
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -28,6 +29,13 @@ from models.domain import ProductGroup, SubjectType
 
 MAX_ROWS = 5000
 MAX_FILE_BYTES = 5 * 1024 * 1024
+# A 2 MB zip can unpack to gigabytes, and a small sheet can reach column XFD (16,384 cells a
+# row): both limits are checked on what the file declares, before anything is unpacked.
+MAX_UNPACKED_BYTES = 60 * 1024 * 1024
+MAX_COLUMNS = 60  # the template has 12; old lists have a few more
+TOO_WIDE = N_("The sheet “{sheet}” has {columns} columns; a certificate list has at most "
+              "{limit}. Delete the extra columns (or copy the table to a new file) and send it "
+              "again.")
 HEADER_SEARCH_ROWS = 10  # old lists often have a title or two above the header row
 BLANK_RUN_END = 1000  # rows formatted but empty down to row 1,048,576 are not scanned
 TOO_MANY_ROWS = N_("The file has more than {limit} rows. Split it into smaller files.")
@@ -149,6 +157,7 @@ def _sheets(content: bytes, file_name: str) -> list[Numbered]:
 
     extension = file_name.lower().rpartition(".")[2]
     if content.startswith(b"PK\x03\x04") or extension in ("xlsx", "xlsm"):
+        _check_archive(content)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # unsupported extensions, missing styles, ...
@@ -158,8 +167,14 @@ def _sheets(content: bytes, file_name: str) -> list[Numbered]:
                                     "as .xlsx and send it again.")) from error
         try:
             for sheet in book.worksheets:
+                declared = sheet.max_column if sheet.max_column is not None else 0
+                if declared > MAX_COLUMNS:
+                    raise ImportFileError(_(TOO_WIDE).format(
+                        sheet=sheet.title, columns=declared, limit=MAX_COLUMNS))
                 sheet.reset_dimensions()  # some writers record a wrong used range
-            return [_numbered(sheet.iter_rows(values_only=True)) for sheet in book.worksheets]
+            # A row is cut at MAX_COLUMNS too: a sheet that declares no range can still be wide.
+            return [_numbered(sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True))
+                    for sheet in book.worksheets]
         finally:
             book.close()
     if content.startswith(b"\xd0\xcf\x11\xe0") or extension == "xls":
@@ -174,7 +189,28 @@ def _sheets(content: bytes, file_name: str) -> list[Numbered]:
                                 "In Excel, save it as .xlsx or as “CSV UTF-8”."))
     first = next((line for line in text.splitlines() if line.strip()), "")
     delimiter = max(",;\t", key=first.count)
-    return [_numbered(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        return [_numbered(row[:MAX_COLUMNS] for row in reader)]
+    except csv.Error as error:  # a field over csv.field_size_limit() (128 KB), a stray NUL...
+        raise ImportFileError(_("Row {row} of the CSV file could not be read: a cell is far too "
+                                "long or a quote is not closed. Check that row in Excel and "
+                                "send the file again.").format(row=reader.line_num)) from error
+
+
+def _check_archive(content: bytes) -> None:
+    """Refuses an .xlsx whose parts declare more than MAX_UNPACKED_BYTES in all. Python's zip
+    reader never unpacks a part beyond its declared size, so this bounds the memory used."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError):
+        return  # openpyxl says the file is unreadable, in the usual words
+    if declared > MAX_UNPACKED_BYTES:
+        raise ImportFileError(_("This Excel file unpacks to {size} MB, more than a certificate "
+                                "list needs (at most {limit} MB). Copy the table to a new file "
+                                "and send that.").format(size=declared // (1024 * 1024),
+                                                         limit=MAX_UNPACKED_BYTES // (1024 * 1024)))
 
 
 def _columns(header: Sequence[object]) -> dict[str, int]:
@@ -223,7 +259,7 @@ def _date(value: object) -> dt.date | None:
 
 def _commune(text: str, area: Area) -> tuple[str | None, str | None]:
     """(code, None) or (None, why not): a current or pre-2025 name, or a code of the area."""
-    found = [area.get(text)] if text.isdigit() else [match.commune for match in area.match(text)]
+    found = [area.get(text)] if text.isdecimal() else [match.commune for match in area.match(text)]
     communes = [commune for commune in found if commune is not None]
     if len(communes) == 1:
         return communes[0].code, None

@@ -1,0 +1,173 @@
+"""A data subject's rights over what is stored about them: everything gathered for /mydata, and
+erasure for /deletedata (registrations keep their non-personal fields for the statistics)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.certificates import held_by
+from models.consent import Decision, consents_of, decide
+from models.conversations import Conversation
+from models.domain import RegistrationStatus, SubjectType
+from models.menus import ChatMenu
+from models.outbox import OutboxMessage, OutboxStatus
+from models.registrations import Registration, Subject, change_status
+from models.users import User
+
+ERASED = "—"  # what stands where a name or an address was
+UNDECIDED = (RegistrationStatus.SUBMITTED, RegistrationStatus.RETURNED, RegistrationStatus.ACCEPTED)
+SHORTEST_SEARCHED = 4  # shorter pieces ("A") would purge unrelated messages
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value.value if hasattr(value, "value") and not isinstance(value, str) else value
+
+
+def _row(row: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        column.key: _plain(getattr(row, column.key))
+        for column in row.__table__.columns
+        if column.key not in skip
+    }
+
+
+async def everything_about(session: AsyncSession, user: User, chat: Conversation) -> dict[str, Any]:
+    """All that is stored about the user, as plain JSON-able values."""
+    registrations = await session.scalars(
+        select(Registration)
+        .where(Registration.submitted_by_user_id == user.id)
+        .order_by(Registration.id)
+    )
+    reminders = await session.execute(
+        select(OutboxMessage.key, OutboxMessage.sent_at, OutboxMessage.text)
+        .where(
+            OutboxMessage.user_id == user.id,
+            OutboxMessage.key.like("reminder:%"),
+            OutboxMessage.status == OutboxStatus.SENT.value,
+        )
+        .order_by(OutboxMessage.id)
+    )
+    return {
+        "account": _row(user, skip=("scope",)),
+        "registrations": [_row(registration) for registration in registrations],
+        "certificates": [
+            {
+                "certificate_id": item.certificate_id,
+                "product": item.product,
+                "star": item.star,
+                "issue_date": item.issue_date.isoformat(),
+                "expiry_date": item.expiry_date.isoformat(),
+                "representative": item.owner_name,
+            }
+            for item in await held_by(session, user.id)
+        ],
+        "consents": [_row(record) for record in await consents_of(session, user.id)],
+        "reminders_sent": [
+            {"key": key.split("#")[0], "sent_at": _plain(sent_at), "text": text}
+            for key, sent_at, text in reminders
+        ],
+        "form_in_progress": dict(chat.answers) if chat.flow else None,
+    }
+
+
+@dataclass(frozen=True)
+class Erasure:
+    registrations: int
+    withdrawn: list[Registration]
+
+
+async def erase_person(
+    session: AsyncSession, user: User, chat: Conversation, now: dt.datetime
+) -> Erasure:
+    """Erase the user's personal data everywhere: their registrations and producers keep only
+    non-personal fields, undecided registrations are withdrawn, queued and sent messages that
+    carry the details are purged, the form in progress is dropped. The caller tells the
+    officials of the withdrawn registrations."""
+    registrations = list(
+        await session.scalars(
+            select(Registration)
+            .where(Registration.submitted_by_user_id == user.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+    subjects = list(
+        await session.scalars(
+            select(Subject).where(
+                or_(
+                    Subject.owner_user_id == user.id,
+                    Subject.id.in_({registration.subject_id for registration in registrations}),
+                )
+            )
+        )
+    )
+    pieces = {user.display_name, user.username or "", user.phone or ""}
+    withdrawn = []
+    for registration in registrations:
+        pieces |= {registration.owner_name, registration.address, registration.phone}
+        pieces |= {registration.commune_input or ""}
+        if registration.subject_type is SubjectType.HOUSEHOLD:
+            pieces.add(registration.subject_name)
+            registration.subject_name = ERASED
+        registration.owner_name = registration.address = ERASED
+        registration.phone = ""
+        registration.latitude = registration.longitude = None
+        registration.commune_input = None
+        if registration.status in UNDECIDED:
+            change_status(session, registration, RegistrationStatus.WITHDRAWN, user.id, now)
+            withdrawn.append(registration)
+    for subject in subjects:
+        pieces |= {subject.representative, subject.address, subject.phone or ""}
+        if subject.subject_type is SubjectType.HOUSEHOLD:
+            pieces.add(subject.name)
+            subject.name = ERASED
+        subject.representative = subject.address = ERASED
+        subject.phone, subject.owner_user_id = None, None
+    if user.consent_version is not None:
+        decide(session, user, user.consent_version, Decision.WITHDRAWN, now)
+    user.display_name, user.username, user.phone = "", None, None
+    if chat.flow is not None:
+        chat.flow, chat.step, chat.answers, chat.editing = None, None, {}, False
+        chat.version += 1
+    pieces |= _phone_forms(pieces)
+    await _purge_messages(session, user, {p for p in pieces if len(p) >= SHORTEST_SEARCHED})
+    await session.execute(
+        delete(ChatMenu).where(ChatMenu.channel == user.channel, ChatMenu.chat_id == user.chat_id)
+    )
+    await session.flush()
+    return Erasure(len(registrations), withdrawn)
+
+
+async def _purge_messages(session: AsyncSession, user: User, pieces: set[str]) -> None:
+    """Messages to the user, and any message (to officials too) that names their details."""
+    mentions = [OutboxMessage.text.contains(piece, autoescape=True) for piece in sorted(pieces)]
+    await session.execute(
+        delete(OutboxMessage).where(
+            or_(
+                OutboxMessage.user_id == user.id,
+                (OutboxMessage.channel == user.channel) & (OutboxMessage.chat_id == user.chat_id),
+                *mentions,
+            )
+        )
+    )
+
+
+def _phone_forms(pieces: set[str]) -> set[str]:
+    """A stored +84… number is shown as 0905 123 456: search for both."""
+    shown = set()
+    for piece in pieces:
+        if piece.startswith("+84"):
+            try:
+                number = phonenumbers.parse(piece, "VN")
+            except phonenumbers.NumberParseException:
+                continue
+            shown.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
+    return shown
