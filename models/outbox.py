@@ -45,8 +45,14 @@ class OutboxStatus(enum.StrEnum):
 
 class OutboxMessage(Base):
     __tablename__ = "outbox"
-    # The claim asks, per chat, for its oldest message still to send.
-    __table_args__ = (Index("ix_outbox_chat_queue", "channel", "chat_id", "status", "id"),)
+    # The claim asks, per chat, for its oldest message still to send. Ids are never reused
+    # (SQLite would reuse the highest after a delete): a delivery worker writes a send's
+    # result by id, and a message purged while on the wire must not hand its result to a new
+    # message that took its id (migration 0008).
+    __table_args__ = (
+        Index("ix_outbox_chat_queue", "channel", "chat_id", "status", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(200), unique=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from bot.migrate import downgrade, upgrade
@@ -48,3 +50,25 @@ async def test_the_schema_can_be_rolled_back_and_rebuilt(database_url: str) -> N
     await asyncio.to_thread(upgrade, database_url)
     await asyncio.to_thread(downgrade, database_url, "base")
     assert await _reset_and_compare(database_url, reset=False) == []
+
+
+async def test_outbox_ids_are_never_reused_after_a_delete(tmp_path: Path) -> None:
+    """A send's result is written by outbox id: a message deleted while on the wire (an
+    erasure purges messages naming the person) must not leave its id to the next message."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/ocop.db"
+    await asyncio.to_thread(upgrade, url)
+    engine = create_engine(url)
+    row = (
+        "INSERT INTO outbox (key, channel, chat_id, text, status, attempts, not_before, "
+        "created_at, reply) VALUES (:key, 'telegram', '1', 'x', 'pending', 0, "
+        "'2026-12-02', '2026-12-02', 0)"
+    )
+    async with engine.begin() as connection:
+        for key in ("a", "b"):
+            await connection.execute(text(row), {"key": key})
+        last = await connection.scalar(text("SELECT max(id) FROM outbox"))
+        await connection.execute(text("DELETE FROM outbox WHERE id = :id"), {"id": last})
+        await connection.execute(text(row), {"key": "c"})
+        new = await connection.scalar(text("SELECT id FROM outbox WHERE key = 'c'"))
+    await engine.dispose()
+    assert new > last
