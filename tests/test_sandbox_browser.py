@@ -135,6 +135,7 @@ def test_register_accept_and_export_in_a_browser(page: sync_api.Page) -> None:
     expect(summary).to_contain_text(HOSTILE)  # shown as the producer typed it, as text
     assert page.locator(".messages script, .messages img").count() == 0
     assert page.evaluate("window.pwned") is None
+    summary.evaluate("message => message.scrollIntoView({block: 'start'})")
     page.screenshot(path=ARTIFACTS / "producer-summary.png")
     summary.screenshot(path=ARTIFACTS / "producer-summary-message.png")
     tap(page, "Gửi hồ sơ")
