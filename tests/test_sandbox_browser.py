@@ -104,6 +104,9 @@ def test_register_accept_and_export_in_a_browser(page: sync_api.Page) -> None:
     answered(page, "Chương trình OCOP")
     tap(page, "📝 Đăng ký sản phẩm mới")
     answered(page, "xã/phường nào")
+    # The bot took the buttons off the message pressed: the page edits it in place.
+    expect(page.locator(".msg.bot").first.locator(".inline")).to_have_count(0)
+    expect(page.locator(".msg.bot").first).to_contain_text("Chương trình OCOP")
     say(page, "sa huynh")  # typed instead of tapped: the buttons stay on that question
     answered(page, "Tên sản phẩm là gì?")
     # An old button: the bot says so and asks the current question again.

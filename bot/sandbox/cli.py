@@ -41,6 +41,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 
 def run(host: str = "127.0.0.1", port: int | None = None) -> int:
     """Serve the sandbox until Ctrl-C or SIGTERM."""
+    # The jobs run every minute; in a trainer's terminal that is noise, not news.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         asyncio.run(serve(host, port, DEFAULT_FOLDER))
     except OSError as error:
