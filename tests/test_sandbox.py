@@ -104,3 +104,10 @@ def test_bot_html_keeps_only_telegrams_tags() -> None:
     assert "<b>Mã hồ sơ</b>" in shown and "&lt;script&gt;" in shown
     assert 'href="https://t.me/x?start=1"' in shown
     assert "javascript" not in shown and "<img" not in shown and "<script" not in shown
+
+
+def test_the_personas_channels_are_the_bots() -> None:
+    from bot.channels import telegram, zalo
+    from bot.sandbox import personas
+
+    assert (personas.TELEGRAM, personas.ZALO) == (telegram.CHANNEL, zalo.CHANNEL)

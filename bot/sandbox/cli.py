@@ -79,14 +79,16 @@ async def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     sandbox = Sandbox(folder)
-    await sandbox.start()
     runner = web.AppRunner(build_app(sandbox), access_log=None, shutdown_timeout=1.0)
     try:
+        # The page first, so its address shows at once; it says "connecting" and holds what
+        # the personas send until the bot is up (migrations, emulators: a few seconds).
         await runner.setup()
         await _listen(runner, host, port)
         bound = runner.addresses[0][1]
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         print(f"OCOP bot sandbox: http://{shown}:{bound}/ (Ctrl-C to stop)", flush=True)
+        await sandbox.start()  # a signal meanwhile is acted on once it is done
         await stopping.wait()
     finally:
         log.info("stopping the sandbox")

@@ -4,14 +4,17 @@ producer again on Zalo; each has a chat of their own in the web page."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot.channels.telegram import CHANNEL as TELEGRAM
-from bot.channels.zalo import CHANNEL as ZALO
 from handlers.i18n import N_
 from models.domain import Role
-from models.users import User
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+# The channels' names (bot.channels.telegram.CHANNEL, bot.channels.zalo.CHANNEL), spelled out:
+# the page is served before the bot's modules are imported (tests/test_sandbox.py checks them).
+TELEGRAM, ZALO = "telegram", "zalo"
 
 # Sa Huỳnh and Trà Câu: the official's scope, two of the default area's five communes.
 OFFICIAL_SCOPE = ("21478", "21451")
@@ -54,11 +57,17 @@ PERSONAS = (
     ),
 )
 BY_KEY = {persona.key: persona for persona in PERSONAS}
+
+
+def persona(key: str) -> Persona | None:
+    return BY_KEY.get(key)
 ADMIN_IDS = [int(p.user_id) for p in PERSONAS if p.role is Role.ADMIN and p.channel == TELEGRAM]
 
 
 def seed(session: AsyncSession) -> None:
     """Every persona as a user who already wrote to the bot once, with their role and scope."""
+    from models.users import User
+
     for persona in PERSONAS:
         session.add(
             User(

@@ -11,21 +11,18 @@ import asyncio
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram.ext import Application
-
-from bot.app import build_application, start, stop
-from bot.channels.telegram import CHANNEL as TELEGRAM
-from bot.emulator import TelegramEmulator
-from bot.emulator.zalo import ZaloEmulator
-from bot.migrate import upgrade
 from bot.sandbox.chats import telegram_chat, zalo_chat
-from bot.sandbox.personas import ADMIN_IDS, BY_KEY, LOCATION, Persona, seed
-from bot.sandbox.sample import FILE_NAME, sample_certificates
+from bot.sandbox.personas import ADMIN_IDS, LOCATION, TELEGRAM, Persona, seed
 from bot.settings import DEFAULT_COMMUNES, Settings
-from models.db import create_engine, create_sessionmaker
+
+if TYPE_CHECKING:  # imported when the bot starts, so that the page is served at once
+    from sqlalchemy.ext.asyncio import AsyncEngine
+    from telegram.ext import Application
+
+    from bot.emulator import TelegramEmulator
+    from bot.emulator.zalo import ZaloEmulator
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -64,6 +61,7 @@ class Sandbox:
         self.engine: AsyncEngine | None = None
         self._mine: dict[str, list[JSON]] = {}  # the personas' own messages, by persona
         self._changed = asyncio.Event()
+        self._ready = asyncio.Event()  # set while the bot is serving
         self._lock = asyncio.Lock()
         self.stopping = False
 
@@ -75,6 +73,12 @@ class Sandbox:
             await self._start()
 
     async def _start(self) -> None:
+        from bot.app import build_application, start
+        from bot.emulator import TelegramEmulator
+        from bot.emulator.zalo import ZaloEmulator
+        from bot.migrate import upgrade
+        from models.db import create_engine, create_sessionmaker
+
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True, exist_ok=True)
         telegram, zalo = TelegramEmulator(bot_username="ocop_sandbox_bot"), ZaloEmulator()
@@ -92,6 +96,7 @@ class Sandbox:
         self.telegram, self.zalo, self.engine = telegram, zalo, engine
         self.application = application
         self._mine = {}
+        self._ready.set()
         self._pulse()
 
     async def stop(self) -> None:
@@ -99,6 +104,9 @@ class Sandbox:
             await self._stop()
 
     async def _stop(self) -> None:
+        from bot.app import stop
+
+        self._ready.clear()
         application, self.application = self.application, None
         if application is not None:
             await stop(application)
@@ -139,7 +147,16 @@ class Sandbox:
 
     @property
     def ready(self) -> bool:
-        return self.application is not None
+        return self._ready.is_set()
+
+    async def wait_ready(self, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait until the bot serves (at start and during a reset); False after `timeout`."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._ready.wait()
+        except TimeoutError:
+            return False
+        return True
 
     # --- the personas' chats ----------------------------------------------------------
 
@@ -202,6 +219,8 @@ class Sandbox:
 
     def send_sample(self, persona: Persona) -> None:
         """Send the sample certificate list as a file, as an admin imports one."""
+        from bot.sandbox.sample import FILE_NAME, sample_certificates
+
         assert self.telegram is not None and persona.channel == TELEGRAM
         content = sample_certificates(self._today())
         update = self.telegram.send_document(int(persona.user_id), FILE_NAME, content)
@@ -210,7 +229,3 @@ class Sandbox:
     def _today(self) -> Any:
         assert self.application is not None
         return self.application.bot_data["runtime"].services.today()
-
-
-def persona(key: str) -> Persona | None:
-    return BY_KEY.get(key)

@@ -27,14 +27,17 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bot.sandbox.personas import PERSONAS, Persona
-from bot.sandbox.sandbox import Sandbox, persona
+from bot.sandbox.personas import PERSONAS, Persona, persona
+from bot.sandbox.sandbox import Sandbox
 from bot.sandbox.texts import page_texts
 from handlers.i18n import LANGUAGES, in_language
 
 STATIC = Path(__file__).with_name("static")
+# Seconds a persona's action waits for the bot to be up: a start or reset takes a few seconds;
+# a machine many times slower than usual still gets there.
+STARTING = 120.0
 HEARTBEAT = 15.0  # seconds between SSE comments on a quiet chat, so proxies keep it open
-SANDBOX: web.AppKey[Sandbox] = web.AppKey("sandbox", Sandbox)
+SANDBOX = web.AppKey("sandbox", Sandbox)
 JSON = dict[str, Any]
 
 
@@ -116,7 +119,8 @@ def _action(act: Action) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         sandbox, who = request.app[SANDBOX], _persona(request)
         body = await request.json() if request.can_read_body else {}
-        if not sandbox.ready:
+        # The page is served while the bot starts (or resets): what it sends waits for it.
+        if not await sandbox.wait_ready(STARTING):
             return web.json_response({"ok": False, "description": "starting"}, status=503)
         try:
             act(sandbox, who, body if isinstance(body, dict) else {})
