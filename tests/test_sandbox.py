@@ -111,3 +111,25 @@ def test_the_personas_channels_are_the_bots() -> None:
     from bot.sandbox import personas
 
     assert (personas.TELEGRAM, personas.ZALO) == (telegram.CHANNEL, zalo.CHANNEL)
+
+
+def test_the_sandbox_talks_only_to_its_emulators_whatever_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from bot.emulator import TelegramEmulator
+    from bot.emulator.zalo import ZaloEmulator
+    from bot.sandbox.sandbox import sandbox_settings
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("TELEGRAM_BOT_TOKEN=123:REAL\nZALO_BOT_TOKEN=456:REAL\n")
+    monkeypatch.setenv("TELEGRAM_API_URL", "https://api.telegram.org/bot")
+    monkeypatch.setenv("WEBHOOK_URL", "https://example.org/hook")
+    monkeypatch.setenv("DATABASE_URL", "sqlite+aiosqlite:///real.db")
+    telegram, zalo = TelegramEmulator(port=8101), ZaloEmulator(port=8102)
+    settings = sandbox_settings(tmp_path / "sandbox", telegram, zalo)
+    assert settings.telegram_api_url == "http://127.0.0.1:8101/bot"
+    assert settings.file_url == "http://127.0.0.1:8101/file/bot"
+    assert settings.zalo_api_url == "http://127.0.0.1:8102/bot"
+    assert (settings.telegram_bot_token, settings.zalo_bot_token) == (telegram.token, zalo.token)
+    assert settings.webhook_url is None and settings.zalo_webhook_url is None
+    assert settings.database_url.endswith(f"{tmp_path}/sandbox/ocop.db")
