@@ -28,7 +28,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_run_without_a_token_says_how_to_get_one_and_starts_the_sandbox(tmp_path: Path) -> None:
     with running(tmp_path, ("run",)) as (address, _process):  # no .env in tmp_path
-        assert httpx.get(address).status_code == 200
+        assert httpx.get(address, timeout=60).status_code == 200
     assert "@BotFather" in (tmp_path / "sandbox.log").read_text()
 
 

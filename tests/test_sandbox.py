@@ -44,7 +44,10 @@ def bot_texts(messages: list[dict[str, Any]]) -> list[str]:
 
 
 def test_ocop_bot_sandbox_serves_the_page_and_the_bots_reply(tmp_path: Path) -> None:
-    with running(tmp_path) as (address, _process), httpx.Client(base_url=address) as client:
+    with (
+        running(tmp_path) as (address, _process),
+        httpx.Client(base_url=address, timeout=REPLY_DEADLINE) as client,
+    ):
         page = client.get("/")
         assert page.status_code == 200
         assert "Bản dùng thử" in page.text  # the sandbox banner
@@ -60,7 +63,10 @@ def test_ocop_bot_sandbox_serves_the_page_and_the_bots_reply(tmp_path: Path) -> 
 
 
 def test_the_zalo_view_shows_numbered_menus_as_plain_text(tmp_path: Path) -> None:
-    with running(tmp_path) as (address, _process), httpx.Client(base_url=address) as client:
+    with (
+        running(tmp_path) as (address, _process),
+        httpx.Client(base_url=address, timeout=REPLY_DEADLINE) as client,
+    ):
         client.post("/api/chats/lan-zalo/text", json={"text": "menu"})
         messages = wait_for(client, "lan-zalo", lambda m: bool(bot_texts(m)))
         [menu] = bot_texts(messages)
@@ -72,7 +78,10 @@ def test_the_zalo_view_shows_numbered_menus_as_plain_text(tmp_path: Path) -> Non
 
 
 def test_reset_starts_from_an_empty_database(tmp_path: Path) -> None:
-    with running(tmp_path) as (address, _process), httpx.Client(base_url=address) as client:
+    with (
+        running(tmp_path) as (address, _process),
+        httpx.Client(base_url=address, timeout=REPLY_DEADLINE) as client,
+    ):
         client.post("/api/chats/minh/text", json={"text": "/dangky"})
         wait_for(client, "minh", lambda m: bool(bot_texts(m)))
         assert client.post("/api/reset", timeout=REPLY_DEADLINE).status_code == 200
@@ -89,7 +98,7 @@ def test_make_run_without_a_token_starts_the_sandbox(tmp_path: Path) -> None:
         pytest.skip("this checkout's .env sets a bot token: make run would serve the real bot")
     command = ["make", "-s", "-C", str(REPOSITORY), "run"]
     with running(tmp_path, (), command=command) as (address, _process):
-        answer = httpx.get(address)
+        answer = httpx.get(address, timeout=REPLY_DEADLINE)
         assert answer.status_code == 200 and "Bản dùng thử" in answer.text
     log = (tmp_path / "sandbox.log").read_text()
     assert "@BotFather" in log  # and it says how to serve the real bot
