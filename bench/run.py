@@ -216,7 +216,15 @@ async def startup_rows() -> list[Row]:
             f"{s.ratio:.2f}",
             "≤ 2.00",
             s.passed,
-        )
+        ),
+        (
+            "start-up: `ocop-bot sandbox` (`make run`, no token) to its address",
+            f"{s.sandbox_seconds:.2f} s, fresh database, both emulators",
+            f"`ocop-bot run` to its first reply {s.ours_seconds:.2f} s",
+            f"{s.sandbox_seconds / s.ours_seconds:.2f}",
+            "≤ 10 s",
+            s.sandbox_passed,
+        ),
     ]
 
 

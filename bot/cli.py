@@ -1,5 +1,6 @@
 """The `ocop-bot` command: `run` serves the bot, `migrate` brings the database up to date;
-`backup`, `restore` and `check` are in bot/operations.py."""
+`backup`, `restore` and `check` are in bot/operations.py; `sandbox` serves a web chat with
+the bot against the built-in emulators (bot/sandbox/)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from bot import operations
 from bot.logs import configure_logging
+from bot.sandbox import cli as sandbox_cli
 from bot.settings import Settings
 
 NO_TOKEN = """\
@@ -31,8 +33,7 @@ For Zalo: open Zalo, find "Zalo Bot Manager", create a bot and put the token it 
 README.md (ZALO_OA_APP_ID and the settings beside it). Each channel configured is served, in
 one process.
 
-To try the bot without Telegram, start the local emulator (python -m bot.emulator) and set
-TELEGRAM_API_URL to the URL it prints.
+Until then, here is the sandbox: the real bot on this computer, in your browser.
 """
 
 
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     importer.add_argument("file", help="the filled template (.xlsx or .csv)")
     operations.add_commands(commands)
+    sandbox_cli.add_command(commands)
     return parser
 
 
@@ -149,7 +151,7 @@ def run(settings: Settings) -> int:
 
     if not (settings.telegram_bot_token or settings.zalo_bot_token or settings.zalo_oa_app_id):
         print(NO_TOKEN, file=sys.stderr)
-        return 2
+        return sandbox_cli.run()
     upgrade(settings.database_url)
     if not settings.telegram_bot_token:  # Zalo alone (Bot Platform, Official Account, or both)
         from bot.channels.zalo_bot import serve as serve_zalo
@@ -181,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(settings)
     if args.command in operations.COMMANDS:
         return operations.run_command(args, settings)
+    if args.command == "sandbox":
+        return sandbox_cli.run(args.host, args.port)
     from bot.migrate import upgrade
 
     upgrade(settings.database_url)

@@ -6,12 +6,14 @@ import os
 import sqlite3
 from pathlib import Path
 
+import httpx
 import openpyxl
 import pytest
 
 from bench.chaos import start_ocop_bot, stop_ocop_bot
 from bot.cli import main
 from bot.emulator import TelegramEmulator
+from tests.sandbox_harness import running
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,13 +26,10 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "DATABASE_URL" in out
 
 
-def test_run_without_a_token_says_how_to_get_one(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.chdir(tmp_path)  # no .env here
-    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
-    assert main(["run"]) == 2
-    assert "@BotFather" in capsys.readouterr().err
+def test_run_without_a_token_says_how_to_get_one_and_starts_the_sandbox(tmp_path: Path) -> None:
+    with running(tmp_path, ("run",)) as (address, _process):  # no .env in tmp_path
+        assert httpx.get(address, timeout=60).status_code == 200
+    assert "@BotFather" in (tmp_path / "sandbox.log").read_text()
 
 
 def test_migrate_creates_the_schema(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -55,6 +55,8 @@ class EmulatorState:
         self._callback_ids: set[str] = set()
         self._changed = asyncio.Event()  # replaced and set on every change, see _pulse
         self._stopping = False
+        # Called on every change, e.g. by the sandbox's web chat to push what is new.
+        self.on_change: list[Callable[[], None]] = []
 
     @property
     def pending_updates(self) -> int:
@@ -151,6 +153,8 @@ class EmulatorState:
         """Wake every waiter: they re-check their condition (sync code can't notify a Condition)."""
         event, self._changed = self._changed, asyncio.Event()
         event.set()
+        for listener in self.on_change:
+            listener()
 
     async def _wait_until(self, predicate: Callable[[], bool], seconds: float) -> bool:
         try:

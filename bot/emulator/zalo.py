@@ -102,6 +102,8 @@ class ZaloEmulator:
         self._prefix, self._counter = secrets.token_hex(4), 0
         self._changed = asyncio.Event()
         self._stopping = False
+        # Called on every change, e.g. by the sandbox's web chat to push what is new.
+        self.on_change: list[Callable[[], None]] = []
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self._pusher: asyncio.Task[None] | None = None
@@ -368,6 +370,8 @@ class ZaloEmulator:
         """Wake every waiter: they re-check their condition."""
         event, self._changed = self._changed, asyncio.Event()
         event.set()
+        for listener in self.on_change:
+            listener()
 
     async def _wait_until(self, predicate: Callable[[], bool], seconds: float | None) -> bool:
         try:
