@@ -28,6 +28,7 @@ from models.db import create_sessionmaker
 from models.outbox import Pacing
 from models.zalo_oa import OASend
 from tests.harness import Clock, Tracker
+from tests.zalo_harness import CONSENT_QUESTION
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -156,6 +157,8 @@ class OAUser:
         )
         await self.bot.handled.wait_answered(str(update_id))
         self.replies = [m for m in self.emulator.sent if m["user_id"] == self.user_id][before:]
+        if CONSENT_QUESTION in self.text:  # the personal-data notice: agreed, as people do here
+            return await self.say("Đồng ý")
         return self.replies
 
     async def follow(self) -> list[JSON]:
