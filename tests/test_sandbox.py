@@ -74,6 +74,9 @@ def test_the_zalo_view_shows_numbered_menus_as_plain_text(tmp_path: Path) -> Non
         assert "buttons" not in messages[-1]
         client.post("/api/chats/lan-zalo/text", json={"text": "1"})
         messages = wait_for(client, "lan-zalo", lambda m: len(bot_texts(m)) >= 2)
+        assert "thông tin cá nhân" in bot_texts(messages)[-1]  # the notice comes first
+        client.post("/api/chats/lan-zalo/text", json={"text": "Đồng ý"})
+        messages = wait_for(client, "lan-zalo", lambda m: "xã/phường nào" in bot_texts(m)[-1])
         assert "xã/phường nào" in bot_texts(messages)[-1]
 
 

@@ -103,6 +103,8 @@ def test_register_accept_and_export_in_a_browser(page: sync_api.Page) -> None:
     page.get_by_role("button", name="Bắt đầu").click()
     answered(page, "Chương trình OCOP")
     tap(page, "📝 Đăng ký sản phẩm mới")
+    answered(page, "thông tin cá nhân")  # the personal-data notice comes first
+    tap(page, "✅ Đồng ý")
     answered(page, "xã/phường nào")
     # The bot took the buttons off the message pressed: the page edits it in place.
     expect(page.locator(".msg.bot").first.locator(".inline")).to_have_count(0)
@@ -172,6 +174,8 @@ def test_the_zalo_view_and_reset_in_a_browser(page: sync_api.Page) -> None:
     answered(page, "1. 📝 Đăng ký sản phẩm mới")  # a numbered menu, as plain text
     assert page.locator(".messages .inline").count() == 0  # Zalo has no buttons
     say(page, "1")
+    answered(page, "thông tin cá nhân")  # the personal-data notice comes first
+    say(page, "Đồng ý")
     answered(page, "xã/phường nào")
     page.screenshot(path=ARTIFACTS / "zalo-producer.png")
 
