@@ -32,6 +32,22 @@ _NUMBERED = re.compile(r"^(\d+)\. (.+)$")
 CONSENT_QUESTION = "Ông/Bà có đồng ý để lưu và dùng"
 
 
+async def start_channel(runtime: Any, adapter: Any, handled: Handled) -> None:
+    """A Zalo adapter (Bot Platform or Official Account) on the runtime, as `serve` wires it."""
+    adapter.channel.recorder = runtime.recorder
+    runtime.add_channel(adapter.channel, adapter)
+    handled.attach(runtime)
+    await adapter.open()
+    await runtime.start()
+
+
+async def stop_channel(runtime: Any | None, adapter: Any | None) -> None:
+    if runtime is not None:
+        await runtime.stop()
+    if adapter is not None:
+        await adapter.close()
+
+
 class Handled(Tracker):
     """Follows a runtime's Zalo updates: how many times each message id went through, and
     whether its replies are all out."""
@@ -73,20 +89,13 @@ class ZaloBotUnderTest:
             retry_delay=0.05,
             pacing=Pacing(self.settings.ocop_delivery_rate, private_interval=0.0),
         )
-        zalo.channel.recorder = runtime.recorder
-        runtime.add_channel(zalo.channel, zalo)
-        self.handled.attach(runtime)
-        await zalo.open()
-        await runtime.start()
+        await start_channel(runtime, zalo, self.handled)
         self.zalo, self.runtime = zalo, runtime
 
     async def stop(self) -> None:
         zalo, self.zalo = self.zalo, None
         runtime, self.runtime = self.runtime, None
-        if runtime is not None:
-            await runtime.stop()
-        if zalo is not None:
-            await zalo.close()
+        await stop_channel(runtime, zalo)
 
     async def restart(self) -> None:
         await self.stop()

@@ -28,7 +28,7 @@ from models.db import create_sessionmaker
 from models.outbox import Pacing
 from models.zalo_oa import OASend
 from tests.harness import Clock, Tracker
-from tests.zalo_harness import CONSENT_QUESTION
+from tests.zalo_harness import CONSENT_QUESTION, start_channel, stop_channel
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -91,21 +91,14 @@ class OABotUnderTest:
             self.clock,
             pacing=Pacing(self.settings.ocop_delivery_rate, private_interval=0.0),
         )
-        oa.channel.recorder = runtime.recorder
         oa.sender.queued = runtime.wake_deliveries
-        runtime.add_channel(oa.channel, oa)
-        self.handled.attach(runtime)
-        await oa.open()
-        await runtime.start()
+        await start_channel(runtime, oa, self.handled)
         self.oa, self.runtime = oa, runtime
 
     async def stop(self) -> None:
         oa, self.oa = self.oa, None
         runtime, self.runtime = self.runtime, None
-        if runtime is not None:
-            await runtime.stop()
-        if oa is not None:
-            await oa.close()
+        await stop_channel(runtime, oa)
 
     async def run_reminders(self) -> None:
         """The reminder job's tick at the clock's time (its messages go out after)."""
