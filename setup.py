@@ -1,6 +1,9 @@
 """Package layout only (metadata lives in pyproject.toml): the migrations and the catalogs stay
 where the repository keeps them (migrations/, locales/) and ship inside the packages that read
-them, as bot/migrations and handlers/locales, so an installed bot finds them wherever it is."""
+them, as bot/migrations and handlers/locales, so an installed bot finds them wherever it is.
+
+All package data is declared here: a [tool.setuptools.package-data] table in pyproject.toml would
+replace this one, and the wheel would ship without its migrations and catalogs."""
 
 from pathlib import Path
 
@@ -24,6 +27,7 @@ setup(
     package_dir=RESOURCES,
     package_data={
         "bot.migrations": ["script.py.mako"],
+        "bot.sandbox": ["static/*"],  # the sandbox's web chat page, script and stylesheet
         **{name: ["messages.po", "messages.mo"] for name in CATALOGS},
     },
 )

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -27,6 +29,13 @@ from bot.emulator import TelegramEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "installed-webhook-secret-0123456789abcdefXYZ"
+CATALOGS = "locales/*/LC_MESSAGES/messages.mo"
+SHIPPED = [  # what an installed bot reads besides its code
+    "handlers/locales/vi/LC_MESSAGES/messages.mo",
+    "bot/migrations/env.py",
+    "bot/migrations/script.py.mako",
+    "bot/sandbox/static/index.html",
+]
 INSTALL_TIMEOUT = 900  # seconds: pip may fetch every locked wheel on a cold cache
 
 
@@ -41,8 +50,18 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The bin folder of a fresh virtual environment holding the wheel and the locked
     dependencies, installed as docs/deploy.md says."""
     root = tmp_path_factory.mktemp("installed")
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root), str(REPO)])
+    # Built from the tracked files and the compiled catalogs only, as a clean clone has them: a
+    # build/ folder left in the checkout would otherwise lend the wheel files it no longer gets.
+    source = root / "source"
+    tracked = _run(["git", "ls-files", "-z"], cwd=REPO).split("\0")
+    for name in [*filter(None, tracked), *(str(p.relative_to(REPO)) for p in REPO.glob(CATALOGS))]:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, source / name)
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root), str(source)])
     [wheel] = root.glob("ocop_bot-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    for needed in SHIPPED:
+        assert needed in shipped, f"the wheel does not ship {needed}"
     requirements = root / "requirements.txt"
     uv = str(Path(sys.executable).with_name("uv"))
     _run(
