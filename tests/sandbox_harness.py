@@ -51,16 +51,21 @@ def wait_for_address(process: subprocess.Popen[str], deadline: float = START_DEA
 
 @contextmanager
 def running(
-    folder: Path, argv: Sequence[str] = ("sandbox", "--port", "0"), *, command: Sequence[str] = ()
+    folder: Path,
+    argv: Sequence[str] = ("sandbox", "--port", "0"),
+    *,
+    command: Sequence[str] = (),
+    env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """The process in `folder` (`command` instead of ocop-bot: e.g. make), in a process group of
+    """The process in `folder` (`command` instead of ocop-bot: e.g. make, or an installed
+    ocop-bot; `env` instead of the caller's environment without tokens), in a process group of
     its own; yields its address and itself, then SIGTERMs the group. ocop-bot itself must stop
     cleanly (exit code 0); make, killed too, reports the signal."""
     log = (folder / "sandbox.log").open("w")
     process = subprocess.Popen(
         [*(command or [str(OCOP_BOT)]), *argv],
         cwd=folder,
-        env=environment(),
+        env=environment() if env is None else env,
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -80,4 +85,4 @@ def running(
                 process.stdout.close()
         output = (folder / "sandbox.log").read_text()
         assert "Traceback" not in output, output[-3000:]
-        assert code == 0 or command, output[-3000:]
+        assert code == 0 or (command and Path(command[0]).name != "ocop-bot"), output[-3000:]

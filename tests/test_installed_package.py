@@ -26,6 +26,7 @@ import pytest
 
 from bench.chaos import _texts, _walk
 from bot.emulator import TelegramEmulator
+from tests.sandbox_harness import running
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "installed-webhook-secret-0123456789abcdefXYZ"
@@ -225,3 +226,26 @@ async def test_the_installed_wheel_serves_by_polling_and_by_webhook(
     checked = await asyncio.to_thread(command, "check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"Telegram webhook registered at {hook}" in checked.stdout
+
+
+async def test_the_installed_wheel_serves_the_sandbox_from_an_empty_folder(
+    installed: Path, tmp_path: Path
+) -> None:
+    """`ocop-bot sandbox` from the installed package: its page and script come with the wheel,
+    and the bot answers in Vietnamese there."""
+    bare = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")}
+    command = [str(installed / "ocop-bot")]
+    with running(tmp_path, command=command, env=bare) as (address, _process):
+        async with aiohttp.ClientSession(base_url=address) as client:
+            async with client.get("/") as page:
+                assert page.status == 200 and "Bản dùng thử" in await page.text()
+            async with client.get("/static/app.js") as script:
+                assert script.status == 200
+            async with client.post("/api/chats/lan/text", json={"text": "/start"}) as sent:
+                assert sent.status == 200
+            async with client.get("/api/chats/lan/events") as events:
+                async for line in events.content:
+                    if line.startswith(b"data: ") and "Chương trình OCOP".encode() in line:
+                        break
+                else:
+                    raise AssertionError("the event stream ended without the welcome")
