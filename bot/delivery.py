@@ -31,7 +31,7 @@ from models.outbox import (
     mark_unreachable,
     record,
 )
-from models.replies import extend_leases, hand_back, release_leases
+from models.replies import extend_leases, hand_back, release_leases, replies_waiting
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,11 @@ LEASE = dt.timedelta(seconds=15)
 # How long a reply is retried in place before it goes back to the database queue.
 REPLY_RETRY_SECONDS = 60.0
 CHAT_MEMORY = 10_000  # chats whose next send time is kept; older ones are forgotten
+# Replies in a worker's hands, in seconds of its rate: under overload (more answers than the
+# channel lets out) the rest wait in the outbox, not in memory, and their leases need no
+# renewing (bench/overload.py). Replies leased as their event commits may pass it by one
+# claim's slots.
+HAND_SECONDS = 4.0
 
 Send = Callable[[str, Reply], Awaitable[str]]
 # A channel that needs the whole outbox row (its key, template, recipient), not just the reply.
@@ -147,6 +152,12 @@ class DeliveryWorker:
         self._held: set[str] = set()  # chats whose earlier message went back to the database
         self._leased: set[int] = set()  # messages in this worker's hands, their leases renewed
         self._replies_waiting = 0
+        self._hand_limit = max(CONCURRENT_SENDS, int(pacing.rate * HAND_SECONDS))
+        # Replies may wait in the outbox unleased (left by a crash, or queued there while this
+        # worker's hands were full): until the claim finds none, new ones queue behind them.
+        self._backlog = True
+        self._claiming = 0  # room held by a claim while it waits for the database
+        self._queued = 0  # how often replies were queued for want of room
         # Requests on the wire at once; the rest wait for their slot and a free connection.
         self._sending = asyncio.Semaphore(CONCURRENT_SENDS)
         # The claim plans slots 1/rate apart, but tasks that wake late would go out in a burst,
@@ -162,6 +173,29 @@ class DeliveryWorker:
 
     def wake(self) -> None:
         """New messages were queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    def room(self) -> int:
+        """How many of the replies being written now may be leased to this worker, to send at
+        once (`send_now`); the others are queued in the outbox and claimed in their turn."""
+        if self._backlog:
+            return 0
+        return max(0, self._hand_limit - len(self._leased) - self._claiming)
+
+    @property
+    def in_hand(self) -> int:
+        """Messages leased to this worker and not yet settled."""
+        return len(self._leased)
+
+    @property
+    def hand_limit(self) -> int:
+        return self._hand_limit
+
+    def replies_queued(self) -> None:
+        """Replies were queued in the outbox for want of `room`: new ones queue behind them
+        until the claim has taken them all."""
+        self._backlog = True
+        self._queued += 1
         self._wake.set()
 
     def send_now(self, messages: list[Claimed]) -> None:
@@ -209,11 +243,28 @@ class DeliveryWorker:
 
     async def step(self) -> int:
         """Claim the next second of slots and start sending; wait when there is nothing."""
-        if self._replies_waiting:  # answers go first; notifications wait for the next round
+        if self._replies_waiting and not self._backlog:
+            # Answers in hand go first; notifications wait for the next round.
+            await self._pause(self.pacing.horizon / 4)
+            return 0
+        if len(self._leased) >= self._hand_limit:  # full hands: claim when some are sent
             await self._pause(self.pacing.horizon / 4)
             return 0
         async with self.sessionmaker() as session, session.begin():
-            batch = await claim(session, self.channel, self.name, self.clock(), self.pacing)
+            # Held for the claim while it waits for the database, so that the replies written
+            # meanwhile do not take the same room.
+            self._claiming = self._hand_limit - len(self._leased)
+            try:
+                batch = await claim(
+                    session, self.channel, self.name, self.clock(), self.pacing, self._claiming
+                )
+                if self._backlog:
+                    queued = self._queued
+                    # Replies queued while this looked (not yet committed) keep the backlog.
+                    if not await replies_waiting(session, self.channel) and queued == self._queued:
+                        self._backlog = False
+            finally:
+                self._claiming = 0
         for message in batch:
             self._queue(message, fast=False)
         if batch:

@@ -346,14 +346,18 @@ class InboxWorker:
                 by_channel.setdefault(result.channel.name, []).append(result)
         for name, handled in by_channel.items():
             worker = self.channels[name].delivery
-            fast, ids = await queue_replies(
+            room = worker.room()
+            fast, ids, overflow = await queue_replies(
                 session,
                 [message for each in handled for message in each.outgoing],
                 now,
-                worker=worker.name,
+                worker=worker.name if room else None,
                 lease=LEASE,
                 known_chats=self._chat_rows,
+                room=room,
             )
+            if overflow:
+                worker.replies_queued()
 
             by_id = {message.id: message for message in fast}
             for each in handled:

@@ -168,9 +168,15 @@ class Claimed:
 
 
 async def claim(
-    session: AsyncSession, channel: str, worker: str, now: dt.datetime, pacing: Pacing
+    session: AsyncSession,
+    channel: str,
+    worker: str,
+    now: dt.datetime,
+    pacing: Pacing,
+    most: int | None = None,
 ) -> list[Claimed]:
-    """Lease the next due messages, one per chat, each with the time it may be sent."""
+    """Lease the next due messages (at most `most`), one per chat, each with the time it may
+    be sent."""
     await insert_if_absent(session, DeliveryBudget, channel=channel, next_slot_at=now)
     budget = await session.scalar(
         select(DeliveryBudget)
@@ -192,6 +198,8 @@ async def claim(
     cursor = max(now, budget.next_slot_at)
     horizon = now + dt.timedelta(seconds=pacing.horizon)
     capacity = int((horizon - cursor) / step) if cursor < horizon else 0
+    if most is not None:
+        capacity = min(capacity, most)
     if capacity <= 0:
         return []
     waiting_here = select(OutboxMessage.id).where(

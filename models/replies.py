@@ -39,21 +39,24 @@ async def queue_replies(
     replies: Sequence[Outgoing],
     now: dt.datetime,
     *,
-    worker: str,
+    worker: str | None,
     lease: dt.timedelta,
     known_chats: set[tuple[str, str]] | None = None,
-) -> tuple[list[Claimed], dict[str, int]]:
+    room: int | None = None,
+) -> tuple[list[Claimed], dict[str, int], bool]:
     """Write an event batch's replies, in one statement; returns those leased to `worker` to
     send at once (every reply of a chat with no earlier message waiting, or in another
     process's hands; a chat that has one gets its replies queued behind it, in order) and the
-    outbox id of every new one by key. A key already queued (the same event handled again) is
-    skipped. `known_chats`, when given, remembers the chats that have their delivery row, so
-    that it is inserted once per chat rather than once per batch."""
+    outbox id of every new one by key, and whether some were queued for want of room. At most
+    `room` replies are leased (a chat's replies all or none; the chats that do not fit are
+    queued, to be claimed in their turn); with no `worker`, none. A key already queued (the
+    same event handled again) is skipped. `known_chats`, when given, remembers the chats that
+    have their delivery row, so that it is inserted once per chat rather than once per batch."""
     if not replies:
-        return [], {}
+        return [], {}, False
     channels = {reply.channel for reply in replies}
     behind: set[tuple[str, str]] = set()
-    for channel in channels:
+    for channel in channels if worker is not None else ():  # none leased: no need to look
         chats = list({reply.chat_id for reply in replies if reply.channel == channel})
         rows = await session.execute(
             select(OutboxMessage.chat_id)
@@ -70,9 +73,22 @@ async def queue_replies(
         )
         behind.update((channel, chat_id) for (chat_id,) in rows)
     table = cast(Table, OutboxMessage.__table__)
+    if worker is None:
+        room = 0
+    leased: set[tuple[str, str]] = set()
+    overflow = False
     rows_in = []
     for reply in replies:
-        queued = (reply.channel, reply.chat_id) in behind
+        chat = (reply.channel, reply.chat_id)
+        if chat not in behind and chat not in leased:
+            if room is None or room > 0:
+                leased.add(chat)
+            else:
+                behind.add(chat)
+                overflow = True
+        queued = chat in behind
+        if not queued and room is not None:
+            room -= 1
         rows_in.append(
             {
                 "key": reply.key,
@@ -122,7 +138,21 @@ async def queue_replies(
         for reply in replies
         if reply.key in ids and (reply.channel, reply.chat_id) not in behind
     ]
-    return fast, ids
+    return fast, ids, overflow
+
+
+async def replies_waiting(session: AsyncSession, channel: str) -> bool:
+    """Whether any reply of the channel waits in the queue (not leased to anyone)."""
+    waiting = (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.status == OutboxStatus.PENDING.value,
+            OutboxMessage.channel == channel,
+            OutboxMessage.reply.is_(True),
+        )
+        .exists()
+    )
+    return bool(await session.scalar(select(waiting)))
 
 
 async def release_leases(

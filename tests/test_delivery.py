@@ -118,3 +118,50 @@ async def test_ten_thousand_notifications_through_faults_arrive_exactly_once(
         )
     assert unreachable == {str(chat) for chat in BLOCKED}
     assert states == {"sent": len(expected), "failed": len(BLOCKED) * PER_CHAT}
+
+
+@pytest.mark.both_databases
+async def test_answers_beyond_what_telegram_lets_out_wait_in_the_outbox_in_order(
+    settings: Settings, engine: AsyncEngine, emulator: TelegramEmulator
+) -> None:
+    """More people write at once than 30 messages a second can answer. The delivery worker
+    keeps only a few seconds of replies in hand (the rest wait unleased in the outbox: a crash
+    loses nothing and nothing needs renewing); every answer still arrives once, in its chat's
+    order."""
+    rate, people = 30.0, 200
+    emulator.limits = Limits(overall_per_second=rate)
+    running = BotUnderTest(settings, engine, emulator)
+    running.pacing = Pacing(rate, private_interval=0.0)
+    await running.start()
+    try:
+        worker = running.runtime.deliveries["telegram"]
+        # The replies to a chat with nothing else going on are what every chat should get.
+        control = 2_000_000
+        emulator.send_text(control, "/start")
+        emulator.send_text(control, "/help")
+        await emulator.wait_for_messages(control, 2, timeout=30)
+        expected = emulator.texts_to(control)
+
+        held: list[int] = []
+        running.runtime.inbox.listeners.append(lambda *_: held.append(worker.in_hand))
+        worker.listeners.append(lambda *_: held.append(worker.in_hand))
+        chats = range(2_000_001, 2_000_001 + people)
+        for chat in chats:
+            emulator.send_text(chat, "/start")
+            emulator.send_text(chat, "/help")
+        # 400 replies at 30 a second: the deadline is the work's own length, four times over.
+        deadline = 4 * 2 * people / rate + 30
+        for chat in chats:
+            await emulator.wait_for_messages(chat, 2, timeout=deadline)
+        await running.drain()
+    finally:
+        await running.stop()
+
+    for chat in chats:
+        assert emulator.texts_to(chat) == expected, chat  # each once, in order
+    # Replies leased as their event commits and a claim planned just before may pass the limit
+    # by one claim's slots (a second of the rate).
+    limit = worker.hand_limit + rate * running.pacing.horizon
+    assert max(held) <= limit, (max(held), limit)
+    assert max(held) < people  # without the limit, every answer would be in hand at once
+    assert emulator.throttled == 0
