@@ -81,7 +81,7 @@ async def test_reevaluation_without_a_certificate_on_file(
     assert "Giấy chứng nhận OCOP được cấp ngày nào" in producer.text
     await producer.say("15/03/2023")
     await producer.tap("Hộ sản xuất")
-    assert "Người đại diện" in producer.text  # a household has no separate subject name
+    assert "Chủ hộ là ai?" in producer.text  # a household has no separate subject name
     await producer.say("Trần Thị Bích")
     await producer.say("Thôn An Ba, phường Trà Câu")
     await producer.say("Bỏ qua")

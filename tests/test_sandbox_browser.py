@@ -122,7 +122,7 @@ def test_register_accept_and_export_in_a_browser(page: sync_api.Page) -> None:
     answered(page, "Quá dài")
     say(page, "Nước mắm cá cơm")
     tap(page, "Thực phẩm")
-    answered(page, "loại hình")
+    answered(page, "hình thức nào")
     tap(page, "Hợp tác xã")
     say(page, HOSTILE)  # the producer's name, as text
     answered(page, "Người đại diện")
