@@ -425,7 +425,9 @@ class Engine:
         if not applicable:
             if self.menu is None:
                 return self.render(conversation, ctx, _("This is the first question."))
-            if _answered(answers):  # answers after this question: keep the draft for later
+            if _answered(
+                self.flow, answers
+            ):  # answers after this question: keep the draft for later
                 return [
                     Reply(
                         _(
@@ -445,7 +447,10 @@ class Engine:
 
     def ask_cancel(self, conversation: Conversation, ctx: Context) -> list[Reply]:
         """ "Cancel" on a draft with answers asks first: one tap should not lose them."""
-        if not self.flow.confirm_cancel or _answered(conversation.answers) < CONFIRM_CANCEL_FROM:
+        if (
+            not self.flow.confirm_cancel
+            or _answered(self.flow, conversation.answers) < CONFIRM_CANCEL_FROM
+        ):
             return self.cancel(conversation, ctx)
         _store(
             conversation,
@@ -458,7 +463,7 @@ class Engine:
         text = _(
             "Do you really want to cancel this registration? The {count} answers you gave "
             "will be deleted and nothing will be sent."
-        ).format(count=_answered(conversation.answers))
+        ).format(count=_answered(self.flow, conversation.answers))
         choices = (
             (Choice(_("🗑 Yes, cancel it"), f"{version}:xy"),),
             (Choice(_("↩️ No, continue"), f"{version}:xn"),),
@@ -489,9 +494,9 @@ class Engine:
         conversation.step = None
 
 
-def _answered(answers: Answers) -> int:
-    """How many questions the user answered (private keys are the engine's own)."""
-    return sum(1 for key in answers if not key.startswith("_"))
+def _answered(flow: Flow, answers: Answers) -> int:
+    """How many of the flow's questions have an answer (some fill other keys too)."""
+    return sum(1 for key in answers if key in flow.by_key)
 
 
 def _match_option(

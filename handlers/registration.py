@@ -7,7 +7,7 @@ import html
 from typing import Any
 
 from handlers import labels
-from handlers.area import office_contact, served_area
+from handlers.area import current_and_former, describe_match, office_contact, served_area
 from handlers.context import Context
 from handlers.engine import SUMMARY, Answers, Flow, Step
 from handlers.events import Choice, Outcome, Reply, Request
@@ -84,7 +84,7 @@ def _parse_commune_text(text: str, _answers: Answers, ctx: Context) -> Answers:
             "commune_input": typed,
             "legacy_commune": match.legacy_name,
         }
-    if any(m.legacy_unit for m in matches) and any(m.legacy_unit is None for m in matches):
+    if current_and_former(matches):
         # A current unit's name, and a former unit's now in another one: say what each is now.
         raise Invalid(
             _("“{text}” is the name of more than one place. Which one do you mean?").format(
@@ -120,11 +120,10 @@ def _parse_commune_text(text: str, _answers: Answers, ctx: Context) -> Answers:
 
 
 def _ambiguous_option(match: CommuneMatch) -> Option:
-    if match.legacy_unit is None:
-        label = _("{name} (new unit)").format(name=match.commune.name)
-        return Option(match.commune.code, label)
-    label = _("former {old}, now in {new}").format(old=match.legacy_unit, new=match.commune.name)
-    return Option(f"{match.commune.code}.{match.legacy_id}", label[:1].upper() + label[1:])
+    value = match.commune.code
+    return Option(
+        value if match.legacy_id is None else f"{value}.{match.legacy_id}", describe_match(match)
+    )
 
 
 def _parse_commune_choice(value: str, _answers: Answers, ctx: Context) -> Answers:

@@ -167,7 +167,7 @@ async def test_editing_two_fields_from_the_summary(bot: BotUnderTest, engine: As
     producer = Producer(bot, user_id=1005)
     await answer_new_product(producer)
     await producer.tap("✏️ Tên sản phẩm")
-    assert "Đang ghi: Nước mắm cá cơm" in producer.text
+    assert "Câu trả lời hiện tại: Nước mắm cá cơm" in producer.text
     await producer.say("Nước mắm nhĩ cá cơm")
     assert "Kiểm tra lại hồ sơ đăng ký" in producer.text
     await producer.tap("✏️ Số điện thoại")
