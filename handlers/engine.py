@@ -290,6 +290,10 @@ class Engine:
         else:
             outcome = await self._on_input(conversation, ctx, event)
         after = self._step(conversation) if conversation.flow else None
+        # Typed, not tapped: the question's buttons are still live until the channel takes them.
+        outcome.spends_buttons = event.kind is not EventKind.CHOICE and any(
+            reply.choices for reply in outcome.replies
+        )
         if before is not None and before.request and not (after and after.request):
             self._drop_keyboard(outcome, self._received(before, answered, conversation, ctx))
         return outcome

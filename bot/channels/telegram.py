@@ -263,7 +263,7 @@ class TelegramChannel:
         return event
 
     async def replies(self, session: AsyncSession, event: Event, outcome: Outcome) -> list[Reply]:
-        if event.kind is not EventKind.CHOICE and any(r.choices for r in outcome.replies):
+        if outcome.spends_buttons and event.kind is not EventKind.CHOICE:
             # A question answered by typing: its buttons go once the next question is out.
             spent = await live_buttons(session, CHANNEL, event.chat_id)
             outcome.spent_buttons = None if spent is None else (event.chat_id, spent)
