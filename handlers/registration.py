@@ -310,7 +310,7 @@ STEPS = (
     Step(
         "subject_type",
         N_("How do you produce: as an enterprise, a cooperative, a group or a household?"),
-        label=N_("Producer type"),
+        label=N_("Form of production"),
         options=lambda a, c: _labelled(labels.SUBJECT_TYPE, labels.SUBJECT_TYPE_WORDS),
         show=_show_enum("subject_type", labels.SUBJECT_TYPE),
         columns=1,
@@ -359,7 +359,7 @@ STEPS = (
     Step(
         "target",
         N_("Which star level are you registering for?"),
-        label=N_("Target"),
+        label=N_("Star level registered"),
         options=lambda a, c: [Option(t.value, _target_label(t, a)) for t in _targets(a)],
         when=lambda a: "kind" in a,
         show=lambda a, c: _target_label(Target(a["target"]), a),
@@ -368,7 +368,7 @@ STEPS = (
     Step(
         "ecommerce",
         N_("Is the product sold on an e-commerce platform (Shopee, Lazada, Postmart, …)?"),
-        label=N_("Sold online"),
+        label=N_("Sold online (e-commerce)"),
         options=_yes_no,
         show=lambda a, c: _(labels.YES) if a["ecommerce"] == "yes" else _(labels.NO),
     ),

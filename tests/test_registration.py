@@ -143,7 +143,7 @@ async def test_three_products_reuse_the_producer_details(
         await producer.tap("Sa Huỳnh")
         await producer.say(product)
         await producer.tap("Thực phẩm")
-        assert "Dùng lại thông tin chủ thể" in producer.text
+        assert "Dùng lại thông tin người sản xuất" in producer.text
         assert "HTX Nước mắm Sa Huỳnh" in producer.text
         assert "0905 123 456" in producer.text
         await producer.tap("Có")
