@@ -336,10 +336,18 @@ class Area:
         for part in _PARTS.split(text):
             prefix, rest = _split_prefix(fold(part), _COMMUNE_PREFIXES)
             keys = [_key(f"{prefix} {rest}"), _key(rest)] if prefix else [_key(rest)]
+            typed = {_exact(part), _exact(rest)}
             for key in keys:
-                communes = list(self._province_by_key.get(key, ()))
-                for unit in index.by_key.get(key, ()):
-                    communes += [self._province_by_code[c] for c in unit.new_codes]
+                current = list(self._province_by_key.get(key, ()))
+                former = list(index.by_key.get(key, ()))
+                # Spelled as typed wins over names that only fold alike ("Ba Tơ", "Ba Tô").
+                spelled = [c for c in current if {_exact(c.name), _exact(c.short_name)} & typed]
+                spelled_former = [u for u in former if u.exact & typed]
+                if spelled or spelled_former:
+                    current, former = spelled, spelled_former
+                communes = current + [
+                    self._province_by_code[code] for unit in former for code in unit.new_codes
+                ]
                 for commune in communes:
                     if commune.code not in self._by_code:
                         found.setdefault(commune.code, commune)

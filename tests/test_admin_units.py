@@ -206,3 +206,15 @@ def test_legacy_index_agrees_with_package_converter(
         if found[0].legacy_name is not None:  # an old name now also a current one resolves to it
             assert found[0].legacy_name == label
             assert found[0].commune.code == expected.ward_code, label
+
+
+def test_units_of_the_province_outside_the_area_are_told_apart_from_unknown_names(
+    area: Area,
+) -> None:
+    assert [c.name for c in area.outside("Lý Sơn")] == ["Đặc khu Lý Sơn"]
+    assert [c.name for c in area.outside("Ba Tơ")] == ["Xã Ba Tơ"]  # spelled as typed
+    assert {c.name for c in area.outside("ba to")} == {"Xã Ba Tơ", "Xã Ba Tô"}
+    # Former units of other districts, by their old name: the units they are in now.
+    assert {c.code for c in area.outside("Phường Trần Hưng Đạo")} == {"21025", "23302"}
+    assert area.outside("Phổ Phong") == []  # served here
+    assert area.outside("Hà Lội") == []  # no such place
