@@ -9,6 +9,7 @@ every button, so a button from an older message is recognized and refused.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ CANCELLING = "_cancelling"
 # A confirmation is asked before dropping a draft with at least this many answers.
 CONFIRM_CANCEL_FROM = 2
 Menu = Callable[[Context], tuple[tuple[Choice, ...], ...]]
+_LEADING_SYMBOLS = re.compile(r"^[\W_]+")
 
 
 def _always(_answers: Answers) -> bool:
@@ -62,8 +64,14 @@ class Step:
     # False: typed text always goes to `parse_text` (it knows more than the buttons do), only
     # a button's number picks a button.
     match_typed: bool = True
-    # The prompt's msgid when it depends on earlier answers (a household has a "chủ hộ").
+    # The prompt's and the label's msgids when they depend on earlier answers (a household
+    # has a "chủ hộ", not a legal representative).
     prompts: Callable[[Answers], str] | None = None
+    labels: Callable[[Answers], str] | None = None
+
+    def label_for(self, answers: Answers) -> str:
+        """The label, translated."""
+        return _(self.labels(answers) if self.labels else self.label)
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,7 @@ class Flow:
     def summary_lines(self, answers: Answers, ctx: Context) -> list[str]:
         """One "label: answer" line per answered field, user values escaped."""
         return [
-            f"<b>{_(step.label)}:</b> {html.escape(_shown(step, answers, ctx))}"
+            f"<b>{step.label_for(answers)}:</b> {html.escape(_shown(step, answers, ctx))}"
             for step in self.applicable(answers)
             if step.label and step.key in answers
         ]
@@ -227,7 +235,7 @@ class Engine:
         lines = [f"⚠️ {notice}", ""] if notice else []
         lines += [f"<b>{_(self.flow.summary_title)}</b>", ""]
         lines += self.flow.summary_lines(conversation.answers, ctx)
-        submit = _(self.flow.submit_label).lstrip("✅ ").strip()
+        submit = _LEADING_SYMBOLS.sub("", _(self.flow.submit_label))  # "✅ Gửi hồ sơ": the words
         lines += [
             "",
             _("Check the details. Tap a field to change it, or tap “{submit}”.").format(
@@ -242,14 +250,16 @@ class Engine:
         retype = [
             (
                 Choice(
-                    _("✏️ Retype: {field}").format(field=_(self.flow.by_key[key].label)),
+                    _("✏️ Retype: {field}").format(
+                        field=self.flow.by_key[key].label_for(conversation.answers)
+                    ),
                     f"{version}:e:{key}",
                 ),
             )
             for _hint, key in hints
         ]
         edits = [
-            Choice("✏️ " + _(step.label), f"{version}:e:{step.key}")
+            Choice("✏️ " + step.label_for(conversation.answers), f"{version}:e:{step.key}")
             for step in self.flow.applicable(conversation.answers)
             if step.label
         ]
@@ -429,9 +439,7 @@ class Engine:
         if not applicable:
             if self.menu is None:
                 return self.render(conversation, ctx, _("This is the first question."))
-            if _answered(
-                self.flow, answers
-            ):  # answers after this question: keep the draft for later
+            if _answered(self.flow, answers):  # later answers exist: keep the draft for later
                 return [
                     Reply(
                         _(

@@ -219,7 +219,7 @@ def _show_date(answers: Answers, _ctx: Context) -> str:
 
 
 def _show_location(answers: Answers, _ctx: Context) -> str:
-    # Coordinates mean nothing to a producer; the officials' card links the map.
+    # Coordinates mean nothing to a producer; the officials get them with the registration.
     return _("Sent") if answers.get("location") else _("Not given")
 
 
@@ -234,6 +234,12 @@ def _owner_prompt(answers: Answers) -> str:
     if answers.get("subject_type") == SubjectType.HOUSEHOLD:
         return N_("Who is the head of the household? Type their full name.")
     return N_("Who is the legal representative? Type their full name.")
+
+
+def _owner_label(answers: Answers) -> str:
+    if answers.get("subject_type") == SubjectType.HOUSEHOLD:
+        return N_("Head of household")
+    return N_("Legal representative")
 
 
 STEPS = (
@@ -328,6 +334,7 @@ STEPS = (
         label=N_("Legal representative"),
         parse_text=_text("owner", parse_person_name),
         prompts=_owner_prompt,
+        labels=_owner_label,
     ),
     Step(
         "address",

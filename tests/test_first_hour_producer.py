@@ -246,7 +246,7 @@ async def test_names_are_capitalized_and_unaccented_ones_are_questioned(
     summary = producer.text
     assert "Nước mắm" in summary and "Nguyen Van Ba" in summary and "Thon 3 Pho Phong" in summary
     assert "Ông/Bà có muốn gõ lại có dấu không?" in summary
-    await producer.tap("Gõ lại: Người đại diện")
+    await producer.tap("Gõ lại: Chủ hộ")
     await producer.say("nguyễn văn bá")
     assert "có dấu không" not in producer.text
     assert "Nguyễn Văn Bá" in producer.text
