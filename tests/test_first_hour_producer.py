@@ -9,6 +9,8 @@ import re
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.emulator import TelegramEmulator
+from bot.settings import Settings
 from models.domain import RegistrationKind, SubjectType, Target
 from tests.flows import answer_new_product, stored_registrations
 from tests.harness import BotUnderTest, Producer
@@ -311,3 +313,56 @@ async def test_the_served_area_is_named_and_other_communes_are_not_served_here(
     assert "Không tìm thấy" not in producer.text
     await producer.say("Hà Lội")  # no such place at all
     assert "không thuộc địa bàn" not in producer.text
+
+
+async def test_the_served_area_and_the_office_come_from_the_settings(
+    settings: Settings, engine: AsyncEngine, emulator: TelegramEmulator
+) -> None:
+    configured = settings.model_copy(
+        update={
+            "ocop_area_name": "thị xã Đức Phổ cũ",
+            "ocop_office_contact": "Phòng Kinh tế, số 0255 3859 123",
+        }
+    )
+    bot = BotUnderTest(configured, engine, emulator)
+    await bot.start()
+    try:
+        producer = Producer(bot, user_id=15011)
+        await producer.say("/start")
+        assert "Bot tiếp nhận hồ sơ của thị xã Đức Phổ cũ." in producer.text
+        assert "liên hệ Phòng Kinh tế, số 0255 3859 123." in producer.text
+        await producer.say("/dangky")
+        await producer.tap("Sản phẩm mới")
+        await producer.say("Trà Bồng")
+        assert (
+            "Xã Trà Bồng không thuộc địa bàn bot này phục vụ: bot chỉ tiếp nhận hồ sơ của thị xã "
+            "Đức Phổ cũ. Ông/Bà vui lòng liên hệ Phòng Kinh tế, số 0255 3859 123."
+        ) in producer.text
+    finally:
+        await bot.stop()
+
+
+async def test_the_wording_a_producer_reads(bot: BotUnderTest) -> None:
+    producer = Producer(bot, user_id=15012)
+    await producer.say("/lenhla")
+    assert "Không có lệnh này." in producer.text
+    await producer.say("/dangky")
+    await producer.tap("Sản phẩm mới")
+    await producer.tap("Sa Huỳnh")
+    await producer.say("Nước mắm")
+    await producer.tap("Thực phẩm")
+    assert "Ông/Bà sản xuất theo hình thức nào?" in producer.text
+    await producer.tap("Hộ sản xuất")
+    assert "Chủ hộ là ai?" in producer.text and "pháp luật" not in producer.text
+    await producer.say("Trần Văn Hai")
+    await producer.say("Thôn 1, phường Sa Huỳnh")
+    await producer.share_location(14.65, 109.01)
+    await producer.say("0905 123 456")
+    await producer.tap("3 sao")
+    assert "bán trên mạng" in producer.text
+    await producer.tap("Có")
+    summary = producer.text
+    assert "<b>Chủ hộ:</b> Trần Văn Hai" in summary
+    assert "<b>Vị trí:</b> Đã gửi vị trí" in summary
+    assert "<b>Hình thức sản xuất:</b>" in summary and "<b>Bán hàng qua mạng:</b> Có" in summary
+    assert "bấm “Gửi hồ sơ”" in summary and "✅ Gửi hồ sơ" in producer.buttons()
