@@ -37,10 +37,13 @@ MENU_COMMANDS = ("start", "register", "status", "cancel", "help", "language")
 
 def build_services(settings: Settings) -> Services:
     return Services(
-        area=Area(settings.ocop_province_code, settings.ocop_commune_codes),
+        area=Area(
+            settings.ocop_province_code, settings.ocop_commune_codes, settings.ocop_area_name
+        ),
         timezone=ZoneInfo(settings.ocop_timezone),
         reminder_days=tuple(sorted(set(settings.ocop_reminder_days), reverse=True)),
         data_controller=settings.ocop_data_controller,
+        office_contact=settings.ocop_office_contact,
         form_retention_days=settings.ocop_form_retention_days,
         outbox_retention_days=settings.ocop_outbox_retention_days,
     )

@@ -272,7 +272,8 @@ class InboxWorker:
             self.queued()
         if handled.outcome.tasks:
             self.tasks_queued()
-        if handled.outcome.toast is not None or extra is not None:
+        outcome = handled.outcome
+        if outcome.toast is not None or extra is not None or outcome.spent_buttons is not None:
             await self._acknowledge(channel, extra, handled.outcome)
         for listener in self.listeners:
             listener(row, handled.outbox_ids)

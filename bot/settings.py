@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     # Personal data (Law 91/2025/QH15): who controls it, as the consent notice names it, and
     # how long what is no longer needed is kept.
     ocop_data_controller: str = "Văn phòng Điều phối nông thôn mới tỉnh Quảng Ngãi"
+    # The served area as people call it ("" = the names of OCOP_COMMUNE_CODES) and the office
+    # producers should contact (phone or address; "" = OCOP_DATA_CONTROLLER).
+    ocop_area_name: str = ""
+    ocop_office_contact: str = ""
     ocop_form_retention_days: int = Field(default=90, ge=1)
     ocop_outbox_retention_days: int = Field(default=30, ge=1)
     zalo_bot_token: str | None = None

@@ -27,6 +27,8 @@ class Services:
     reminder_days: tuple[int, ...] = (180, 90, 60, 30, 0)
     # Named in the personal-data notice; the retention periods housekeeping applies.
     data_controller: str = "Văn phòng Điều phối nông thôn mới tỉnh Quảng Ngãi"
+    # Whom producers should contact ("" = the data controller's office).
+    office_contact: str = ""
     form_retention_days: int = 90
     outbox_retention_days: int = 30
 

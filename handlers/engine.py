@@ -9,6 +9,7 @@ every button, so a button from an older message is recognized and refused.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from handlers.context import Context
 from handlers.events import Choice, Event, EventKind, KeyButton, Outcome, Reply, Request
 from handlers.i18n import _
+from handlers.labels import NO_WORDS, YES_WORDS
 from handlers.validators import Invalid, Option
 from models.admin_units import fold
 from models.conversations import Conversation
@@ -26,6 +28,12 @@ SUMMARY = "summary"
 
 BACK_WORDS = frozenset({"quay lai", "tro lai", "back"})
 CANCEL_WORDS = frozenset({"huy", "huy bo", "cancel"})
+# Set in the answers while "really cancel?" is asked, to the version that asked it.
+CANCELLING = "_cancelling"
+# A confirmation is asked before dropping a draft with at least this many answers.
+CONFIRM_CANCEL_FROM = 2
+Menu = Callable[[Context], tuple[tuple[Choice, ...], ...]]
+_LEADING_SYMBOLS = re.compile(r"^[\W_]+")
 
 
 def _always(_answers: Answers) -> bool:
@@ -51,6 +59,19 @@ class Step:
     note: Callable[[Answers, Context], str | None] | None = None
     columns: int = 2
     text_hint: str | None = None
+    # A catalog string: comma-separated words that also mean the skip button ("không biết").
+    skip_words: str | None = None
+    # False: typed text always goes to `parse_text` (it knows more than the buttons do), only
+    # a button's number picks a button.
+    match_typed: bool = True
+    # The prompt's and the label's msgids when they depend on earlier answers (a household
+    # has a "chủ hộ", not a legal representative).
+    prompts: Callable[[Answers], str] | None = None
+    labels: Callable[[Answers], str] | None = None
+
+    def label_for(self, answers: Answers) -> str:
+        """The label, translated."""
+        return _(self.labels(answers) if self.labels else self.label)
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,14 @@ class Flow:
     cancelled: str = "Registration cancelled. Nothing was sent."
     # Without a confirmation the flow completes as soon as its last question is answered.
     confirm: bool = True
+    # Ask "really cancel?" before dropping a draft (the producer's long form).
+    confirm_cancel: bool = False
+    # The progress counter starts once this question is answered (it decides which questions
+    # follow, so a count shown before it would change).
+    progress_after: str | None = None
+    # Gentle warnings shown above the summary, each with the question it suggests answering
+    # again: [(text, step key)].
+    summary_hints: Callable[[Answers, Context], list[tuple[str, str]]] | None = None
     by_key: dict[str, Step] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -80,7 +109,7 @@ class Flow:
     def summary_lines(self, answers: Answers, ctx: Context) -> list[str]:
         """One "label: answer" line per answered field, user values escaped."""
         return [
-            f"<b>{_(step.label)}:</b> {html.escape(_shown(step, answers, ctx))}"
+            f"<b>{step.label_for(answers)}:</b> {html.escape(_shown(step, answers, ctx))}"
             for step in self.applicable(answers)
             if step.label and step.key in answers
         ]
@@ -93,11 +122,25 @@ def _shown(step: Step, answers: Answers, ctx: Context) -> str:
     return "" if value is None else str(value)
 
 
-def _store(conversation: Conversation, answers: Answers, step: str, editing: bool = False) -> None:
-    conversation.answers = answers  # a new dict, so the JSON column is marked changed
+def _store(
+    conversation: Conversation,
+    answers: Answers,
+    step: str,
+    editing: bool = False,
+    cancelling: bool = False,
+) -> None:
+    # A new dict, so the JSON column is marked changed; any step forgets a pending "cancel?".
+    conversation.answers = {key: value for key, value in answers.items() if key != CANCELLING}
     conversation.step = step
     conversation.editing = editing
     conversation.version += 1
+    if cancelling:
+        conversation.answers[CANCELLING] = conversation.version
+
+
+def words(msgid: str) -> frozenset[str]:
+    """A catalog list of comma-separated words, folded; the English ones count too."""
+    return frozenset(fold(w) for w in f"{_(msgid)},{msgid}".split(",") if fold(w))
 
 
 def _nav_row(version: int) -> tuple[Choice, ...]:
@@ -111,8 +154,10 @@ def _rows(choices: Sequence[Choice], columns: int) -> list[tuple[Choice, ...]]:
 class Engine:
     """Drives one flow for one chat; the caller owns the session and the transaction."""
 
-    def __init__(self, flow: Flow) -> None:
+    def __init__(self, flow: Flow, menu: Menu | None = None) -> None:
+        """`menu`: the main menu, shown after cancelling and by "back" on the first question."""
         self.flow = flow
+        self.menu = menu
 
     # --- starting and rendering -------------------------------------------------------
 
@@ -136,15 +181,13 @@ class Engine:
             return [self._summary(conversation, ctx, notice)]
         step = self.flow.by_key[conversation.step or ""]
         answers = conversation.answers
-        applicable = self.flow.applicable(answers)
-        position = next((i for i, s in enumerate(applicable) if s.key == step.key), 0) + 1
         lines = []
         if notice:
             lines += [f"⚠️ {notice}", ""]
-        if len(applicable) > 1:
-            progress = _("Question {n} of {total}").format(n=position, total=len(applicable))
+        progress = None if conversation.editing else self._progress(answers, step)
+        if progress:
             lines.append(f"<i>{progress}</i>")
-        lines.append(_(step.prompt))
+        lines.append(_(step.prompts(answers) if step.prompts else step.prompt))
         extra = step.note(answers, ctx) if step.note else None
         if extra:
             lines.append(extra)
@@ -173,18 +216,54 @@ class Engine:
         rows.append(_nav_row(version))
         return [Reply(text, choices=tuple(rows))]
 
+    def _progress(self, answers: Answers, step: Step) -> str | None:
+        """How many questions are left, this one included. Only questions still unanswered
+        count, so a straight walk-through counts down by one; an answer that makes questions
+        unnecessary (a household has no separate name, reused details) only shortens it."""
+        after = self.flow.progress_after
+        if after is not None and after not in answers:
+            return None
+        left = [s for s in self.flow.applicable(answers) if s.key not in answers]
+        if len(self.flow.steps) <= 1 or step not in left:
+            return None
+        if len(left) == 1:
+            return _("Last question")
+        return _("{n} questions left").format(n=len(left))
+
     def _summary(self, conversation: Conversation, ctx: Context, notice: str | None) -> Reply:
         version = conversation.version
         lines = [f"⚠️ {notice}", ""] if notice else []
         lines += [f"<b>{_(self.flow.summary_title)}</b>", ""]
         lines += self.flow.summary_lines(conversation.answers, ctx)
-        lines += ["", _("Check the details. Tap a field to change it, or send the registration.")]
+        submit = _LEADING_SYMBOLS.sub("", _(self.flow.submit_label))  # "✅ Gửi hồ sơ": the words
+        lines += [
+            "",
+            _("Check the details. Tap a field to change it, or tap “{submit}”.").format(
+                submit=submit
+            ),
+        ]
+        hints = (
+            self.flow.summary_hints(conversation.answers, ctx) if self.flow.summary_hints else []
+        )
+        for hint, _key in hints:
+            lines += ["", f"💡 {hint}"]
+        retype = [
+            (
+                Choice(
+                    _("✏️ Retype: {field}").format(
+                        field=self.flow.by_key[key].label_for(conversation.answers)
+                    ),
+                    f"{version}:e:{key}",
+                ),
+            )
+            for _hint, key in hints
+        ]
         edits = [
-            Choice("✏️ " + _(step.label), f"{version}:e:{step.key}")
+            Choice("✏️ " + step.label_for(conversation.answers), f"{version}:e:{step.key}")
             for step in self.flow.applicable(conversation.answers)
             if step.label
         ]
-        rows = _rows(edits, 2)
+        rows = [*retype, *_rows(edits, 2)]
         rows.append((Choice(_(self.flow.submit_label), f"{version}:ok"),))
         rows.append(_nav_row(version))
         return Reply("\n".join(lines), choices=tuple(rows))
@@ -194,36 +273,66 @@ class Engine:
     async def handle(self, conversation: Conversation, ctx: Context, event: Event) -> Outcome:
         """One event while this flow is active; returns the replies."""
         before = self._step(conversation)
-        if event.kind is EventKind.CHOICE:
+        answered = dict(conversation.answers)
+        typed = fold(event.text or "") if event.kind is EventKind.TEXT else None
+        asked = conversation.answers.get(CANCELLING) == conversation.version
+        if asked and typed is not None and typed in words(YES_WORDS) | CANCEL_WORDS:
+            outcome = Outcome(self.cancel(conversation, ctx))
+        elif asked and typed is not None and typed in words(NO_WORDS) | BACK_WORDS:
+            outcome = Outcome(self.resume(conversation, ctx))
+        elif event.kind is EventKind.CHOICE:
             outcome = await self._on_choice(conversation, ctx, event.choice or "")
-        elif event.kind is EventKind.TEXT and fold(event.text or "") in BACK_WORDS:
+        elif typed in BACK_WORDS:
             outcome = Outcome(self.back(conversation, ctx))
-        elif event.kind is EventKind.TEXT and fold(event.text or "") in CANCEL_WORDS:
-            outcome = Outcome(self.cancel(conversation))
+        elif typed in CANCEL_WORDS:
+            outcome = Outcome(self.ask_cancel(conversation, ctx))
         elif (
             before is not None
             and before.skip_label
-            and event.kind is EventKind.TEXT
-            and fold(event.text or "") == fold(_(before.skip_label))
+            and typed is not None
+            and typed
+            in (
+                {fold(_(before.skip_label))}
+                | (words(before.skip_words) if before.skip_words else set())
+            )
         ):
             outcome = await self._accept(conversation, ctx, before, {before.key: None})
         else:
             outcome = await self._on_input(conversation, ctx, event)
         after = self._step(conversation) if conversation.flow else None
+        # Typed, not tapped: the question's buttons are still live until the channel takes them.
+        outcome.spends_buttons = event.kind is not EventKind.CHOICE and any(
+            reply.choices for reply in outcome.replies
+        )
         if before is not None and before.request and not (after and after.request):
-            self._drop_keyboard(outcome)
+            self._drop_keyboard(outcome, self._received(before, answered, conversation, ctx))
         return outcome
 
     def _step(self, conversation: Conversation) -> Step | None:
         return self.flow.by_key.get(conversation.step or "")
 
     @staticmethod
-    def _drop_keyboard(outcome: Outcome) -> None:
+    def _received(step: Step, before: Answers, conversation: Conversation, ctx: Context) -> str:
+        """What the producer just gave at a step that showed a reply keyboard, said back to
+        them: the message that takes the keyboard away."""
+        answers = conversation.answers
+        if step.key not in answers or answers.get(step.key) == before.get(step.key):
+            return _("The earlier answer is kept.")
+        if answers[step.key] is None:
+            return _("Skipped.")
+        if step.request is Request.LOCATION:
+            return _("📍 Location received.")
+        return _("Received: {answer}").format(answer=html.escape(_shown(step, answers, ctx)))
+
+    @staticmethod
+    def _drop_keyboard(outcome: Outcome, said: str) -> None:
+        """Take the reply keyboard away with the first message, or with a message saying what
+        was received when the first one carries buttons (one message has one keyboard)."""
         first = outcome.replies[0] if outcome.replies else None
         if first is not None and not first.choices and not first.keyboard:
             outcome.replies[0] = Reply(first.text, remove_keyboard=True, document=first.document)
         else:
-            outcome.replies.insert(0, Reply("👌", remove_keyboard=True))
+            outcome.replies.insert(0, Reply(said, remove_keyboard=True))
 
     async def _on_choice(self, conversation: Conversation, ctx: Context, data: str) -> Outcome:
         version, _sep, rest = data.partition(":")
@@ -235,7 +344,11 @@ class Engine:
         if action == "b":
             return Outcome(self.back(conversation, ctx))
         if action == "x":
-            return Outcome(self.cancel(conversation))
+            return Outcome(self.ask_cancel(conversation, ctx))
+        if action == "xy":
+            return Outcome(self.cancel(conversation, ctx))
+        if action == "xn":
+            return Outcome(self.resume(conversation, ctx))
         if action == "ok" and conversation.step == SUMMARY:
             return await self._complete(conversation, ctx)
         if action == "e" and conversation.step == SUMMARY and argument in self.flow.by_key:
@@ -282,7 +395,7 @@ class Engine:
     def _parse_text(self, step: Step, text: str, answers: Answers, ctx: Context) -> Answers:
         if step.options is not None:
             options = list(step.options(answers, ctx))
-            picked = _match_option(text, options)
+            picked = _match_option(text, options, numbers_only=not step.match_typed)
             if picked is not None:
                 if step.parse_choice is not None:
                     return step.parse_choice(picked.value, answers, ctx)
@@ -324,16 +437,67 @@ class Engine:
             limit = order.index(current.key)
             applicable = [step for step in applicable if order.index(step.key) < limit]
         if not applicable:
-            return self.render(conversation, ctx, _("This is the first question."))
+            if self.menu is None:
+                return self.render(conversation, ctx, _("This is the first question."))
+            if _answered(self.flow, answers):  # later answers exist: keep the draft for later
+                return [
+                    Reply(
+                        _(
+                            "Here is the main menu. Your unfinished registration is kept; "
+                            "send /dangky to continue it."
+                        ),
+                        choices=self.menu(ctx),
+                    )
+                ]
+            self.finish(conversation)
+            return [Reply(_("What would you like to do?"), choices=self.menu(ctx))]
         previous = applicable[-1]
         for key in (previous.key, *previous.fills):
             answers.pop(key, None)
         _store(conversation, answers, previous.key)
         return self.render(conversation, ctx)
 
-    def cancel(self, conversation: Conversation) -> list[Reply]:
+    def ask_cancel(self, conversation: Conversation, ctx: Context) -> list[Reply]:
+        """ "Cancel" on a draft with answers asks first: one tap should not lose them."""
+        if (
+            not self.flow.confirm_cancel
+            or _answered(self.flow, conversation.answers) < CONFIRM_CANCEL_FROM
+        ):
+            return self.cancel(conversation, ctx)
+        _store(
+            conversation,
+            conversation.answers,
+            conversation.step or "",
+            conversation.editing,
+            cancelling=True,
+        )
+        version = conversation.version
+        text = _(
+            "Do you really want to cancel this registration? The {count} answers you gave "
+            "will be deleted and nothing will be sent."
+        ).format(count=_answered(self.flow, conversation.answers))
+        choices = (
+            (Choice(_("🗑 Yes, cancel it"), f"{version}:xy"),),
+            (Choice(_("↩️ No, continue"), f"{version}:xn"),),
+        )
+        return [Reply(text, choices=choices)]
+
+    def resume(
+        self, conversation: Conversation, ctx: Context, notice: str | None = None
+    ) -> list[Reply]:
+        """The current question again (after "no, continue", or when the producer comes back)."""
+        if CANCELLING in conversation.answers:
+            _store(
+                conversation, conversation.answers, conversation.step or "", conversation.editing
+            )
+        return self.render(conversation, ctx, notice)
+
+    def cancel(self, conversation: Conversation, ctx: Context | None = None) -> list[Reply]:
         self.finish(conversation)
-        return [Reply(_(self.flow.cancelled), remove_keyboard=True)]
+        cancelled = Reply(_(self.flow.cancelled), remove_keyboard=True)
+        if self.menu is None or ctx is None:
+            return [cancelled]
+        return [cancelled, Reply(_("What would you like to do?"), choices=self.menu(ctx))]
 
     @staticmethod
     def finish(conversation: Conversation) -> None:
@@ -342,13 +506,39 @@ class Engine:
         conversation.step = None
 
 
-def _match_option(text: str, options: Sequence[Option]) -> Option | None:
-    """A typed answer that names an option: its number, its label or its value."""
+def _answered(flow: Flow, answers: Answers) -> int:
+    """How many of the flow's questions have an answer (some fill other keys too)."""
+    return sum(1 for key in answers if key in flow.by_key)
+
+
+def _match_option(
+    text: str, options: Sequence[Option], numbers_only: bool = False
+) -> Option | None:
+    """A typed answer that names one option, with or without diacritics: its label, value or
+    one of its words; its number; else the one option whose label (or a word of it) contains
+    the typed words ("ho", "danh gia lai"), else the one whose label starts so ("nang")."""
     key = fold(text)
+    if not key:
+        return None
+    if not numbers_only:
+        for option in options:
+            if key in (fold(option.label), fold(option.value)) or key in _option_words(option):
+                return option
     number = parse_number(key, max_digits=4)
     if number is not None and 1 <= number <= len(options):
         return options[number - 1]
-    for option in options:
-        if key in (fold(option.label), fold(option.value)):
-            return option
-    return None
+    if numbers_only:
+        return None
+    phrase = f" {key} "
+    found = [
+        option
+        for option in options
+        if any(phrase in f" {name} " for name in (fold(option.label), *_option_words(option)))
+    ]
+    if not found:
+        found = [option for option in options if fold(option.label).startswith(key)]
+    return found[0] if len(found) == 1 else None
+
+
+def _option_words(option: Option) -> frozenset[str]:
+    return frozenset(fold(w) for w in option.words.split(",") if fold(w))

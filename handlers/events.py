@@ -134,3 +134,8 @@ class Outcome:
     tasks: list[LongTask] = field(default_factory=list)
     # Why a privileged route refused the request (out of scope…): it is audited as refused.
     refused: str | None = None
+    # Set by a form answered by typing: the question before these replies has spent its buttons.
+    spends_buttons: bool = False
+    # Set by a channel: (chat id, its id of an earlier message in the chat) whose buttons these
+    # replies replace (the previous question, answered by typing), to take them away.
+    spent_buttons: tuple[str, str] | None = None

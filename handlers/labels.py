@@ -47,6 +47,25 @@ STATUS = {
 }
 
 YES, NO = N_("Yes"), N_("No")
+# Typed words that mean yes or no, comma-separated (matched without diacritics).
+YES_WORDS = N_("yes, ok, sure, agree")
+NO_WORDS = N_("no, not, nope")
+# Words for "I don't know" (the certificate date) and "skip" (the location).
+DONT_KNOW_WORDS = N_("don't know, do not know, not sure, forgot, no idea")
+SKIP_WORDS = N_("skip, no, later, not now")
+
+# Other names a producer may type for a subject type or a registration kind.
+SUBJECT_TYPE_WORDS = {
+    SubjectType.ENTERPRISE: N_("company, business, firm"),
+    SubjectType.COOPERATIVE: N_("coop, cooperative"),
+    SubjectType.COOPERATIVE_GROUP: N_("group, cooperative group"),
+    SubjectType.HOUSEHOLD: N_("household, family, individual"),
+}
+KIND_WORDS = {
+    RegistrationKind.NEW: N_("new, register new"),
+    RegistrationKind.REEVALUATION: N_("re-evaluate, reevaluation, renew, expiring, expired"),
+    RegistrationKind.UPGRADE: N_("upgrade, higher star, more stars"),
+}
 
 
 def stars(count: int) -> str:

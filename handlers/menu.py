@@ -7,6 +7,7 @@ import html
 from babel.dates import format_date
 
 from handlers import consent, labels
+from handlers.area import office_contact, served_area
 from handlers.context import Context
 from handlers.engine import Engine
 from handlers.events import Choice, Outcome, Reply
@@ -18,7 +19,7 @@ from models.conversations import Conversation
 from models.domain import RegistrationKind, RegistrationStatus, Role, parse_number
 from models.registrations import CORRECTABLE, Registration, registrations_of
 
-REGISTER = Engine(FLOW)
+REGISTER = Engine(FLOW, menu=lambda ctx: main_menu(ctx.user.role))
 ENGINES: dict[str, Engine] = {FLOW.name: REGISTER}
 
 
@@ -34,7 +35,16 @@ def main_menu(role: Role = Role.PRODUCER) -> tuple[tuple[Choice, ...], ...]:
     return tuple(rows)
 
 
-def welcome(role: Role) -> Reply:
+def _served(ctx: Context) -> list[str]:
+    return [
+        _("This bot receives registrations from {area}.").format(
+            area=html.escape(served_area(ctx.area))
+        ),
+        _("For help, please contact {contact}.").format(contact=html.escape(office_contact(ctx))),
+    ]
+
+
+def welcome(role: Role, ctx: Context | None = None) -> Reply:
     text = "\n".join(
         [
             _(
@@ -46,14 +56,17 @@ def welcome(role: Role) -> Reply:
                 "product whose certificate is expiring, here in a few taps; the commune's "
                 "officials receive it at once."
             ),
+            *(_served(ctx) if ctx is not None else ()),
         ]
     )
     return Reply(text, choices=main_menu(role))
 
 
-def help_reply(role: Role) -> Reply:
+def help_reply(role: Role, ctx: Context | None = None) -> Reply:
     lines = [
         _("<b>How to use this bot</b>"),
+        *(_served(ctx) if ctx is not None else ()),
+        "",
         _("/register (or /dangky): register a product"),
         _("/status (or /hoso): your registrations and their status"),
         _("/cancel (or /huy): stop the registration in progress"),
@@ -138,7 +151,7 @@ async def start_registration(
 ) -> list[Reply]:
     if conversation.flow in ENGINES:
         notice = _("You have a registration in progress. Here is where you stopped.")
-        return ENGINES[conversation.flow].render(conversation, ctx, notice)
+        return ENGINES[conversation.flow].resume(conversation, ctx, notice)
     asked = consent.gate(ctx, f"m:{kind.value if kind else 'reg'}")
     if asked is not None:
         return asked
@@ -155,8 +168,10 @@ async def register(call: Call) -> Outcome:
 async def cancel(call: Call) -> Outcome:
     conversation = call.conversation
     if conversation.flow in ENGINES:
-        replies = ENGINES[conversation.flow].cancel(conversation)
-        return Outcome([*replies, welcome(call.ctx.user.role)])
+        # The command is typed on purpose: it cancels without asking again.
+        engine = ENGINES[conversation.flow]
+        replies = engine.cancel(conversation, call.ctx)
+        return Outcome(replies if engine.menu else [*replies, welcome(call.ctx.user.role)])
     return Outcome([Reply(_("There is nothing to cancel."), choices=main_menu(call.ctx.user.role))])
 
 
@@ -165,11 +180,11 @@ async def start(call: Call) -> Outcome:
         invited = await start_with_code(call)
         if invited is not None:
             return invited
-    return Outcome([welcome(call.ctx.user.role)])
+    return Outcome([welcome(call.ctx.user.role, call.ctx)])
 
 
 async def help_command(call: Call) -> Outcome:
-    return Outcome([help_reply(call.ctx.user.role)])
+    return Outcome([help_reply(call.ctx.user.role, call.ctx)])
 
 
 async def language(call: Call) -> Outcome:

@@ -7,6 +7,7 @@ import html
 from babel.dates import format_date
 
 from handlers import labels
+from handlers.area import served_area
 from handlers.context import Context, TaskContext
 from handlers.events import Notice, Outcome, Reply
 from handlers.i18n import _, current_language, in_language
@@ -23,7 +24,7 @@ USAGE = "/official add <id or @username> [commune codes]\n/official remove <id o
 
 def describe_scope(ctx: Context | TaskContext, scope: list[str] | None) -> str:
     if scope is None:
-        return _("the whole area ({province})").format(province=ctx.area.province_name)
+        return _("the whole served area: {area}").format(area=served_area(ctx.area))
     names = []
     for code in scope:
         commune = ctx.area.get(code)

@@ -7,6 +7,7 @@ import html
 from typing import Any
 
 from handlers import labels
+from handlers.area import current_and_former, describe_match, office_contact, served_area
 from handlers.context import Context
 from handlers.engine import SUMMARY, Answers, Flow, Step
 from handlers.events import Choice, Outcome, Reply, Request
@@ -15,11 +16,15 @@ from handlers.validators import (
     Invalid,
     Option,
     display_phone,
+    lacks_diacritics,
     parse_address,
-    parse_name,
+    parse_organisation_name,
     parse_past_date,
+    parse_person_name,
     parse_phone,
+    parse_product_name,
 )
+from models.admin_units import CommuneMatch
 from models.domain import (
     ProductGroup,
     RegistrationKind,
@@ -44,8 +49,10 @@ MAX_COMMUNE_BUTTONS = 12
 REUSED = ("subject_type", "subject_name", "owner", "address", "phone")
 
 
-def _labelled(mapping: dict[Any, str]) -> list[Option]:
-    return [Option(str(key), _(label)) for key, label in mapping.items()]
+def _labelled(mapping: dict[Any, str], words: dict[Any, str] | None = None) -> list[Option]:
+    return [
+        Option(str(key), _(label), _(words[key]) if words else "") for key, label in mapping.items()
+    ]
 
 
 def _is_renewal(answers: Answers) -> bool:
@@ -77,6 +84,14 @@ def _parse_commune_text(text: str, _answers: Answers, ctx: Context) -> Answers:
             "commune_input": typed,
             "legacy_commune": match.legacy_name,
         }
+    if current_and_former(matches):
+        # A current unit's name, and a former unit's now in another one: say what each is now.
+        raise Invalid(
+            _("“{text}” is the name of more than one place. Which one do you mean?").format(
+                text=html.escape(typed)
+            ),
+            [_ambiguous_option(m) for m in matches],
+        )
     if matches:
         raise Invalid(
             _("“{text}” was split between several communes. Which one is yours now?").format(
@@ -84,18 +99,39 @@ def _parse_commune_text(text: str, _answers: Answers, ctx: Context) -> Answers:
             ),
             [Option(m.commune.code, m.commune.short_name) for m in matches],
         )
+    outside = ctx.area.outside(typed)
+    if outside:
+        raise Invalid(
+            _(
+                "{commune} is not served by this bot: it receives registrations from {area} "
+                "only. Please contact {contact}."
+            ).format(
+                commune=html.escape(" / ".join(c.name for c in outside)),
+                area=html.escape(served_area(ctx.area)),
+                contact=html.escape(office_contact(ctx)),
+            )
+        )
     raise Invalid(
         _("I could not find “{text}” in {area}. Did you mean one of these?").format(
-            text=html.escape(typed), area=html.escape(ctx.area.province_name)
+            text=html.escape(typed), area=html.escape(served_area(ctx.area))
         ),
         [Option(c.code, c.short_name) for c in ctx.area.suggest(typed)],
     )
 
 
-def _parse_commune_choice(code: str, _answers: Answers, ctx: Context) -> Answers:
-    if ctx.area.get(code) is None:
+def _ambiguous_option(match: CommuneMatch) -> Option:
+    value = match.commune.code
+    return Option(
+        value if match.legacy_id is None else f"{value}.{match.legacy_id}", describe_match(match)
+    )
+
+
+def _parse_commune_choice(value: str, _answers: Answers, ctx: Context) -> Answers:
+    code, _sep, legacy_id = value.partition(".")
+    legacy = ctx.area.legacy_label(int(legacy_id)) if legacy_id.isdecimal() else None
+    if ctx.area.get(code) is None or (legacy_id and legacy is None):
         raise Invalid(_("Please choose one of the buttons."))
-    return {"commune": code, "commune_input": None, "legacy_commune": None}
+    return {"commune": code, "commune_input": None, "legacy_commune": legacy}
 
 
 def _show_commune(answers: Answers, ctx: Context) -> str:
@@ -171,7 +207,10 @@ def _show_enum(key: str, mapping: dict[Any, str]) -> Any:
 
 
 def _yes_no(_answers: Answers, _ctx: Context) -> list[Option]:
-    return [Option("yes", _(labels.YES)), Option("no", _(labels.NO))]
+    return [
+        Option("yes", _(labels.YES), _(labels.YES_WORDS)),
+        Option("no", _(labels.NO), _(labels.NO_WORDS)),
+    ]
 
 
 def _show_date(answers: Answers, _ctx: Context) -> str:
@@ -180,8 +219,27 @@ def _show_date(answers: Answers, _ctx: Context) -> str:
 
 
 def _show_location(answers: Answers, _ctx: Context) -> str:
-    point = answers.get("location")
-    return f"{point[0]:.5f}, {point[1]:.5f}" if point else _("Not given")
+    # Coordinates mean nothing to a producer; the officials get them with the registration.
+    return _("Sent") if answers.get("location") else _("Not given")
+
+
+def _target_label(target: Target, answers: Answers) -> str:
+    """A re-evaluation that keeps the star says so ("Giữ 4 sao"); the table's column stays."""
+    if answers.get("kind") == RegistrationKind.REEVALUATION and star_before(target) is None:
+        return _("Keep {count} stars").format(count=target.value)
+    return _(labels.TARGET[target])
+
+
+def _owner_prompt(answers: Answers) -> str:
+    if answers.get("subject_type") == SubjectType.HOUSEHOLD:
+        return N_("Who is the head of the household? Type their full name.")
+    return N_("Who is the legal representative? Type their full name.")
+
+
+def _owner_label(answers: Answers) -> str:
+    if answers.get("subject_type") == SubjectType.HOUSEHOLD:
+        return N_("Head of household")
+    return N_("Legal representative")
 
 
 STEPS = (
@@ -189,7 +247,7 @@ STEPS = (
         "kind",
         N_("What would you like to register?"),
         label=N_("Registration"),
-        options=lambda a, c: _labelled(labels.KIND),
+        options=lambda a, c: _labelled(labels.KIND, labels.KIND_WORDS),
         show=_show_enum("kind", labels.KIND),
         resets=("current_star", "issue_date", "target"),
         columns=1,
@@ -206,12 +264,14 @@ STEPS = (
         parse_choice=_parse_commune_choice,
         fills=("commune_input", "legacy_commune"),
         show=_show_commune,
+        # A typed name may also be a former unit elsewhere: the commune parser decides.
+        match_typed=False,
     ),
     Step(
         "product",
         N_("What is the product's name? (for example: Nước mắm cá cơm Sa Huỳnh)"),
         label=N_("Product"),
-        parse_text=_text("product", parse_name),
+        parse_text=_text("product", parse_product_name),
     ),
     Step(
         "group",
@@ -242,6 +302,7 @@ STEPS = (
         parse_text=_parse_issue_date,
         when=_is_renewal,
         skip_label=N_("I don't know"),
+        skip_words=labels.DONT_KNOW_WORDS,
         show=_show_date,
     ),
     Step(
@@ -254,9 +315,9 @@ STEPS = (
     ),
     Step(
         "subject_type",
-        N_("What kind of producer are you?"),
-        label=N_("Producer type"),
-        options=lambda a, c: _labelled(labels.SUBJECT_TYPE),
+        N_("How do you produce: as an enterprise, a cooperative, a group or a household?"),
+        label=N_("Form of production"),
+        options=lambda a, c: _labelled(labels.SUBJECT_TYPE, labels.SUBJECT_TYPE_WORDS),
         show=_show_enum("subject_type", labels.SUBJECT_TYPE),
         columns=1,
     ),
@@ -264,14 +325,16 @@ STEPS = (
         "subject_name",
         N_("What is the registered name of the enterprise, cooperative or group?"),
         label=N_("Producer name"),
-        parse_text=_text("subject_name", parse_name),
+        parse_text=_text("subject_name", parse_organisation_name),
         when=lambda a: a.get("subject_type") != SubjectType.HOUSEHOLD,
     ),
     Step(
         "owner",
         N_("Who is the legal representative? Type their full name."),
         label=N_("Legal representative"),
-        parse_text=_text("owner", parse_name),
+        parse_text=_text("owner", parse_person_name),
+        prompts=_owner_prompt,
+        labels=_owner_label,
     ),
     Step(
         "address",
@@ -288,6 +351,7 @@ STEPS = (
         label=N_("Location"),
         request=Request.LOCATION,
         skip_label=N_("Skip"),
+        skip_words=labels.SKIP_WORDS,
         show=_show_location,
         text_hint=N_("Tap “📍 Send my location”, or “Skip”."),
     ),
@@ -302,20 +366,43 @@ STEPS = (
     Step(
         "target",
         N_("Which star level are you registering for?"),
-        label=N_("Target"),
-        options=lambda a, c: [Option(t.value, _(labels.TARGET[t])) for t in _targets(a)],
+        label=N_("Star level registered"),
+        options=lambda a, c: [Option(t.value, _target_label(t, a)) for t in _targets(a)],
         when=lambda a: "kind" in a,
-        show=_show_enum("target", labels.TARGET),
+        show=lambda a, c: _target_label(Target(a["target"]), a),
         columns=1,
     ),
     Step(
         "ecommerce",
         N_("Is the product sold on an e-commerce platform (Shopee, Lazada, Postmart, …)?"),
-        label=N_("Sold online"),
+        label=N_("Sold online (e-commerce)"),
         options=_yes_no,
         show=lambda a, c: _(labels.YES) if a["ecommerce"] == "yes" else _(labels.NO),
     ),
 )
+
+
+def _summary_hints(answers: Answers, _ctx: Context) -> list[tuple[str, str]]:
+    """Names typed without any accent mark go into the official table as typed: ask gently."""
+    hints: list[tuple[str, str]] = []
+    for key in ("subject_name", "owner"):
+        value = answers.get(key)
+        if (
+            key in FLOW.by_key
+            and FLOW.by_key[key].when(answers)
+            and value
+            and lacks_diacritics(value)
+        ):
+            hints.append(
+                (
+                    _(
+                        "“{name}” is written without accents. Would you like to type it again "
+                        "with accents? It goes into the official list as written."
+                    ).format(name=html.escape(value)),
+                    key,
+                )
+            )
+    return hints
 
 
 def to_input(answers: Answers, today: dt.date) -> RegistrationInput:
@@ -414,4 +501,7 @@ FLOW = Flow(
     submit_label=N_("✅ Submit registration"),
     complete=complete,
     cancelled=N_("Registration cancelled. Nothing was sent."),
+    confirm_cancel=True,
+    progress_after="kind",
+    summary_hints=_summary_hints,
 )

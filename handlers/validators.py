@@ -22,6 +22,8 @@ class Option:
 
     value: str
     label: str
+    # Other words that name this option, comma-separated, already translated ("htx, hợp tác").
+    words: str = ""
 
 
 class Invalid(Exception):
@@ -71,7 +73,76 @@ def parse_name(text: str, max_length: int = 200) -> str:
 
 
 def parse_address(text: str) -> str:
-    return parse_name(text, max_length=300)
+    return normalize_address(parse_name(text, max_length=300))
+
+
+def parse_person_name(text: str) -> str:
+    """A person's name with every word capitalized, as the official table writes it."""
+    return " ".join(_capitalized(word) for word in parse_name(text).split())
+
+
+def parse_organisation_name(text: str) -> str:
+    """An enterprise's or cooperative's name; typed all in lower case, its words capitalized
+    (HTX, TNHH kept as abbreviations). Any other casing is the producer's choice."""
+    value = parse_name(text)
+    if value != value.lower():
+        return value
+    return " ".join(_ABBREVIATIONS.get(word, _capitalized(word)) for word in value.split())
+
+
+def parse_product_name(text: str) -> str:
+    """A product's name starts with a capital ("Nước mắm cá cơm")."""
+    value = parse_name(text)
+    return value[:1].upper() + value[1:]
+
+
+# Unit type words stay lower case inside an address ("Thôn Tân Phong, xã Phổ Phong").
+_UNIT_WORDS = frozenset({"xã", "phường", "huyện", "tỉnh", "quận", "xa", "phuong", "huyen", "tinh"})
+_UNIT_PAIRS = frozenset(
+    {
+        ("thị", "trấn"),
+        ("thị", "xã"),
+        ("thành", "phố"),
+        ("đặc", "khu"),
+        ("thi", "tran"),
+        ("thi", "xa"),
+        ("thanh", "pho"),
+        ("dac", "khu"),
+    }
+)
+_ABBREVIATIONS = {"htx": "HTX", "tnhh": "TNHH", "cty": "Cty", "tm": "TM", "dv": "DV", "sx": "SX"}
+
+
+def _capitalized(word: str) -> str:
+    return word[:1].upper() + word[1:].lower()
+
+
+def normalize_address(text: str) -> str:
+    """An address typed all in lower (or upper) case gets capitalized place names and lower-case
+    unit words ("thon 3 pho phong" -> "Thon 3 Pho Phong"); mixed case is kept as typed."""
+    if text != text.lower() and text != text.upper():
+        return text[:1].upper() + text[1:]
+    words = text.lower().split(" ")
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        bare = word.strip(",;.")
+        pair = (bare, words[i + 1].strip(",;.")) if i + 1 < len(words) else None
+        if out and pair in _UNIT_PAIRS:
+            out += [word, words[i + 1]]
+            i += 2
+            continue
+        out.append(word if out and bare in _UNIT_WORDS else _capitalized(word))
+        i += 1
+    return " ".join(out)
+
+
+def lacks_diacritics(text: str) -> bool:
+    """A Vietnamese name typed without any accent mark ("Nguyen Van Ba")."""
+    if letter_count(text) < 4 or len(text.split()) < 2 or "đ" in text.lower():
+        return False
+    return not any(unicodedata.combining(ch) for ch in unicodedata.normalize("NFD", text))
 
 
 _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)

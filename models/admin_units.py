@@ -69,15 +69,21 @@ class Commune:
 
 @dataclass(frozen=True)
 class CommuneMatch:
-    """A commune named by typed text; legacy_name is the pre-2025 unit's name when matched by it."""
+    """A commune named by typed text; legacy_name is the pre-2025 unit's name when matched by it,
+    legacy_id its number (Area.legacy_label) and legacy_unit its name alone ("Phường Nguyễn
+    Nghiêm")."""
 
     commune: Commune
     legacy_name: str | None
+    legacy_id: int | None = None
+    legacy_unit: str | None = None
 
 
 @dataclass(frozen=True)
 class _LegacyUnit:
     label: str  # "Xã Phổ Phong (Thị xã Đức Phổ)"
+    name: str  # "Xã Phổ Phong"
+    index: int  # its place in _LegacyIndex.units
     short: str  # folded, "pho phong"
     exact: frozenset[str]  # _exact() of its full and short name
     place_keys: frozenset[str]  # its old district's and old province's names
@@ -174,6 +180,8 @@ def _legacy_index(province_code: str) -> _LegacyIndex:
         # The new province's name ("Quảng Ngãi") covers every unit: it never narrows a match.
         unit = _LegacyUnit(
             f"{ward} ({district})",
+            ward,
+            len(units),
             fold(row["wardShort"]),
             frozenset({_exact(ward), _exact(row["wardShort"])}),
             frozenset(places - new_province_keys),
@@ -190,7 +198,11 @@ class Area:
     """The communes the bot serves: current units of one province, optionally restricted to a list
     of codes, plus an index of the pre-2025 names that map into them."""
 
-    def __init__(self, province_code: str, commune_codes: Sequence[str] = ()) -> None:
+    def __init__(
+        self, province_code: str, commune_codes: Sequence[str] = (), name: str = ""
+    ) -> None:
+        """`name`: how people call the served area ("thị xã Đức Phổ cũ"); "" = say its units."""
+        self.name = " ".join(name.split())
         province = _province(province_code.strip())
         self.province_code = f"{int(province.code):02d}"
         self.province_name = province.name
@@ -212,7 +224,12 @@ class Area:
         for c in self.communes:
             for key in {_key(fold(c.name)), _key(fold(c.short_name))}:
                 self._by_key.setdefault(key, []).append(c)
-        self._province_keys = {_key(fold(n)) for c in all_communes for n in (c.name, c.short_name)}
+        self._province_by_key: dict[str, list[Commune]] = {}
+        for c in all_communes:
+            for key in {_key(fold(c.name)), _key(fold(c.short_name))}:
+                self._province_by_key.setdefault(key, []).append(c)
+        self._province_keys = set(self._province_by_key)
+        self._province_by_code = {c.code: c for c in all_communes}
 
     @staticmethod
     def _lookup(code: str) -> Commune | None:
@@ -229,24 +246,37 @@ class Area:
         code = code.strip()
         return self._by_code.get(code.zfill(5)) if parse_number(code, 5) is not None else None
 
-    def match(self, text: str) -> list[CommuneMatch]:
+    def match(self, text: str, address: str = "") -> list[CommuneMatch]:
         """Communes the typed text names: a current name of the area wins; otherwise the current
         units of the area that a pre-2025 name of the province was merged into. Several matches
         when the name is ambiguous (names differing only in diacritics, "Ba To": Ba Tô, Ba Tơ; an
         old name used in two districts; an old unit divided between new ones); the spelling with
         the typed diacritics is preferred. Comma-separated parts are tried in order ("Thôn Tân
         Phong, xã Phổ Phong, Đức Phổ"); the first part naming any unit of the province decides,
-        and the other parts, when they name an old district or old province, narrow it down."""
+        and the other parts, when they name an old district or old province, narrow it down.
+
+        A name that is a current unit and also a pre-2025 unit now inside another current unit
+        ("Nguyễn Nghiêm": today's Xã Nguyễn Nghiêm, and the former Phường Nguyễn Nghiêm now in
+        Phường Đức Phổ) gives both, the current one first, unless a type word decides it: typed
+        with the name ("phường Nguyễn Nghiêm"), or used with it in `address`."""
         parts = [p for p in _PARTS.split(text) if fold(p)]
+        types: dict[str, str] = {}
+        for typed_part in [*parts, *_PARTS.split(address)]:
+            kind, name = _split_prefix(fold(typed_part), _COMMUNE_PREFIXES)
+            if kind is not None:
+                types.setdefault(_key(name), kind)
         for i, part in enumerate(parts):
-            found = self._match_part(part, [fold(h) for h in parts[:i] + parts[i + 1 :]])
+            found = self._match_part(part, [fold(h) for h in parts[:i] + parts[i + 1 :]], types)
             if found is not None:
                 return found
         return []
 
-    def _match_part(self, part: str, hints: list[str]) -> list[CommuneMatch] | None:
+    def _match_part(
+        self, part: str, hints: list[str], types: Mapping[str, str]
+    ) -> list[CommuneMatch] | None:
         """Matches of one part; None when it names no current or old unit of the province."""
         prefix, rest = _split_prefix(fold(part), _COMMUNE_PREFIXES)
+        prefix = prefix or types.get(_key(rest))
         keys = [_key(f"{prefix} {rest}"), _key(rest)] if prefix else [_key(rest)]
         exact_words = _exact(part).split()
         typed = {" ".join(exact_words), " ".join(exact_words[-len(rest.split()) :])}
@@ -255,8 +285,23 @@ class Area:
             current = self._by_key.get(key)
             if current:
                 names = {c.code: {_exact(c.name), _exact(c.short_name)} for c in current}
-                best = [c for c in current if names[c.code] & typed] or current
-                return [CommuneMatch(c, None) for c in best]
+                best = [c for c in current if names[c.code] & typed]
+                former = [
+                    u
+                    for u in _legacy_index(self.province_code).by_key.get(key, ())
+                    if not best or u.exact & typed
+                ]
+                best = best or current
+                here = [CommuneMatch(c, None) for c in best]
+                codes = {c.code for c in best}
+                elsewhere = [
+                    m
+                    for m in self._successors(
+                        [u for u in former if not codes & set(u.new_codes)], hints
+                    )
+                    if m.commune.code not in codes
+                ]
+                return here + elsewhere
             named = named or key in self._province_keys
             units = _legacy_index(self.province_code).by_key.get(key, ())
             if units:
@@ -275,8 +320,40 @@ class Area:
             for code in unit.new_codes:
                 commune = self._by_code.get(code)
                 if commune is not None and code not in found:
-                    found[code] = CommuneMatch(commune, unit.label)
+                    found[code] = CommuneMatch(commune, unit.label, unit.index, unit.name)
         return list(found.values())
+
+    def legacy_label(self, legacy_id: int) -> str | None:
+        """The pre-2025 unit of CommuneMatch.legacy_id: "Xã Phổ Phong (Thị xã Đức Phổ)"."""
+        units = _legacy_index(self.province_code).units
+        return units[legacy_id].label if 0 <= legacy_id < len(units) else None
+
+    def outside(self, text: str) -> list[Commune]:
+        """Current units of the province, not served here, that the text names (by their name or
+        a pre-2025 name): "not served here" rather than "not found"."""
+        index = _legacy_index(self.province_code)
+        found: dict[str, Commune] = {}
+        for part in _PARTS.split(text):
+            prefix, rest = _split_prefix(fold(part), _COMMUNE_PREFIXES)
+            keys = [_key(f"{prefix} {rest}"), _key(rest)] if prefix else [_key(rest)]
+            typed = {_exact(part), _exact(rest)}
+            for key in keys:
+                current = list(self._province_by_key.get(key, ()))
+                former = list(index.by_key.get(key, ()))
+                # Spelled as typed wins over names that only fold alike ("Ba Tơ", "Ba Tô").
+                spelled = [c for c in current if {_exact(c.name), _exact(c.short_name)} & typed]
+                spelled_former = [u for u in former if u.exact & typed]
+                if spelled or spelled_former:
+                    current, former = spelled, spelled_former
+                communes = current + [
+                    self._province_by_code[code] for unit in former for code in unit.new_codes
+                ]
+                for commune in communes:
+                    if commune.code not in self._by_code:
+                        found.setdefault(commune.code, commune)
+                if found:
+                    return list(found.values())
+        return []
 
     def suggest(self, text: str, limit: int = 3) -> list[Commune]:
         """Closest communes of the area by folded current or pre-2025 name, for "did you mean"."""

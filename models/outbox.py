@@ -422,3 +422,23 @@ async def forget_delivered(session: AsyncSession, before: dt.datetime, limit: in
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def live_buttons(session: AsyncSession, channel: str, chat_id: str) -> str | None:
+    """The channel's id of the chat's last sent message when it is an answer with buttons:
+    the question before the one being asked now, whose buttons are spent."""
+    row = (
+        await session.execute(
+            select(OutboxMessage.reply, OutboxMessage.choices, OutboxMessage.message_id)
+            .where(
+                OutboxMessage.channel == channel,
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.status == OutboxStatus.SENT.value,
+            )
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        )
+    ).first()
+    if row is None or not row.reply or not row.choices or not row.message_id:
+        return None
+    return str(row.message_id)

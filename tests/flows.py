@@ -26,7 +26,7 @@ async def answer_new_product(
     assert "Tên sản phẩm là gì?" in producer.text
     await producer.say(product)
     await producer.tap("Thực phẩm")
-    assert "loại hình" in producer.text
+    assert "hình thức nào" in producer.text
     await producer.tap("Hợp tác xã")
     await producer.say(subject)
     assert "Người đại diện" in producer.text

@@ -61,9 +61,12 @@ class BotUnderTest:
         self.settings, self.engine, self.emulator = settings, engine, emulator
         self.clock = Clock(dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.UTC))
         self.services = Services(
-            area=Area(settings.ocop_province_code, settings.ocop_commune_codes),
+            area=Area(
+                settings.ocop_province_code, settings.ocop_commune_codes, settings.ocop_area_name
+            ),
             timezone=ZoneInfo(settings.ocop_timezone),
             clock=self.clock,
+            office_contact=settings.ocop_office_contact,
         )
         self.application: Application | None = None  # type: ignore[type-arg]
         self.tracker = Tracker()

@@ -62,8 +62,7 @@ def test_default_area(area: Area) -> None:
         ("phường Sa Huỳnh", "21478", None),
         ("duc pho", "21439", None),
         ("P. Đức Phổ", "21439", None),
-        ("Nguyễn Nghiêm", "21457", None),
-        ("xa nguyen nghiem", "21457", None),
+        ("xa nguyen nghiem", "21457", None),  # the type word decides: today's xã
         ("TRÀ CÂU", "21451", None),
         ("phường Khánh Cường", "21472", None),  # wrong type prefix, still the current name
     ],
@@ -100,7 +99,23 @@ def test_whole_province(province: Area) -> None:
     assert codes(province.match("Cẩm Thành")) == ["21025"]
     assert codes(province.match("Phổ Phong")) == ["21457"]
     assert codes(province.match("Lý Sơn")) == ["21548"]
-    assert codes(province.match("Dak Bla")) == ["23302"]
+    # Unaccented, both today's Phường Đăk BLa and the former Xã Đăk Blà (now Xã Đăk Rơ Wa)
+    # fit; typed with its accents, only one does.
+    assert codes(province.match("Dak Bla")) == ["23302", "23332"]
+    assert codes(province.match("Đăk BLa")) == ["23302"]
+
+
+def test_a_current_name_that_is_also_a_former_unit_elsewhere_gives_both(area: Area) -> None:
+    both = area.match("Nguyễn Nghiêm")
+    assert [(m.commune.code, m.legacy_name) for m in both] == [
+        ("21457", None),
+        ("21439", "Phường Nguyễn Nghiêm (Thị xã Đức Phổ)"),
+    ]
+    # The type word decides, typed with the name or in the address.
+    assert codes(area.match("phường Nguyễn Nghiêm")) == ["21439"]
+    assert codes(area.match("xã Nguyễn Nghiêm")) == ["21457"]
+    assert codes(area.match("Nguyễn Nghiêm", "Thôn 2, phường Nguyễn Nghiêm")) == ["21439"]
+    assert codes(area.match("Nguyen Nghiem", "Thôn 2, Xã Nguyễn Nghiêm")) == ["21457"]
 
 
 def test_ambiguous_old_names(province: Area) -> None:
@@ -191,3 +206,15 @@ def test_legacy_index_agrees_with_package_converter(
         if found[0].legacy_name is not None:  # an old name now also a current one resolves to it
             assert found[0].legacy_name == label
             assert found[0].commune.code == expected.ward_code, label
+
+
+def test_units_of_the_province_outside_the_area_are_told_apart_from_unknown_names(
+    area: Area,
+) -> None:
+    assert [c.name for c in area.outside("Lý Sơn")] == ["Đặc khu Lý Sơn"]
+    assert [c.name for c in area.outside("Ba Tơ")] == ["Xã Ba Tơ"]  # spelled as typed
+    assert {c.name for c in area.outside("ba to")} == {"Xã Ba Tơ", "Xã Ba Tô"}
+    # Former units of other districts, by their old name: the units they are in now.
+    assert {c.code for c in area.outside("Phường Trần Hưng Đạo")} == {"21025", "23302"}
+    assert area.outside("Phổ Phong") == []  # served here
+    assert area.outside("Hà Lội") == []  # no such place

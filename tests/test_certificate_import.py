@@ -151,7 +151,7 @@ ROWS: list[tuple[object, ...]] = [
         "HTX Ong mật Nguyễn Nghiêm",
         "Đặng Văn F",
         "Hợp tác xã",
-        "Nguyễn Nghiêm",
+        "Xã Nguyễn Nghiêm",  # without "xã" it could be the former Phường Nguyễn Nghiêm too
         "Thôn 5",
         None,
         4,
@@ -277,7 +277,7 @@ ROWS: list[tuple[object, ...]] = [
         None,
         "Hồ Văn P",
         "hộ",
-        "Nguyễn Nghiêm",
+        "xa nguyen nghiem",
         "Thôn 12",
         None,
         "3",
@@ -571,3 +571,30 @@ async def test_the_template_round_trips(engine: AsyncEngine, language: str) -> N
         SubjectType.HOUSEHOLD,
         "+84905123456",
     )
+
+
+async def test_a_current_and_former_commune_name_is_decided_by_its_type_word(
+    engine: AsyncEngine,
+) -> None:
+    """"Nguyễn Nghiêm" is today's Xã Nguyễn Nghiêm and also the former Phường Nguyễn Nghiêm,
+    now in Phường Đức Phổ: the type word, in the commune column or the address, decides."""
+    use_language("vi")
+    content = (
+        "Tên sản phẩm;Người đại diện;Loại hình;Xã;Địa chỉ;Hạng sao;Ngày cấp\r\n"
+        "Bánh tráng;Võ Thị Hoa;hộ;Nguyễn Nghiêm;Tổ 1, phường Nguyễn Nghiêm;3;15/03/2023\r\n"
+        "Mạch nha;Lê Văn Hai;hộ;nguyen nghiem;Thôn 3, xã Nguyễn Nghiêm;3;15/03/2023\r\n"
+        "Nước mắm;Phạm Văn Ba;hộ;Nguyễn Nghiêm;Thôn 4;4;15/03/2023\r\n"
+    ).encode()
+
+    result = await run_import(engine, content, "list.csv")
+
+    assert result.imported == 2
+    [rejected] = result.rejected
+    assert rejected.row == 4
+    assert rejected.reasons == (
+        "xã/phường “Nguyễn Nghiêm” có thể là Xã Nguyễn Nghiêm (đơn vị mới); Phường Nguyễn "
+        "Nghiêm cũ, nay thuộc Phường Đức Phổ: ghi rõ “xã” hoặc “phường” trước tên",
+    )
+    _certificate, former, _subject = await certificate_of(engine, "Bánh tráng")
+    _certificate, current, _subject = await certificate_of(engine, "Mạch nha")
+    assert (former.commune_code, current.commune_code) == ("21439", "21457")

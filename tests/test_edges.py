@@ -503,7 +503,7 @@ async def test_a_reply_saved_but_not_sent_goes_out_once_after_a_restart(
 
     # And the form goes on from the next question, the name kept once.
     await producer.tap("Thực phẩm")
-    assert "loại hình" in producer.text
+    assert "hình thức nào" in producer.text
     await producer.tap("Hợp tác xã")
     await producer.say("HTX Nước mắm Tân Phong")
     await producer.say("Nguyễn Văn A")

@@ -38,7 +38,7 @@ TO_SUBJECT = (
     ("tap", "Sản phẩm mới", "xã/phường nào"),
     ("tap", "Sa Huỳnh", "Tên sản phẩm là gì?"),
     ("say", "Nước mắm cá cơm", "nhóm nào"),
-    ("tap", "Thực phẩm", "loại hình"),
+    ("tap", "Thực phẩm", "hình thức nào"),
     ("tap", "Hợp tác xã", "Tên đăng ký"),
 )
 TO_SUMMARY = (
@@ -169,7 +169,7 @@ async def test_a_chat_split_between_two_processes_loses_nothing_and_submits_once
                     telegram.post(http, index, telegram.text(user, answer))
                     for user in users
                     for index, answer in enumerate(
-                        (f"HTX số {user}", f"Người đại diện {user}")
+                        (f"Hợp Tác Xã Số {user}", f"Người Đại Diện {user}")
                     )
                 )
             )
@@ -218,7 +218,8 @@ async def test_a_chat_split_between_two_processes_loses_nothing_and_submits_once
         await engine.dispose()
     assert dict(registrations) == {str(user): 1 for user in users}  # one each, not two
     for user in users:  # both answers kept, neither overwritten by the other
-        assert set(stored[user]) == {f"HTX số {user}", f"Người đại diện {user}"}, stored[user]
+        expected = {f"Hợp Tác Xã Số {user}", f"Người Đại Diện {user}"}
+        assert set(stored[user]) == expected, stored[user]
     assert forms == 0
     receipts = [t for u in users for t in emulator.texts_to(u) if "OCOP-" in t]
     assert len(receipts) == CHATS  # one receipt each: the second tap was told it is done

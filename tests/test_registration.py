@@ -81,7 +81,7 @@ async def test_reevaluation_without_a_certificate_on_file(
     assert "Giấy chứng nhận OCOP được cấp ngày nào" in producer.text
     await producer.say("15/03/2023")
     await producer.tap("Hộ sản xuất")
-    assert "Người đại diện" in producer.text  # a household has no separate subject name
+    assert "Chủ hộ là ai?" in producer.text  # a household has no separate subject name
     await producer.say("Trần Thị Bích")
     await producer.say("Thôn An Ba, phường Trà Câu")
     await producer.say("Bỏ qua")
@@ -143,7 +143,7 @@ async def test_three_products_reuse_the_producer_details(
         await producer.tap("Sa Huỳnh")
         await producer.say(product)
         await producer.tap("Thực phẩm")
-        assert "Dùng lại thông tin chủ thể" in producer.text
+        assert "Dùng lại thông tin người sản xuất" in producer.text
         assert "HTX Nước mắm Sa Huỳnh" in producer.text
         assert "0905 123 456" in producer.text
         await producer.tap("Có")
@@ -167,7 +167,7 @@ async def test_editing_two_fields_from_the_summary(bot: BotUnderTest, engine: As
     producer = Producer(bot, user_id=1005)
     await answer_new_product(producer)
     await producer.tap("✏️ Tên sản phẩm")
-    assert "Đang ghi: Nước mắm cá cơm" in producer.text
+    assert "Câu trả lời hiện tại: Nước mắm cá cơm" in producer.text
     await producer.say("Nước mắm nhĩ cá cơm")
     assert "Kiểm tra lại hồ sơ đăng ký" in producer.text
     await producer.tap("✏️ Số điện thoại")

@@ -175,7 +175,9 @@ async def test_names_with_html_characters_are_shown_as_typed(
     await producer.tap("3 sao")
     await producer.tap("Không")
     assert "Mắm &lt;ngon&gt; &amp; rẻ" in producer.text
-    assert "14.65510, 109.01210" in producer.text
+    # The producer sees that the location was sent, not its raw coordinates.
+    assert "Vị trí:</b> Đã gửi vị trí" in producer.text
+    assert "14.65510" not in producer.text
     await producer.tap("Gửi hồ sơ")
     [registration] = await stored_registrations(engine)
     assert registration.product_name == "Mắm <ngon> & rẻ"

@@ -58,7 +58,10 @@ async def test_a_producer_follows_the_oa_and_registers(
     assert "xã/phường nào" in user.text
     await user.tap("Sa Huỳnh")
     assert "Tên sản phẩm là gì?" in user.text
-    await user.say("huy")
+    await user.say("huy")  # two answers given: the bot asks before dropping them
+    assert "có chắc muốn huỷ" in user.text
+    await user.say("có")
+    assert "Đã huỷ" in user.text
     await answer_by_numbers(user, product="Mắm ruốc Sa Huỳnh")  # typed numbers work too
     await user.choose("Gửi hồ sơ")
     assert "Mã hồ sơ" in user.text

@@ -71,7 +71,9 @@ class ZaloBotUnderTest:
         self.settings, self.engine, self.emulator = settings, engine, emulator
         self.clock = Clock(dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.UTC))
         self.services = Services(
-            area=Area(settings.ocop_province_code, settings.ocop_commune_codes),
+            area=Area(
+                settings.ocop_province_code, settings.ocop_commune_codes, settings.ocop_area_name
+            ),
             timezone=ZoneInfo(settings.ocop_timezone),
             clock=self.clock,
         )
@@ -211,7 +213,7 @@ async def answer_by_numbers(user: ZaloUser, product: str = "Nước mắm cá c�
     assert "Tên sản phẩm là gì?" in user.text
     await user.say(product)
     await user.choose("Thực phẩm")
-    assert "loại hình" in user.text
+    assert "hình thức nào" in user.text
     await user.choose("Hợp tác xã")
     await user.say("HTX Nước mắm Sa Huỳnh")
     await user.say("Nguyễn Văn A")

@@ -75,7 +75,9 @@ class OABotUnderTest:
     ) -> None:
         self.settings, self.engine, self.emulator, self.clock = settings, engine, emulator, clock
         self.services = Services(
-            area=Area(settings.ocop_province_code, settings.ocop_commune_codes),
+            area=Area(
+                settings.ocop_province_code, settings.ocop_commune_codes, settings.ocop_area_name
+            ),
             timezone=ZoneInfo(settings.ocop_timezone),
             clock=clock,
         )

@@ -23,6 +23,7 @@ from telegram.request._requestparameter import RequestParameter
 from bot.channels.text import split_message
 from handlers.events import Attachment, Event, EventKind, Outcome, Reply, Request
 from models.inbox import Incoming
+from models.outbox import live_buttons
 
 if TYPE_CHECKING:
     from bot.delivery import DeliveryWorker, Send
@@ -262,9 +263,16 @@ class TelegramChannel:
         return event
 
     async def replies(self, session: AsyncSession, event: Event, outcome: Outcome) -> list[Reply]:
+        if outcome.spends_buttons and event.kind is not EventKind.CHOICE:
+            # A question answered by typing: its buttons go once the next question is out.
+            spent = await live_buttons(session, CHANNEL, event.chat_id)
+            outcome.spent_buttons = None if spent is None else (event.chat_id, spent)
         return list(outcome.replies)
 
     async def acknowledge(self, pressed: Pressed | None, outcome: Outcome) -> None:
+        if outcome.spent_buttons is not None:
+            chat_id, message_id = outcome.spent_buttons
+            await self._take_buttons(int(chat_id), int(message_id))
         if pressed is None:
             return
         await api_call(
@@ -272,15 +280,15 @@ class TelegramChannel:
         )
         if pressed.message_id is not None and pressed.chat_id is not None and outcome.replies:
             # The pressed message's buttons are spent; fresh ones come with the reply.
-            try:
-                await api_call(
-                    self.bot,
-                    "editMessageReplyMarkup",
-                    chat_id=pressed.chat_id,
-                    message_id=pressed.message_id,
-                )
-            except BadRequest:
-                log.debug("buttons of message %s already gone", pressed.message_id)
+            await self._take_buttons(pressed.chat_id, pressed.message_id)
+
+    async def _take_buttons(self, chat_id: int, message_id: int) -> None:
+        try:
+            await api_call(
+                self.bot, "editMessageReplyMarkup", chat_id=chat_id, message_id=message_id
+            )
+        except BadRequest:
+            log.debug("buttons of message %s already gone", message_id)
 
     async def tell(self, chat_id: str, text: str) -> None:
         await api_call(self.bot, "sendMessage", chat_id=int(chat_id), text=text)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import labels
+from handlers.area import current_and_former, describe_match
 from handlers.i18n import LANGUAGES, N_, _, translations
 from handlers.validators import OCOP_FIRST_YEAR, Invalid, clean, parse_phone
 from models.admin_units import Area, fold
@@ -257,12 +258,20 @@ def _date(value: object) -> dt.date | None:
         return None
 
 
-def _commune(text: str, area: Area) -> tuple[str | None, str | None]:
-    """(code, None) or (None, why not): a current or pre-2025 name, or a code of the area."""
-    found = [area.get(text)] if text.isdecimal() else [match.commune for match in area.match(text)]
+def _commune(text: str, area: Area, address: str = "") -> tuple[str | None, str | None]:
+    """(code, None) or (None, why not): a current or pre-2025 name, or a code of the area. A
+    name of a current unit and of a former one elsewhere is decided by the type word in the
+    name or the address ("phường Nguyễn Nghiêm"), as in the registration form."""
+    matches = [] if text.isdecimal() else area.match(text, address)
+    found = [area.get(text)] if text.isdecimal() else [match.commune for match in matches]
     communes = [commune for commune in found if commune is not None]
     if len(communes) == 1:
         return communes[0].code, None
+    if current_and_former(matches):
+        choices = "; ".join(describe_match(match) for match in matches)
+        return None, _(
+            "commune “{value}” may mean {choices}: write “xã” or “phường” before its name"
+        ).format(value=text, choices=choices)
     if not communes:
         return None, _("unknown commune “{value}”").format(value=text)
     choices = ", ".join(commune.short_name for commune in communes)
@@ -282,7 +291,9 @@ def _check(cells: dict[str, object], area: Area, today: dt.date) -> ImportedCert
     subject_type = types.get(fold(text["subject_type"]))
     if not text["subject_name"] and subject_type not in (None, SubjectType.HOUSEHOLD):
         reasons.append(_("missing producer name (only a household may leave it blank)"))
-    commune_code, why = _commune(text["commune"], area) if text["commune"] else (None, None)
+    commune_code, why = (
+        _commune(text["commune"], area, text["address"]) if text["commune"] else (None, None)
+    )
     reasons.extend([why] if why else [])
     try:
         phone = parse_phone(text["phone"]) if text["phone"] else None

@@ -15,6 +15,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import labels
+from handlers.area import served_area
 from handlers.events import Choice, Document, Reply
 from handlers.i18n import _, current_language
 from handlers.validators import display_phone
@@ -87,7 +88,7 @@ async def build_digest(
     codes = scope_codes(area, official)
     local_date = now.astimezone(timezone).date()
     if official.role is Role.ADMIN or official.scope is None:
-        scope_label = area.province_name
+        scope_label = served_area(area)
     else:
         scope_label = ", ".join(_commune(area, code) for code in codes)
     digest = Digest(local_date=local_date, year=local_date.year, scope_label=scope_label)
