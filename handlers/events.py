@@ -134,3 +134,6 @@ class Outcome:
     tasks: list[LongTask] = field(default_factory=list)
     # Why a privileged route refused the request (out of scope…): it is audited as refused.
     refused: str | None = None
+    # The pressed message's new text (HTML), for channels that can edit a sent message: a
+    # review card showing the decision just taken instead of "waiting". Its buttons go.
+    edited: str | None = None
