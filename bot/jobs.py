@@ -208,4 +208,7 @@ def schedule_jobs(
     for name, callback, interval in jobs:
         for job in queue.get_jobs_by_name(name):
             job.schedule_removal()
-        queue.run_repeating(callback, interval=interval, first=1, name=name)
+        # Arrivals are announced a tick after start-up: what arrived while the bot was down is
+        # one batch, and the first answers after a restart are not held up by it.
+        first = interval if name == ARRIVALS_JOB else 1
+        queue.run_repeating(callback, interval=interval, first=first, name=name)

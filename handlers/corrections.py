@@ -13,7 +13,7 @@ from handlers.engine import SUMMARY, Answers, Engine, Flow
 from handlers.events import Notice, Outcome, Reply
 from handlers.i18n import N_, _, in_language
 from handlers.registration import STEPS, answers_of, to_input
-from handlers.review import FIX_FLOW_NAME, _load, _still_allowed, card
+from handlers.review import FIX_FLOW_NAME, _buttons, _load, _still_allowed, card
 from handlers.routes import Call, Routes
 from models.audit import record
 from models.domain import Role
@@ -59,15 +59,16 @@ async def _complete(answers: Answers, ctx: Context) -> Outcome:
     if refused is not None:
         return refused
     changed = apply_form(registration, to_input(answers, ctx.today()), keep=KEPT)
+    updated = Reply(card(registration, ctx), choices=_buttons(registration))
     if not changed:
-        return Outcome([Reply(_("Nothing was changed.")), Reply(card(registration, ctx))])
+        return Outcome([Reply(_("Nothing was changed.")), updated])
     for name in changed:
         record(ctx.session, ctx.user, "correct", f"{registration.code} {name}", allowed=True)
     done = _("{code} corrected: {fields}.").format(
         code=registration.code, fields=labels.fields(changed)
     )
     notice = await _tell_producer(ctx, registration, changed)
-    return Outcome([Reply(done), Reply(card(registration, ctx))], notices=[notice])
+    return Outcome([Reply(done), updated], notices=[notice])
 
 
 FIX_FLOW = Flow(
