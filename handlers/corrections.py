@@ -17,7 +17,12 @@ from handlers.review import FIX_FLOW_NAME, _buttons, _load, _still_allowed, card
 from handlers.routes import Call, Routes
 from models.audit import record
 from models.domain import Role
-from models.registrations import OFFICIALLY_CORRECTABLE, Registration, apply_form
+from models.registrations import (
+    OFFICIALLY_CORRECTABLE,
+    Registration,
+    apply_form,
+    carry_corrections,
+)
 from models.users import User
 
 # What an official's correction never changes: the year, and the certificate it renews.
@@ -62,6 +67,7 @@ async def _complete(answers: Answers, ctx: Context) -> Outcome:
     updated = Reply(card(registration, ctx), choices=_buttons(registration))
     if not changed:
         return Outcome([Reply(_("Nothing was changed.")), updated])
+    await carry_corrections(ctx.session, registration)
     for name in changed:
         record(ctx.session, ctx.user, "correct", f"{registration.code} {name}", allowed=True)
     done = _("{code} corrected: {fields}.").format(

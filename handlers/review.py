@@ -89,9 +89,9 @@ def card(registration: Registration, ctx: Context) -> str:
         f"📍 {html.escape(place)} · {html.escape(registration.address)}",
     ]
     if registration.latitude is not None and registration.longitude is not None:
+        # A bare address: Telegram and Zalo both make it a link (Zalo shows no HTML).
         point = f"{registration.latitude:.6f},{registration.longitude:.6f}"
-        label = _("see on the map")
-        link = f'<a href="https://maps.google.com/?q={point}">{label}</a>'
+        link = f"https://maps.google.com/?q={point}"
         lines.append("📌 " + _("Production site: {link}").format(link=link))
     lines += [
         "🛒 " + (_("Sold online") if registration.ecommerce else _("Not sold online")),

@@ -329,6 +329,21 @@ def apply_form(
     return changed
 
 
+async def carry_corrections(session: AsyncSession, registration: Registration) -> None:
+    """Copy a corrected registration's answers to its product and subject, which statistics and
+    the next registration's offered details read (their names stay: they identify them)."""
+    product = await session.get(Product, registration.product_id)
+    if product is not None:
+        product.product_group = registration.product_group
+        product.commune_code = registration.commune_code
+        product.ecommerce = registration.ecommerce
+    subject = await session.get(Subject, registration.subject_id)
+    if subject is not None:
+        subject.representative = registration.owner_name
+        subject.address = registration.address
+        subject.phone = registration.phone
+
+
 # An official may correct a registration while reviewing it and after accepting it.
 OFFICIALLY_CORRECTABLE = (RegistrationStatus.SUBMITTED, RegistrationStatus.ACCEPTED)
 
