@@ -12,9 +12,12 @@ import html
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Services
-from handlers.events import Choice, Notice, Reply
+from handlers.events import Choice, Notice, Outcome, Reply
 from handlers.i18n import _, in_language
+from handlers.routes import Call, Routes
+from models.admin_units import fold
 from models.arrivals import take_arrivals
+from models.domain import Role
 from models.officials import in_scope, officials
 from models.registrations import Registration
 from models.users import User
@@ -46,6 +49,7 @@ def arrivals_message(services: Services, arrived: list[tuple[Registration, bool]
     )
     if len(arrived) > MAX_BUTTONS:
         lines.append(_("See all of them with /choduyet."))
+    lines.append(_("<i>To stop these messages: /notices off</i>"))
     return Reply("\n".join(lines), choices=buttons)
 
 
@@ -60,7 +64,7 @@ async def arrival_notices(
     batch, arrived = await take_arrivals(session, now)
     notices = []
     for person in await officials(session):  # on every channel
-        theirs = _for(person, arrived)
+        theirs = _for(person, arrived) if person.arrival_notices else []
         if not theirs:
             continue
         with in_language(person.language):
@@ -68,3 +72,29 @@ async def arrival_notices(
         key = f"arrivals:{person.id}:{batch}"
         notices.append(Notice(person.channel, person.chat_id, (reply,), key, person.id))
     return notices
+
+
+ON, OFF = {"on", "bat", "mo"}, {"off", "tat", "tatthongbao", "khong"}
+
+
+async def arrival_setting(call: Call) -> Outcome:
+    """`/thongbao bat|tat`: an official turns the arrival messages on or off for themself."""
+    user = call.ctx.user
+    word = fold(" ".join(call.args)).replace(" ", "")
+    if word in ON | OFF:
+        user.arrival_notices = word in ON
+    if user.arrival_notices:
+        text = _(
+            "You are told within a minute when a registration arrives in your communes. "
+            "To stop: /notices off (the daily digest still comes)."
+        )
+    else:
+        text = _(
+            "You are not told of each arriving registration; the daily digest still comes. "
+            "To be told again: /notices on"
+        )
+    return Outcome([Reply(text)])
+
+
+def register_routes(routes: Routes) -> None:
+    routes.command("notices", arrival_setting, "thongbao", role=Role.OFFICIAL)

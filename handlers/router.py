@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import (
+    arrivals,
     consent,
     corrections,
     documents,
@@ -45,6 +46,7 @@ for feature in (
     officials,
     review,
     corrections,
+    arrivals,
     documents,
     reminders,
     consent,

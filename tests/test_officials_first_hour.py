@@ -101,6 +101,26 @@ async def test_officials_hear_of_arrivals_in_their_communes_in_one_message(
     await both.notified("Bản tin OCOP")
 
 
+async def test_an_official_turns_the_arrival_messages_off_and_on(
+    notifying_bot: BotUnderTest,
+) -> None:
+    bot = notifying_bot
+    official = await make_official(bot, 5525, "21478")
+    await official.say("/thongbao tat")
+    assert "không nhận tin" in official.text and "/thongbao bat" in official.text
+    await register(bot, 5526, "Sa Huỳnh", "Mắm ruốc")
+    await announce(bot)
+    assert arrivals_to(bot, official.user_id) == []
+
+    await official.say("/thongbao bat")
+    assert "trong vòng một phút" in official.text
+    await register(bot, 5527, "Sa Huỳnh", "Nước mắm cá cơm")
+    await announce(bot)
+    [message] = arrivals_to(bot, official.user_id)
+    assert "OCOP-2026-0002" in message["text"] and "OCOP-2026-0001" not in message["text"]
+    assert "/thongbao tat" in message["text"]
+
+
 async def test_with_arrival_notices_off_officials_get_the_digest_only(bot: BotUnderTest) -> None:
     assert bot.application is not None and bot.application.job_queue is not None
     assert bot.application.job_queue.get_jobs_by_name(ARRIVALS_JOB) == ()

@@ -39,6 +39,7 @@ OFFICIAL = (
     ("export", "xuat", N_("The registration table (Excel)")),
     ("stats", "thongke", N_("Figures for the annual report")),
     ("reminders", "nhachan", N_("Certificates expiring soon")),
+    ("notices", "thongbao", N_("Messages on arriving registrations")),
 )
 ADMIN = (
     ("officials", "dscanbo", N_("Officials and their communes")),

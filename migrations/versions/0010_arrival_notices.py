@@ -1,5 +1,5 @@
-"""officials told of arrivals: the watermark of the status changes already announced, and what a
-resubmission changed (shown on the review card)
+"""officials told of arrivals: the watermark of the status changes already announced, each
+official's choice to hear of them, and what a resubmission changed (shown on the review card)
 
 Revision ID: 0010
 Revises: 0008
@@ -26,9 +26,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("registrations") as batch:
         batch.add_column(sa.Column("changed_fields", sa.JSON(), nullable=True))
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(
+            sa.Column("arrival_notices", sa.Boolean(), nullable=False, server_default=sa.true())
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("arrival_notices")
     with op.batch_alter_table("registrations") as batch:
         batch.drop_column("changed_fields")
     op.drop_table("arrival_marks")
