@@ -59,6 +59,7 @@ async def announce(bot: BotUnderTest) -> None:
     await bot.drain()
 
 
+@pytest.mark.both_databases
 async def test_officials_hear_of_arrivals_in_their_communes_in_one_message(
     notifying_bot: BotUnderTest,
 ) -> None:
@@ -194,6 +195,7 @@ async def test_a_resubmitted_card_says_what_changed(bot: BotUnderTest) -> None:
     assert "Tên sản phẩm" not in official.text.split("đã sửa:")[1].split("\n")[0]
 
 
+@pytest.mark.both_databases
 async def test_an_official_corrects_fields_in_review_and_after_accepting_audited(
     bot: BotUnderTest, engine: AsyncEngine
 ) -> None:
@@ -279,6 +281,7 @@ async def another_product(producer: Producer, product: str) -> None:
     assert "Kiểm tra lại hồ sơ đăng ký" in producer.text
 
 
+@pytest.mark.both_databases
 async def test_the_same_product_cannot_wait_twice(bot: BotUnderTest, engine: AsyncEngine) -> None:
     producer = await register(bot, 5571, "Sa Huỳnh", "Nước mắm cá cơm")
     await another_product(producer, "nuoc mam  CA COM")
