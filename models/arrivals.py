@@ -20,6 +20,10 @@ from models.registrations import Registration, RegistrationStatusChange
 MARK = "arrivals"
 # A fresh database announces what arrived this long before the first run, not its whole past.
 FIRST_LOOK_BACK = dt.timedelta(minutes=10)
+# Changes younger than this wait for the next run: with several processes on PostgreSQL, a
+# change can commit after one with a higher id, and the watermark must not pass it by. A
+# batch's transaction lasts well under a second.
+SETTLE = dt.timedelta(seconds=10)
 
 
 class ArrivalMark(Base):
@@ -55,6 +59,7 @@ async def take_arrivals(
             .where(
                 RegistrationStatusChange.id > mark.last_change_id,
                 RegistrationStatusChange.status == RegistrationStatus.SUBMITTED,
+                RegistrationStatusChange.changed_at <= now - SETTLE,
             )
             .order_by(RegistrationStatusChange.id)
             .limit(limit)

@@ -3,6 +3,7 @@ commands and menus, no product waiting twice (issue 15, the officials' items).""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
@@ -55,6 +56,7 @@ def labels(message: JSON) -> list[str]:
 
 async def announce(bot: BotUnderTest) -> None:
     """A minute passes: the arrivals job runs and the outbox delivers what it queued."""
+    bot.clock.now += dt.timedelta(minutes=1)
     await bot.run_job(ARRIVALS_JOB)
     await bot.drain()
 
