@@ -8,7 +8,8 @@ from typing import Any
 
 from handlers import labels
 from handlers.context import Context
-from handlers.engine import SUMMARY, Answers, Flow, Held, Step
+from handlers.duplicates import refuse_duplicate
+from handlers.engine import SUMMARY, Answers, Flow, Step
 from handlers.events import Choice, Outcome, Reply, Request
 from handlers.i18n import N_, _
 from handlers.validators import (
@@ -29,11 +30,9 @@ from models.domain import (
     targets_for,
 )
 from models.registrations import (
-    CORRECTABLE,
     Registration,
     RegistrationInput,
     last_details_of,
-    pending_duplicate,
     resubmit_registration,
     submit_registration,
 )
@@ -383,44 +382,9 @@ def answers_of(registration: Registration) -> Answers:
     return answers
 
 
-async def _refuse_duplicate(answers: Answers, ctx: Context, form: RegistrationInput) -> None:
-    """The same product may not wait twice: a warning and a button to the one already sent."""
-    returned_id = answers.get("_registration")
-    year = form.programme_year
-    if returned_id is not None:
-        own = await ctx.session.get(Registration, int(returned_id))
-        year = own.programme_year if own is not None else year
-    existing = await pending_duplicate(
-        ctx.session,
-        ctx.user.id,
-        form.product_name,
-        year,
-        other_than=int(returned_id) if returned_id is not None else None,
-    )
-    if existing is None:
-        return
-    text = _(
-        "⚠️ You already registered “{product}” this year: {code} ({status}). The same product "
-        "cannot be registered twice; please open that registration to change it, or change "
-        "the product name here."
-    ).format(
-        product=html.escape(existing.product_name),
-        code=existing.code,
-        status=_(labels.STATUS[existing.status]),
-    )
-    opened = Choice(_("📂 Open {code}").format(code=existing.code), _open_data(existing))
-    raise Held(Reply(text, choices=((opened,),)))
-
-
-def _open_data(registration: Registration) -> str:
-    if registration.status in CORRECTABLE:
-        return f"pe:{registration.id}"
-    return "m:status"
-
-
 async def complete(answers: Answers, ctx: Context) -> Outcome:
     form = to_input(answers, ctx.today())
-    await _refuse_duplicate(answers, ctx, form)
+    await refuse_duplicate(answers, ctx, form)  # the same product may not wait twice
     returned_id = answers.get("_registration")
     if returned_id is not None:
         registration = await resubmit_registration(
