@@ -50,7 +50,7 @@ async def export(call: Call) -> Outcome:
     ctx, args = call.ctx, list(call.args)
     as_csv = "csv" in (arg.lower() for arg in args)
     args = [arg for arg in args if arg.lower() not in ("csv", "xlsx")]
-    year = _year(ctx, args.pop(0) if args and len(args[0]) == 4 else None)
+    year = _year(ctx, args.pop(0) if args and len(args[0]) == 4 and args[0].isdigit() else None)
     allowed = scope_codes(ctx.area, ctx.user)
     # Communes by name or code ("/xuat 2026 Sa Huỳnh"); a code outside the area stays unknown.
     named, unknown = parse_communes(ctx.area, args)
