@@ -128,7 +128,8 @@ def build_application(
         await publish_default_menus(application.bot)
         async with sessionmaker() as session, session.begin():
             await ensure_admins(session, CHANNEL, settings.ocop_admins)
-        menus = OfficialMenus(application.bot, sessionmaker)
+        # Only reads: on SQLite it never waits for (or holds) the write lock.
+        menus = OfficialMenus(application.bot, create_sessionmaker(db, read_only=True))
         await menus.sync()
         schedule_jobs(
             application,
