@@ -69,6 +69,7 @@ def help_reply(role: Role) -> Reply:
             _("/digest: today's digest now"),
             _("/export [year] [commune codes]: the registration table (XLSX; add csv for CSV)"),
             _("/stats [year]: cumulative figures for the annual report"),
+            _("/notices on|off: a message within a minute when registrations arrive"),
         ]
     if role is Role.ADMIN:
         lines += [

@@ -109,6 +109,8 @@ async def test_an_official_turns_the_arrival_messages_off_and_on(
 ) -> None:
     bot = notifying_bot
     official = await make_official(bot, 5525, "21478")
+    await official.say("/huongdan")
+    assert "/thongbao bat|tat" in official.text
     await official.say("/thongbao tat")
     assert "không nhận tin" in official.text and "/thongbao bat" in official.text
     await register(bot, 5526, "Sa Huỳnh", "Mắm ruốc")
