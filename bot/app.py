@@ -9,13 +9,14 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram import Bot, BotCommand
+from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, Defaults
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.backup import BackupJob, BackupSchedule
 from bot.channels.telegram import CHANNEL, TelegramChannel, telegram_sender
+from bot.channels.telegram_menus import OfficialMenus, publish_default_menus
 from bot.channels.telegram_receiver import TelegramPoller, TelegramWebhook, check_secret
 from bot.delivery import CONCURRENT_SENDS, DeliveryWorker
 from bot.fairness import SenderLimits
@@ -23,16 +24,12 @@ from bot.jobs import parse_time, schedule_jobs
 from bot.runtime import Receiver, Runtime, settle_process
 from bot.settings import Settings
 from handlers.context import Services
-from handlers.i18n import LANGUAGES, _, use_language
 from models.admin_units import Area
 from models.db import create_engine, create_sessionmaker
 from models.officials import ensure_admins
 from models.outbox import Pacing
 
 log = logging.getLogger(__name__)
-
-# Commands shown in Telegram's menu; the Vietnamese aliases work too but are not listed twice.
-MENU_COMMANDS = ("start", "register", "status", "cancel", "help", "language")
 
 
 def build_services(settings: Settings) -> Services:
@@ -47,26 +44,6 @@ def build_services(settings: Settings) -> Services:
         form_retention_days=settings.ocop_form_retention_days,
         outbox_retention_days=settings.ocop_outbox_retention_days,
     )
-
-
-def command_descriptions() -> list[BotCommand]:
-    descriptions = {
-        "start": _("Main menu"),
-        "register": _("Register a product"),
-        "status": _("My registrations"),
-        "cancel": _("Cancel the current registration"),
-        "help": _("Help"),
-        "language": _("Change language"),
-    }
-    return [BotCommand(name, descriptions[name]) for name in MENU_COMMANDS]
-
-
-async def publish_commands(application: Application) -> None:
-    for language in LANGUAGES:
-        use_language(language)
-        await application.bot.set_my_commands(
-            command_descriptions(), language_code=None if language == "vi" else language
-        )
 
 
 def build_runtime(
@@ -151,9 +128,12 @@ def build_application(
 
     async def prepare(application: Application) -> None:
         """Runs once the bot is connected, before the first update."""
-        await publish_commands(application)
+        await publish_default_menus(application.bot)
         async with sessionmaker() as session, session.begin():
             await ensure_admins(session, CHANNEL, settings.ocop_admins)
+        # Only reads: on SQLite it never waits for (or holds) the write lock.
+        menus = OfficialMenus(application.bot, create_sessionmaker(db, read_only=True))
+        await menus.sync()
         schedule_jobs(
             application,
             sessionmaker,
@@ -167,6 +147,8 @@ def build_application(
                 shared.clock,
                 shared.timezone,
             ),
+            arrivals=settings.ocop_arrival_notices,
+            menus=menus,
         )
         await delivery_bot.initialize()
         if zalo is not None:

@@ -1,4 +1,5 @@
-"""Scheduled work: the officials' daily digest, checked every minute against the local time.
+"""Scheduled work: the officials' daily digest, checked every minute against the local time;
+the officials' news of arrived registrations, every minute.
 
 The tick asks "is today's digest due and not yet queued?" rather than trusting one timer, so a
 bot that was down at digest time sends it when it comes back. The digest is queued in the
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.ext import Application, ContextTypes
 
 from handlers import notices, reminders
+from handlers.arrivals import arrival_notices
 from handlers.context import Services
 from handlers.events import Notice
 from handlers.i18n import in_language
@@ -33,8 +35,10 @@ from models.users import forget_updates
 log = logging.getLogger(__name__)
 DIGEST_JOB = "digest"
 REMINDER_JOB = "reminders"
+ARRIVALS_JOB = "arrivals"
 HOUSEKEEPING_JOB = "housekeeping"
 BACKUP_JOB = "backup"  # bot/backup.py
+MENUS_JOB = "menus"  # bot/channels/telegram_menus.py
 TICK_SECONDS = 60
 HOUSEKEEPING_SECONDS = 3600
 # Telegram keeps an unconfirmed update for 24 hours; a week is ample for any redelivery.
@@ -121,6 +125,27 @@ class ReminderJob:
             self.queued()
 
 
+class ArrivalsJob:
+    """Tells officials what arrived in their communes since the last tick, one message each."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        services: Services,
+        queued: Callable[[], None],
+    ) -> None:
+        self.sessionmaker, self.services, self.queued = sessionmaker, services, queued
+
+    async def __call__(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        async with self.sessionmaker() as session, session.begin():
+            if not await run_alone(session, ARRIVALS_JOB):
+                return
+            due = await arrival_notices(session, self.services, self.services.clock())
+            queued = await notices.queue(session, due, utcnow())
+        if queued:
+            self.queued()
+
+
 class HousekeepingJob:
     """Forgets the ids of updates handled more than KEEP_UPDATE_IDS ago, so the table that
     catches redeliveries stays a week long instead of growing with every message, and the
@@ -161,6 +186,8 @@ def schedule_jobs(
     digest_time: dt.time,
     queued: Callable[[], None],
     backup: Callable[[ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]] | None = None,
+    arrivals: bool = True,
+    menus: Callable[[ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
     """(Re)schedule the jobs by name, so calling this twice never runs them twice."""
     queue = application.job_queue
@@ -172,9 +199,16 @@ def schedule_jobs(
         (REMINDER_JOB, ReminderJob(sessionmaker, services, queued), TICK_SECONDS),
         (HOUSEKEEPING_JOB, HousekeepingJob(sessionmaker, services), HOUSEKEEPING_SECONDS),
     ]
+    if arrivals:
+        jobs.append((ARRIVALS_JOB, ArrivalsJob(sessionmaker, services, queued), TICK_SECONDS))
     if backup is not None:
         jobs.append((BACKUP_JOB, backup, TICK_SECONDS))
+    if menus is not None:  # bot/channels/telegram_menus.py
+        jobs.append((MENUS_JOB, menus, TICK_SECONDS))
     for name, callback, interval in jobs:
         for job in queue.get_jobs_by_name(name):
             job.schedule_removal()
-        queue.run_repeating(callback, interval=interval, first=1, name=name)
+        # Arrivals are announced a tick after start-up: what arrived while the bot was down is
+        # one batch, and the first answers after a restart are not held up by it.
+        first = interval if name == ARRIVALS_JOB else 1
+        queue.run_repeating(callback, interval=interval, first=first, name=name)

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     ocop_office_contact: str = ""
     ocop_form_retention_days: int = Field(default=90, ge=1)
     ocop_outbox_retention_days: int = Field(default=30, ge=1)
+    # Officials are told within a minute of each registration arriving in their communes (one
+    # message per official per minute); false leaves them the daily digest only.
+    ocop_arrival_notices: bool = True
     zalo_bot_token: str | None = None
     zalo_api_url: str = "https://bot-api.zaloplatforms.com/bot"
     # Set to receive Zalo updates by webhook (HTTPS, public) instead of long polling; the bot

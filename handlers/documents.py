@@ -16,6 +16,7 @@ from handlers.reports.certificate_import import MAX_FILE_BYTES
 from handlers.reports.certificate_template import template_xlsx
 from handlers.reports.digest import scope_codes
 from handlers.routes import Call, Routes
+from handlers.scopes import parse_communes
 from models.domain import Role, parse_number
 
 FIRST_YEAR = 2018
@@ -49,18 +50,23 @@ async def export(call: Call) -> Outcome:
     ctx, args = call.ctx, list(call.args)
     as_csv = "csv" in (arg.lower() for arg in args)
     args = [arg for arg in args if arg.lower() not in ("csv", "xlsx")]
-    year = _year(ctx, args.pop(0) if args and len(args[0]) == 4 else None)
+    year = _year(ctx, args.pop(0) if args and len(args[0]) == 4 and args[0].isdigit() else None)
     allowed = scope_codes(ctx.area, ctx.user)
-    unknown = [code for code in args if code not in allowed]
-    if year is None or unknown:
-        known = [f"{c.code} {c.short_name}" for c in ctx.area.communes if c.code in allowed]
-        text = _("Usage: /export [year] [commune codes] [csv]. Your communes: {codes}.").format(
-            codes=html.escape(", ".join(known[:12]))
+    # Communes by name or code ("/xuat 2026 Sa Huỳnh"); a code outside the area stays unknown.
+    named, unknown = parse_communes(ctx.area, args)
+    outside = [code for code in named if code not in allowed]
+    if year is None or unknown or outside:
+        known = [c.short_name for c in ctx.area.communes if c.code in allowed]
+        text = _(
+            "How to use it: /export [year] [communes, by name or code] [csv], for example "
+            "/export 2026 {example}. Your communes: {names}."
+        ).format(
+            example=html.escape(known[0] if known else ""),
+            names=html.escape(", ".join(known[:12])),
         )
-        outside = [code for code in unknown if ctx.area.get(code) is not None]
         refused = "out of scope " + " ".join(outside) if outside else None
         return Outcome([Reply(text)], refused=refused)
-    task = LongTask("export", {"year": year, "communes": list(args or allowed), "csv": as_csv})
+    task = LongTask("export", {"year": year, "communes": named or allowed, "csv": as_csv})
     return Outcome([Reply(_("Preparing the table…"))], tasks=[task])
 
 

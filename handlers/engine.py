@@ -74,6 +74,16 @@ class Step:
         return _(self.labels(answers) if self.labels else self.label)
 
 
+class Held(Exception):
+    """Raised by a flow's `complete` when the form cannot be sent as it stands (the same product
+    is already waiting): its replies are shown and the form stays at its summary, every
+    answer kept."""
+
+    def __init__(self, *replies: Reply) -> None:
+        super().__init__()
+        self.replies = replies
+
+
 @dataclass(frozen=True)
 class Flow:
     name: str
@@ -421,7 +431,10 @@ class Engine:
         return Outcome(self.render(conversation, ctx))
 
     async def _complete(self, conversation: Conversation, ctx: Context) -> Outcome:
-        outcome = await self.flow.complete(conversation.answers, ctx)
+        try:
+            outcome = await self.flow.complete(conversation.answers, ctx)
+        except Held as held:
+            return Outcome([*held.replies, *self.render(conversation, ctx)])
         self.finish(conversation)
         return outcome
 

@@ -139,3 +139,6 @@ class Outcome:
     # Set by a channel: (chat id, its id of an earlier message in the chat) whose buttons these
     # replies replace (the previous question, answered by typing), to take them away.
     spent_buttons: tuple[str, str] | None = None
+    # The pressed message's new text (HTML), for channels that can edit a sent message: a
+    # review card showing the decision just taken instead of "waiting". Its buttons go.
+    edited: str | None = None

@@ -67,9 +67,38 @@ KIND_WORDS = {
     RegistrationKind.UPGRADE: N_("upgrade, higher star, more stars"),
 }
 
+# A registration's fields (models.registrations.RegistrationInput names) as the form labels
+# them: what a resubmission changed, what an official corrects.
+FIELD = {
+    "kind": N_("Registration"),
+    "target": N_("Target"),
+    "commune_code": N_("Commune"),
+    "commune_input": N_("Commune"),
+    "legacy_commune": N_("Commune"),
+    "product_name": N_("Product"),
+    "product_group": N_("Product group"),
+    "subject_type": N_("Producer type"),
+    "subject_name": N_("Producer name"),
+    "owner_name": N_("Legal representative"),
+    "address": N_("Production address"),
+    "phone": N_("Phone"),
+    "latitude": N_("Location"),
+    "longitude": N_("Location"),
+    "ecommerce": N_("Sold online"),
+    "current_star": N_("Current star"),
+    "certificate_issue_date": N_("Certificate issued"),
+}
+
+
+def fields(names: list[str]) -> str:
+    """Field names as their labels, each once, in the form's order."""
+    labels = [_(FIELD[name]) for name in FIELD if name in names]
+    return ", ".join(dict.fromkeys(labels))
+
 
 def stars(count: int) -> str:
     return _("{count} stars").format(count=count)
+
 
 # A decision on the personal-data notice, as /mydata lists it.
 CONSENT_DECISION = {

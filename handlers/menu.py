@@ -82,6 +82,7 @@ def help_reply(role: Role, ctx: Context | None = None) -> Reply:
             _("/digest: today's digest now"),
             _("/export [year] [commune codes]: the registration table (XLSX; add csv for CSV)"),
             _("/stats [year]: cumulative figures for the annual report"),
+            _("/notices on|off: a message within a minute when registrations arrive"),
         ]
     if role is Role.ADMIN:
         lines += [

@@ -13,13 +13,26 @@ from handlers.events import Notice, Outcome, Reply
 from handlers.i18n import _, current_language, in_language
 from handlers.review import close_review_forms
 from handlers.routes import Call, Routes
+from handlers.scopes import parse_communes, wants_whole_area
+from models.admin_units import fold
 from models.audit import record
 from models.certificates import Held, link_certificate
 from models.domain import Role
 from models.officials import create_invite, find_user, officials, redeem_invite
 from models.users import User
 
-USAGE = "/official add <id or @username> [commune codes]\n/official remove <id or @username>"
+ADD = {"add", "them", "cap"}
+REMOVE = {"remove", "xoa", "bo", "huy"}
+
+
+def usage() -> str:
+    return _(
+        "How to use it:\n"
+        "/official add &lt;id or @username&gt; &lt;communes&gt;: makes the person the official "
+        "of these communes (names or codes, separated by commas; “all” for the whole area)\n"
+        "/official remove &lt;id or @username&gt;: the person is no longer an official\n"
+        "For example: /official add 123456789 Sa Huỳnh, Trà Câu"
+    )
 
 
 def describe_scope(ctx: Context | TaskContext, scope: list[str] | None) -> str:
@@ -32,14 +45,23 @@ def describe_scope(ctx: Context | TaskContext, scope: list[str] | None) -> str:
     return ", ".join(names)
 
 
-def parse_scope(ctx: Context, codes: tuple[str, ...]) -> list[str] | None:
-    """Commune codes typed by an admin; empty means the whole area. Raises ValueError."""
-    if not codes:
+def parse_scope(ctx: Context, words: tuple[str, ...]) -> list[str] | None:
+    """Communes typed by an admin, by name or code; none, or "all", means the whole area.
+    Raises ValueError naming the words that are no commune of the area."""
+    if not words or wants_whole_area(words):
         return None
-    unknown = [code for code in codes if ctx.area.get(code) is None]
+    codes, unknown = parse_communes(ctx.area, words)
     if unknown:
-        raise ValueError(", ".join(unknown))
-    return [commune.code for code in codes if (commune := ctx.area.get(code)) is not None]
+        raise ValueError(" ".join(unknown))
+    return codes
+
+
+def _unknown_communes(ctx: Context, unknown: ValueError) -> Reply:
+    text = _("“{words}” is not a commune of the area. The communes are: {known}.").format(
+        words=html.escape(str(unknown)),
+        known=html.escape(", ".join(f"{c.short_name} ({c.code})" for c in ctx.area.communes[:12])),
+    )
+    return Reply(text)
 
 
 def _welcome_official(ctx: Context, user: User) -> Notice:
@@ -61,9 +83,10 @@ def _name(user: User) -> str:
 
 async def official(call: Call) -> Outcome:
     ctx, args = call.ctx, call.args
-    if len(args) < 2 or args[0] not in ("add", "remove"):
-        return Outcome([Reply(html.escape(USAGE))])
-    action, reference, codes = args[0], args[1], args[2:]
+    action = fold(args[0]).replace(" ", "") if args else ""
+    if len(args) < 2 or action not in ADD | REMOVE:
+        return Outcome([Reply(usage())])
+    reference, words = args[1], args[2:]
     user = await find_user(ctx.session, ctx.user.channel, reference)
     if user is None:
         text = _(
@@ -72,19 +95,28 @@ async def official(call: Call) -> Outcome:
         return Outcome([Reply(text)])
     if user.role is Role.ADMIN:
         return Outcome([Reply(_("{who} is an administrator.").format(who=_name(user)))])
-    await close_review_forms(ctx.session, user)
-    if action == "remove":
+    if action in REMOVE:
+        await close_review_forms(ctx.session, user)
         user.role, user.scope = Role.PRODUCER, None
         text = _("{who} is no longer an official.").format(who=_name(user))
         return Outcome([Reply(text)])
-    try:
-        scope = parse_scope(ctx, codes)
-    except ValueError as unknown:
-        text = _("Unknown commune codes: {codes}. The codes of the area are: {known}.").format(
-            codes=html.escape(str(unknown)),
-            known=", ".join(f"{c.code} {c.short_name}" for c in ctx.area.communes[:12]),
+    if not words and user.role is Role.OFFICIAL and user.scope is not None:
+        # Naming no commune must not quietly give a commune's official the whole area.
+        text = _(
+            "{who} is already the official of {scope}; nothing was changed. To change the "
+            "communes, name them: /official add {id} Sa Huỳnh, Trà Câu; for the whole area: "
+            "/official add {id} all."
+        ).format(
+            who=_name(user),
+            scope=html.escape(describe_scope(ctx, user.scope)),
+            id=html.escape(reference),
         )
         return Outcome([Reply(text)])
+    try:
+        scope = parse_scope(ctx, words)
+    except ValueError as unknown:
+        return Outcome([_unknown_communes(ctx, unknown)])
+    await close_review_forms(ctx.session, user)
     user.role, user.scope = Role.OFFICIAL, scope
     text = _("{who} is now an official for {scope}.").format(
         who=_name(user), scope=html.escape(describe_scope(ctx, scope))
@@ -110,8 +142,7 @@ async def invite(call: Call) -> Outcome:
     try:
         scope = parse_scope(ctx, call.args)
     except ValueError as unknown:
-        text = _("Unknown commune codes: {codes}.").format(codes=html.escape(str(unknown)))
-        return Outcome([Reply(text)])
+        return Outcome([_unknown_communes(ctx, unknown)])
     _created, code = await create_invite(ctx.session, ctx.user, scope, ctx.services.clock())
     link = f"{call.event.deep_link}{code}" if call.event.deep_link else None
     text = _(

@@ -9,6 +9,7 @@ from typing import Any
 from handlers import labels
 from handlers.area import current_and_former, describe_match, office_contact, served_area
 from handlers.context import Context
+from handlers.duplicates import refuse_duplicate
 from handlers.engine import SUMMARY, Answers, Flow, Step
 from handlers.events import Choice, Outcome, Reply, Request
 from handlers.i18n import N_, _
@@ -455,6 +456,8 @@ def answers_of(registration: Registration) -> Answers:
             if registration.latitude is not None and registration.longitude is not None
             else None
         ),
+        # A re-evaluation started from a reminder keeps the certificate it renews.
+        "_certificate": registration.certificate_id,
     }
     if registration.subject_type is not SubjectType.HOUSEHOLD:
         answers["subject_name"] = registration.subject_name
@@ -468,6 +471,7 @@ def answers_of(registration: Registration) -> Answers:
 
 async def complete(answers: Answers, ctx: Context) -> Outcome:
     form = to_input(answers, ctx.today())
+    await refuse_duplicate(answers, ctx, form)  # the same product may not wait twice
     returned_id = answers.get("_registration")
     if returned_id is not None:
         registration = await resubmit_registration(

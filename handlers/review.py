@@ -22,12 +22,19 @@ from handlers.validators import Invalid, Option, clean, display_phone, parse_pas
 from models.audit import record
 from models.certificates import Certificate
 from models.conversations import Conversation
-from models.domain import RegistrationStatus, Role, certificate_expiry, parse_number
+from models.domain import (
+    RegistrationKind,
+    RegistrationStatus,
+    Role,
+    certificate_expiry,
+    parse_number,
+)
 from models.officials import in_scope
 from models.registrations import Registration, can_change, change_status
 from models.users import User
 
 PENDING_LIMIT = 10
+FIX_FLOW_NAME = "official_fix"  # handlers/corrections.py
 ACTIONS = {
     "acc": RegistrationStatus.ACCEPTED,
     "ret": RegistrationStatus.RETURNED,
@@ -42,19 +49,52 @@ def _date(day: dt.date) -> str:
     return format_date(day, "dd/MM/yyyy", locale=current_language.get())
 
 
+def headline(registration: Registration) -> str:
+    """Where a registration stands, as the first line of its card."""
+    if registration.status is RegistrationStatus.SUBMITTED:
+        return _("Waiting for acceptance")
+    if registration.status is RegistrationStatus.ACCEPTED:
+        return _("Accepted, waiting for the evaluation result")
+    return _(labels.STATUS[registration.status])
+
+
 def card(registration: Registration, ctx: Context) -> str:
-    """Everything an official needs to judge a registration, on a phone screen."""
+    """Everything an official needs to judge a registration, on a phone screen: where it
+    stands, every answer of the form, what a resubmission changed, an expired certificate."""
     commune = ctx.area.get(registration.commune_code)
     submitted = registration.submitted_at.astimezone(ctx.services.timezone).date()
     owner = registration.owner_name
     if registration.subject_name != owner:
         owner = f"{owner} ({registration.subject_name})"
+    place = commune.short_name if commune else registration.commune_code
+    if registration.legacy_commune:
+        place = _("{name} (formerly {legacy})").format(
+            name=place, legacy=registration.legacy_commune
+        )
     lines = [
+        f"<i>{html.escape(headline(registration))}</i>",
         f"<b>{registration.code}</b> · {_(labels.KIND[registration.kind])}",
+    ]
+    if registration.changed_fields is not None:
+        changed = labels.fields(registration.changed_fields) or _("nothing")
+        lines.append(_("🔁 Resubmitted; changed: {fields}").format(fields=html.escape(changed)))
+    lines += [
         f"🏷 {html.escape(registration.product_name)} · {_(labels.TARGET[registration.target])}",
+        "🗂 " + _(labels.GROUP[registration.product_group]),
+    ]
+    if registration.kind is not RegistrationKind.NEW:
+        lines += _certificate_lines(registration, ctx)
+    lines += [
         f"👤 {html.escape(owner)} · {_(labels.SUBJECT_TYPE[registration.subject_type])}",
-        f"📍 {html.escape(commune.short_name if commune else registration.commune_code)} · "
-        f"{html.escape(registration.address)}",
+        f"📍 {html.escape(place)} · {html.escape(registration.address)}",
+    ]
+    if registration.latitude is not None and registration.longitude is not None:
+        # A bare address: Telegram and Zalo both make it a link (Zalo shows no HTML).
+        point = f"{registration.latitude:.6f},{registration.longitude:.6f}"
+        link = f"https://maps.google.com/?q={point}"
+        lines.append("📌 " + _("Production site: {link}").format(link=link))
+    lines += [
+        "🛒 " + (_("Sold online") if registration.ecommerce else _("Not sold online")),
         f"📞 {display_phone(registration.phone)} · "
         + _("submitted {date}").format(date=_date(submitted)),
     ]
@@ -63,20 +103,49 @@ def card(registration: Registration, ctx: Context) -> str:
     return "\n".join(lines)
 
 
+def _certificate_lines(registration: Registration, ctx: Context) -> list[str]:
+    star = (
+        labels.stars(registration.current_star)
+        if registration.current_star
+        else _("star not known")
+    )
+    issued = registration.certificate_issue_date
+    if issued is None:
+        return ["⭐ " + _("Now {star}; certificate date not known").format(star=star)]
+    expiry = certificate_expiry(issued)
+    lines = [
+        "⭐ "
+        + _("Now {star}; certificate of {issued}, valid until {expiry}").format(
+            star=star, issued=_date(issued), expiry=_date(expiry)
+        )
+    ]
+    if expiry < ctx.today():
+        lines.append(
+            _(
+                "⚠️ This certificate expired on {expiry}. Please check before accepting a "
+                "re-evaluation."
+            ).format(expiry=_date(expiry))
+        )
+    return lines
+
+
 def _buttons(registration: Registration) -> tuple[tuple[Choice, ...], ...]:
     key = registration.id
+    correct = Choice(_("✏️ Correct a field"), f"rf:{key}")
     if registration.status is RegistrationStatus.SUBMITTED:
         return (
             (Choice(_("✅ Accept"), f"rv:acc:{key}"), Choice(_("↩️ Return"), f"rv:ret:{key}")),
-            (Choice(_("⛔ Reject"), f"rv:rej:{key}"),),
+            (Choice(_("⛔ Reject"), f"rv:rej:{key}"), correct),
         )
-    return (
-        (
-            Choice(_("🏅 Certified"), f"rv:cert:{key}"),
-            Choice(_("❌ Not certified"), f"rv:fail:{key}"),
-        ),
-        (Choice(_("⏭ Next year"), f"rv:defer:{key}"),),
-    )
+    if registration.status is RegistrationStatus.ACCEPTED:
+        return (
+            (
+                Choice(_("🏅 Certified"), f"rv:cert:{key}"),
+                Choice(_("❌ Not certified"), f"rv:fail:{key}"),
+            ),
+            (Choice(_("⏭ Next year"), f"rv:defer:{key}"), correct),
+        )
+    return ()
 
 
 async def pending(call: Call) -> Outcome:
@@ -95,14 +164,7 @@ async def pending(call: Call) -> Outcome:
         Reply(_("{count} registrations are waiting. The oldest first:").format(count=len(waiting)))
     ]
     for registration in waiting[:PENDING_LIMIT]:
-        headline = (
-            _("Waiting for acceptance")
-            if registration.status is RegistrationStatus.SUBMITTED
-            else _("Accepted, waiting for the evaluation result")
-        )
-        replies.append(
-            Reply(f"<i>{headline}</i>\n{card(registration, ctx)}", choices=_buttons(registration))
-        )
+        replies.append(Reply(card(registration, ctx), choices=_buttons(registration)))
     if len(waiting) > PENDING_LIMIT:
         more = len(waiting) - PENDING_LIMIT
         replies.append(
@@ -207,7 +269,20 @@ async def apply(
     record(ctx.session, ctx.user, "decision", f"{registration.code} {status.value}", allowed=True)
     done = _("{code}: {status}.").format(code=registration.code, status=_(labels.STATUS[status]))
     notice = await notify_producer(ctx, registration)
-    return Outcome([Reply(done)], toast=done, notices=[notice] if notice else [])
+    return Outcome(
+        [Reply(done)],
+        toast=done,
+        notices=[notice] if notice else [],
+        edited=card(registration, ctx),
+    )
+
+
+async def show(call: Call) -> Outcome:
+    """One registration's card with its buttons (from the officials' arrival message)."""
+    loaded = await _load(call, call.args[0] if call.args else "")
+    if isinstance(loaded, Outcome):
+        return loaded
+    return Outcome([Reply(card(loaded, call.ctx), choices=_buttons(loaded))])
 
 
 async def review_button(call: Call) -> Outcome:
@@ -268,15 +343,21 @@ async def _complete_review(answers: Answers, ctx: Context, note: str) -> Outcome
     refused = _still_allowed(ctx, registration)
     if refused is not None:
         return refused
-    return await apply(ctx, registration, status, note)
+    outcome = await apply(ctx, registration, status, note)
+    # The form's last message was pressed, not the card: the card comes again, updated.
+    outcome.replies.append(Reply(outcome.edited or ""))
+    outcome.edited = None
+    return outcome
 
 
 async def close_review_forms(session: AsyncSession, user: User) -> None:
     """An official's role or scope changed: a review form they had open is dropped, so what
     they were allowed before cannot be finished after."""
     conversation = await session.get(Conversation, (user.channel, user.chat_id))
-    if conversation is not None and conversation.flow in ENGINES:
-        ENGINES[conversation.flow].finish(conversation)
+    if conversation is not None and (
+        conversation.flow in ENGINES or conversation.flow == FIX_FLOW_NAME
+    ):
+        Engine.finish(conversation)
 
 
 async def _complete_note(answers: Answers, ctx: Context) -> Outcome:
@@ -382,3 +463,4 @@ def register_routes(routes: Routes) -> None:
     routes.command("pending", pending, "choduyet", role=Role.OFFICIAL)
     routes.button("rvl", pending, role=Role.OFFICIAL)
     routes.button("rv", review_button, role=Role.OFFICIAL)
+    routes.button("rvs", show, role=Role.OFFICIAL)

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import (
+    arrivals,
     consent,
+    corrections,
     documents,
     menu,
     notices,
@@ -39,9 +41,20 @@ from models.tasks import queue_tasks
 from models.users import Profile, User, claim_updates, users_for
 
 ROUTES = Routes()
-for feature in (menu, officials, review, documents, reminders, consent, personal_data):
+for feature in (
+    menu,
+    officials,
+    review,
+    corrections,
+    arrivals,
+    documents,
+    reminders,
+    consent,
+    personal_data,
+):
     feature.register_routes(ROUTES)
 ENGINES.update(review.ENGINES)
+ENGINES.update(corrections.ENGINES)
 
 Progress = Callable[[str], Awaitable[None]]
 

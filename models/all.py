@@ -1,6 +1,7 @@
 """Imports every model module so `Base.metadata` knows all tables (migrations, tests)."""
 
 from models import (
+    arrivals,
     audit,
     certificates,
     consent,
@@ -19,6 +20,7 @@ from models.base import Base
 
 __all__ = [
     "Base",
+    "arrivals",
     "audit",
     "certificates",
     "consent",

@@ -6,10 +6,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Integer, Row, String, Text, bindparam, select
+from sqlalchemy import JSON, Enum, ForeignKey, Integer, Row, String, Text, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from models.admin_units import fold
 from models.base import Base, insert_for, utcnow
 from models.domain import (
     ProductGroup,
@@ -91,6 +92,8 @@ class Registration(Base):
     channel: Mapped[str] = mapped_column(String(16))
     submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     status_changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Set on a resubmission: the fields (RegistrationInput names) it changed; None before.
+    changed_fields: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class RegistrationStatusChange(Base):
@@ -313,6 +316,38 @@ def change_status(
     )
 
 
+def apply_form(
+    registration: Registration, form: RegistrationInput, keep: tuple[str, ...]
+) -> list[str]:
+    """Give a registration the form's answers, but those named in `keep`; the names of the
+    fields whose value changed."""
+    changed = []
+    for name in RegistrationInput.__dataclass_fields__:
+        if name not in keep and getattr(registration, name) != getattr(form, name):
+            changed.append(name)
+            setattr(registration, name, getattr(form, name))
+    return changed
+
+
+async def carry_corrections(session: AsyncSession, registration: Registration) -> None:
+    """Copy a corrected registration's answers to its product and subject, which statistics and
+    the next registration's offered details read (their names stay: they identify them)."""
+    product = await session.get(Product, registration.product_id)
+    if product is not None:
+        product.product_group = registration.product_group
+        product.commune_code = registration.commune_code
+        product.ecommerce = registration.ecommerce
+    subject = await session.get(Subject, registration.subject_id)
+    if subject is not None:
+        subject.representative = registration.owner_name
+        subject.address = registration.address
+        subject.phone = registration.phone
+
+
+# An official may correct a registration while reviewing it and after accepting it.
+OFFICIALLY_CORRECTABLE = (RegistrationStatus.SUBMITTED, RegistrationStatus.ACCEPTED)
+
+
 async def resubmit_registration(
     session: AsyncSession,
     registration_id: int,
@@ -334,12 +369,40 @@ async def resubmit_registration(
         return None
     subject = await _find_or_add_subject(session, user_id, form)
     product = await _find_or_add_product(session, subject, form)
-    for name in RegistrationInput.__dataclass_fields__:
-        if name != "programme_year":  # it stays in the year it was first submitted for
-            setattr(registration, name, getattr(form, name))
+    # The year stays the one it was first submitted for.
+    registration.changed_fields = apply_form(registration, form, keep=("programme_year",))
     registration.subject, registration.product = subject, product
     change_status(session, registration, RegistrationStatus.SUBMITTED, user_id, now)
     return registration
+
+
+# Still on its way: the same product may not be registered again while one of these stands.
+PENDING = (RegistrationStatus.SUBMITTED, RegistrationStatus.RETURNED, RegistrationStatus.ACCEPTED)
+
+
+async def pending_duplicate(
+    session: AsyncSession,
+    user_id: int,
+    product_name: str,
+    year: int,
+    other_than: int | None = None,
+) -> Registration | None:
+    """The user's registration of the same product (name compared folded) in the same year
+    that is still pending, if any."""
+    key = fold(product_name)
+    rows = await session.scalars(
+        select(Registration)
+        .where(
+            Registration.submitted_by_user_id == user_id,
+            Registration.programme_year == year,
+            Registration.status.in_(PENDING),
+        )
+        .order_by(Registration.id)
+    )
+    for row in rows:
+        if row.id != other_than and fold(row.product_name) == key:
+            return row
+    return None
 
 
 async def registrations_of(

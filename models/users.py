@@ -15,6 +15,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     select,
+    true,
     tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,6 +53,8 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # The version of the personal-data notice this user agreed to; None: never, or withdrawn.
     consent_version: Mapped[int | None]
+    # An official who turned off the messages telling them of arrived registrations (/thongbao).
+    arrival_notices: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     @property
     def keeps_profile(self) -> bool:

@@ -136,6 +136,9 @@ def settings(emulator: TelegramEmulator, database_url: str) -> Settings:
         # Test producers answer at once; the per-sender limit has tests of its own.
         ocop_user_burst=10_000,
         ocop_backup_keep=0,  # the daily backup has tests of its own (tests/test_backup.py)
+        # Officials' arrival messages would come a minute into a long story, between its
+        # steps; tests/test_officials_first_hour.py turns them on and runs the job itself.
+        ocop_arrival_notices=False,
     )
 
 

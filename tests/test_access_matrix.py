@@ -66,6 +66,7 @@ def cases(registration: int, certificate: int) -> list[Case]:
         Case("export", EventKind.COMMAND, "export", ("2026", "21478"), scoped=True),
         Case("reminders", EventKind.COMMAND, "reminders"),
         Case("claimlink", EventKind.COMMAND, "claimlink", (str(certificate),), scoped=True),
+        Case("notices", EventKind.COMMAND, "notices", ("off",)),
     ]
     commands += [
         Case(name, EventKind.COMMAND, name)
@@ -75,6 +76,8 @@ def cases(registration: int, certificate: int) -> list[Case]:
     buttons = [
         Case("rvl", EventKind.CHOICE, "rvl"),
         Case("rv", EventKind.CHOICE, f"rv:acc:{registration}", scoped=True),
+        Case("rvs", EventKind.CHOICE, f"rvs:{registration}", scoped=True),
+        Case("rf", EventKind.CHOICE, f"rf:{registration}", scoped=True),
         Case("m", EventKind.CHOICE, "m:status"),
         Case("lang", EventKind.CHOICE, "lang:vi"),
         Case("pe", EventKind.CHOICE, f"pe:{registration}"),

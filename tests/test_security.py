@@ -278,7 +278,7 @@ async def test_forged_button_data_gets_an_answer_not_a_crash(
 async def test_an_admins_help_and_a_wrong_claim_link_are_delivered(bot: BotUnderTest) -> None:
     admin = Producer(bot, user_id=ADMIN_ID)
     await admin.say("/help")
-    assert "<id hoặc @username>" in html_visible_text(admin.text)
+    assert "<id hoặc @tên>" in html_visible_text(admin.text)
     await admin.say("/lienket")
     assert "/lienket <số giấy chứng nhận" in html_visible_text(admin.text)
 

@@ -278,7 +278,22 @@ class TelegramChannel:
         await api_call(
             self.bot, "answerCallbackQuery", callback_query_id=pressed.query_id, text=outcome.toast
         )
-        if pressed.message_id is not None and pressed.chat_id is not None and outcome.replies:
+        if pressed.message_id is None or pressed.chat_id is None:
+            return
+        if outcome.edited is not None:
+            # The pressed message now says what was done (a review card's new status).
+            try:
+                await api_call(
+                    self.bot,
+                    "editMessageText",
+                    chat_id=pressed.chat_id,
+                    message_id=pressed.message_id,
+                    text=outcome.edited,
+                    parse_mode="HTML",
+                )
+            except BadRequest:
+                log.debug("message %s could not be edited", pressed.message_id)
+        elif outcome.replies:
             # The pressed message's buttons are spent; fresh ones come with the reply.
             await self._take_buttons(pressed.chat_id, pressed.message_id)
 

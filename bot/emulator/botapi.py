@@ -7,6 +7,8 @@ dispatch in ``telegram`` finds them by name. Methods in ``wire.TRUE_METHODS`` ha
 from __future__ import annotations
 
 import copy
+import json
+import re
 import time
 from typing import Any
 
@@ -21,6 +23,24 @@ from bot.emulator.wire import (
     check_text,
     message_key,
 )
+
+MAX_COMMANDS = 100
+COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
+DEFAULT_SCOPE = json.dumps({"type": "default"})
+_CHAT_SCOPES = ("chat", "chat_administrators", "chat_member")
+
+
+def _menu_key(params: JSON) -> tuple[str, str]:
+    """A menu's scope (canonical JSON) and language, as setMyCommands takes them."""
+    scope = params.get("scope") or {"type": "default"}
+    if not isinstance(scope, dict) or not isinstance(scope.get("type"), str):
+        raise ApiError("can't parse BotCommandScope")
+    if scope["type"] in _CHAT_SCOPES and not isinstance(scope.get("chat_id"), int):
+        raise ApiError("chat not found")
+    language = params.get("language_code") or ""
+    if not isinstance(language, str) or len(language) not in (0, 2):
+        raise ApiError("invalid language code specified")
+    return json.dumps(scope, sort_keys=True), language
 
 
 class BotApiMethods(WebhookDelivery):
@@ -53,13 +73,44 @@ class BotApiMethods(WebhookDelivery):
         return self.bot_user
 
     def _api_getmycommands(self, params: JSON) -> list[JSON]:
-        return self.commands
+        return self.menus.get(_menu_key(params), [])
 
     def _api_setmycommands(self, params: JSON) -> bool:
-        self.commands = list(params.get("commands") or [])
+        commands = params.get("commands")
+        if not isinstance(commands, list) or len(commands) > MAX_COMMANDS:
+            raise ApiError("commands must be a list of at most 100 BotCommand")
+        for command in commands:
+            name = command.get("command") if isinstance(command, dict) else None
+            if not isinstance(name, str) or not COMMAND_NAME.fullmatch(name):
+                raise ApiError("BOT_COMMAND_INVALID")
+            description = command.get("description")
+            if not isinstance(description, str) or not 1 <= len(description) <= 256:
+                raise ApiError("BOT_COMMAND_DESCRIPTION_INVALID")
+        key = _menu_key(params)
+        self.menus[key] = [dict(command) for command in commands]
+        if key == (DEFAULT_SCOPE, ""):
+            self.commands = list(self.menus[key])
         return True
 
-    _api_deletemycommands = _api_setmycommands
+    def _api_deletemycommands(self, params: JSON) -> bool:
+        key = _menu_key(params)
+        self.menus.pop(key, None)
+        if key == (DEFAULT_SCOPE, ""):
+            self.commands = []
+        return True
+
+    def menu_for(self, chat_id: int | None = None, language: str = "") -> list[str]:
+        """The command names a user would see, as Telegram picks the menu: the chat's own
+        scope, then the private-chats scope, then the default; each in the user's language
+        if one was set, else without language."""
+        scopes = [json.dumps({"type": "all_private_chats"}), DEFAULT_SCOPE]
+        if chat_id is not None:
+            scopes.insert(0, json.dumps({"chat_id": chat_id, "type": "chat"}, sort_keys=True))
+        for scope in scopes:
+            for code in (language, ""):
+                if (scope, code) in self.menus:
+                    return [command["command"] for command in self.menus[(scope, code)]]
+        return []
 
     def _record(self, method: str, params: JSON, content: JSON, **extra: Any) -> JSON:
         chat_id, markup = params.get("chat_id"), params.get("reply_markup")

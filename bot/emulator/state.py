@@ -42,7 +42,9 @@ class EmulatorState:
         self.sent: list[JSON] = []  # bot messages, edited in place
         self.calls: list[tuple[str, JSON]] = []
         self.callback_answers: list[JSON] = []
-        self.commands: list[JSON] = []
+        self.commands: list[JSON] = []  # the default menu (no scope, no language)
+        # Every menu set, by its scope (canonical JSON) and language code ("" for none).
+        self.menus: dict[tuple[str, str], list[JSON]] = {}
         self._queue: list[_Pending] = []  # updates not yet acknowledged
         self._next_update_id, self._counter, self._activity = 1, 0, 0
         self._next_message_ids: dict[int, int] = {}
