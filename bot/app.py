@@ -28,6 +28,7 @@ from models.admin_units import Area
 from models.db import create_engine, create_sessionmaker
 from models.officials import ensure_admins
 from models.outbox import Pacing
+from models.storage import open_storage
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,16 @@ def build_services(settings: Settings) -> Services:
         data_controller=settings.ocop_data_controller,
         form_retention_days=settings.ocop_form_retention_days,
         outbox_retention_days=settings.ocop_outbox_retention_days,
+        storage=open_storage(
+            settings.ocop_dossier_store,
+            endpoint=settings.ocop_s3_endpoint,
+            access_key=settings.ocop_s3_access_key,
+            secret_key=settings.ocop_s3_secret_key,
+            region=settings.ocop_s3_region,
+        ),
+        checklist_path=settings.ocop_dossier_checklist,
+        form_template=settings.ocop_dossier_form_template,
+        dossier_max_bytes=settings.ocop_dossier_max_mb * 1024 * 1024,
     )
 
 

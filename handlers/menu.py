@@ -6,7 +6,7 @@ import html
 
 from babel.dates import format_date
 
-from handlers import consent, labels
+from handlers import consent, dossier, labels
 from handlers.context import Context
 from handlers.engine import Engine
 from handlers.events import Choice, Outcome, Reply
@@ -58,8 +58,10 @@ def help_reply(role: Role) -> Reply:
         _("/status (or /hoso): your registrations and their status"),
         _("/cancel (or /huy): stop the registration in progress"),
         _("/language: change the language"),
-        _("/mydata: what the bot keeps about you; /deletedata: delete it; /withdraw: withdraw "
-          "your consent"),
+        _(
+            "/mydata: what the bot keeps about you; /deletedata: delete it; /withdraw: withdraw "
+            "your consent"
+        ),
     ]
     if role is not Role.PRODUCER:
         lines += [
@@ -130,6 +132,8 @@ async def status(call: Call) -> Outcome:
             corrections += 1
             label = _("✏️ Correct {code}").format(code=registration.code)
             fixes.append((Choice(label, f"pe:{registration.id}"),))
+    papers = [r for r in registrations if r.status in dossier.OPEN][:3]
+    fixes += [(dossier.send_papers_button(registration),) for registration in papers]
     return Outcome([Reply("\n".join(lines), choices=tuple(fixes))])
 
 

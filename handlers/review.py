@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from collections.abc import Sequence
 
 from babel.dates import format_date
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import labels
+from handlers.checklist import Item
 from handlers.context import Context
+from handlers.dossier import checklist_of, item_buttons, progress_line
 from handlers.engine import Answers, Engine, Flow, Step
 from handlers.events import Choice, Notice, Outcome, Reply
 from handlers.i18n import N_, _, current_language, in_language
@@ -23,6 +26,7 @@ from models.audit import record
 from models.certificates import Certificate
 from models.conversations import Conversation
 from models.domain import RegistrationStatus, Role, certificate_expiry, parse_number
+from models.dossier import present_items
 from models.officials import in_scope
 from models.registrations import Registration, can_change, change_status
 from models.users import User
@@ -42,8 +46,9 @@ def _date(day: dt.date) -> str:
     return format_date(day, "dd/MM/yyyy", locale=current_language.get())
 
 
-def card(registration: Registration, ctx: Context) -> str:
-    """Everything an official needs to judge a registration, on a phone screen."""
+def card(registration: Registration, ctx: Context, dossier: str | None = None) -> str:
+    """Everything an official needs to judge a registration, on a phone screen; `dossier` is
+    its completeness line (handlers/dossier.py)."""
     commune = ctx.area.get(registration.commune_code)
     submitted = registration.submitted_at.astimezone(ctx.services.timezone).date()
     owner = registration.owner_name
@@ -60,15 +65,19 @@ def card(registration: Registration, ctx: Context) -> str:
     ]
     if registration.status_note:
         lines.append(_("Note: {note}").format(note=html.escape(registration.status_note)))
+    if dossier:
+        lines.append(dossier)
     return "\n".join(lines)
 
 
 def _buttons(registration: Registration) -> tuple[tuple[Choice, ...], ...]:
     key = registration.id
+    papers = Choice(_("📦 Dossier (ZIP)"), f"dzo:z:{key}")
     if registration.status is RegistrationStatus.SUBMITTED:
         return (
             (Choice(_("✅ Accept"), f"rv:acc:{key}"), Choice(_("↩️ Return"), f"rv:ret:{key}")),
             (Choice(_("⛔ Reject"), f"rv:rej:{key}"),),
+            (Choice(_("📎 Ask for papers"), f"dzo:a:{key}"), papers),
         )
     return (
         (
@@ -76,6 +85,7 @@ def _buttons(registration: Registration) -> tuple[tuple[Choice, ...], ...]:
             Choice(_("❌ Not certified"), f"rv:fail:{key}"),
         ),
         (Choice(_("⏭ Next year"), f"rv:defer:{key}"),),
+        (papers,),
     )
 
 
@@ -94,14 +104,21 @@ async def pending(call: Call) -> Outcome:
     replies = [
         Reply(_("{count} registrations are waiting. The oldest first:").format(count=len(waiting)))
     ]
-    for registration in waiting[:PENDING_LIMIT]:
+    shown = waiting[:PENDING_LIMIT]
+    present = await present_items(ctx.session, [registration.id for registration in shown])
+    checklist = checklist_of(ctx)
+    for registration in shown:
+        dossier = progress_line(checklist, registration, present[registration.id])
         headline = (
             _("Waiting for acceptance")
             if registration.status is RegistrationStatus.SUBMITTED
             else _("Accepted, waiting for the evaluation result")
         )
         replies.append(
-            Reply(f"<i>{headline}</i>\n{card(registration, ctx)}", choices=_buttons(registration))
+            Reply(
+                f"<i>{headline}</i>\n{card(registration, ctx, dossier)}",
+                choices=_buttons(registration),
+            )
         )
     if len(waiting) > PENDING_LIMIT:
         more = len(waiting) - PENDING_LIMIT
@@ -114,12 +131,17 @@ async def pending(call: Call) -> Outcome:
 # --- telling the producer ------------------------------------------------------------------
 
 
-async def notify_producer(ctx: Context, registration: Registration) -> Notice | None:
+async def notify_producer(
+    ctx: Context, registration: Registration, items: Sequence[str] = ()
+) -> Notice | None:
+    """`items`: the dossier papers the official asks for (checklist keys)."""
     producer = await ctx.session.get(User, registration.submitted_by_user_id)
     if producer is None:
         return None
     with in_language(producer.language):
-        reply = producer_message(registration)
+        checklist = checklist_of(ctx)
+        requested = [item for key in items if (item := checklist.item(key)) is not None]
+        reply = producer_message(registration, requested)
         values = {
             "code": registration.code,
             "product": registration.product_name,
@@ -143,8 +165,9 @@ def status_label(status: RegistrationStatus) -> str:
     }.get(status, status.value)
 
 
-def producer_message(registration: Registration) -> Reply:
-    """The producer's view of a status change, in the current language."""
+def producer_message(registration: Registration, requested: Sequence[Item] = ()) -> Reply:
+    """The producer's view of a status change, in the current language; a return lists the
+    papers asked for, each with a button to send it."""
     values = {
         "code": registration.code,
         "product": html.escape(registration.product_name),
@@ -160,6 +183,11 @@ def producer_message(registration: Registration) -> Reply:
             _("✏️ Complete and resubmit {code}").format(code=registration.code),
             f"pe:{registration.id}",
         )
+        if requested:
+            text += "\n\n" + _("Papers to send:") + "\n"
+            text += "\n".join(f"• {html.escape(item.label())}" for item in requested)
+            sends = item_buttons(registration, tuple(requested), prefix=_("📎 Send: "))
+            return Reply(text, choices=(*sends, (fix,)))
         return Reply(text, choices=((fix,),))
     texts = {
         RegistrationStatus.ACCEPTED: _(
@@ -201,12 +229,16 @@ async def _load(call: Call, registration_id: str) -> Registration | Outcome:
 
 
 async def apply(
-    ctx: Context, registration: Registration, status: RegistrationStatus, note: str | None = None
+    ctx: Context,
+    registration: Registration,
+    status: RegistrationStatus,
+    note: str | None = None,
+    items: Sequence[str] = (),
 ) -> Outcome:
     change_status(ctx.session, registration, status, ctx.user.id, ctx.services.clock(), note)
     record(ctx.session, ctx.user, "decision", f"{registration.code} {status.value}", allowed=True)
     done = _("{code}: {status}.").format(code=registration.code, status=_(labels.STATUS[status]))
-    notice = await notify_producer(ctx, registration)
+    notice = await notify_producer(ctx, registration, items)
     return Outcome([Reply(done)], toast=done, notices=[notice] if notice else [])
 
 
@@ -259,6 +291,7 @@ def _still_allowed(ctx: Context, registration: Registration) -> Outcome | None:
 
 
 async def _complete_review(answers: Answers, ctx: Context, note: str) -> Outcome:
+    """`answers["_items"]`: papers asked for with the return (handlers/dossier_review.py)."""
     registration = await ctx.session.get(
         Registration, int(answers["_registration"]), with_for_update=True, populate_existing=True
     )
@@ -268,7 +301,7 @@ async def _complete_review(answers: Answers, ctx: Context, note: str) -> Outcome
     refused = _still_allowed(ctx, registration)
     if refused is not None:
         return refused
-    return await apply(ctx, registration, status, note)
+    return await apply(ctx, registration, status, note, answers.get("_items") or ())
 
 
 async def close_review_forms(session: AsyncSession, user: User) -> None:

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers import (
     consent,
     documents,
+    dossier,
+    dossier_review,
     menu,
     notices,
     officials,
@@ -39,7 +41,17 @@ from models.tasks import queue_tasks
 from models.users import Profile, User, claim_updates, users_for
 
 ROUTES = Routes()
-for feature in (menu, officials, review, documents, reminders, consent, personal_data):
+for feature in (
+    menu,
+    officials,
+    review,
+    documents,
+    dossier,
+    dossier_review,
+    reminders,
+    consent,
+    personal_data,
+):
     feature.register_routes(ROUTES)
 ENGINES.update(review.ENGINES)
 
@@ -156,7 +168,7 @@ async def _route(ctx: Context, conversation: Conversation, event: Event) -> Outc
     if engine is not None:
         return await _in_flow(engine, ctx, conversation, event)
 
-    if event.kind is EventKind.DOCUMENT and ROUTES.documents is not None:
+    if event.kind in (EventKind.DOCUMENT, EventKind.PHOTO) and ROUTES.documents is not None:
         return await dispatch(ROUTES.documents, Call(ctx, conversation, event))
 
     typed = _typed_command(event)

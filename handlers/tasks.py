@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from handlers.context import TaskContext
+from handlers.dossier_tasks import run_form, run_purge, run_receive, run_zip
 from handlers.events import Document, Reply
 from handlers.i18n import _
 from handlers.imports import run_import
@@ -109,6 +110,11 @@ TASKS: dict[str, Kind] = {
     "stats": Kind(run_stats, Role.OFFICIAL),
     "export": Kind(run_export, Role.OFFICIAL),
     "import": Kind(run_import, Role.ADMIN),
+    # The dossier (handlers/dossier_tasks.py): each checks whose registration it is.
+    "dossier_file": Kind(run_receive, Role.PRODUCER),
+    "dossier_form": Kind(run_form, Role.PRODUCER),
+    "dossier_purge": Kind(run_purge, Role.PRODUCER),
+    "dossier_zip": Kind(run_zip, Role.OFFICIAL),
 }
 
 
