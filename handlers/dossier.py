@@ -177,7 +177,7 @@ async def choose_item(call: Call) -> Outcome:
         "Done when finished."
     ).format(item=label, code=loaded.code)
     done = Choice(_("✔️ Done"), f"dz:l:{loaded.id}")
-    return Outcome([Reply(text, choices=((done,),))])
+    return Outcome([Reply(text, choices=((done,),))], keep_buttons=True)
 
 
 async def _open_registrations(ctx: Context) -> list[Registration]:

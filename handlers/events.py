@@ -134,3 +134,6 @@ class Outcome:
     tasks: list[LongTask] = field(default_factory=list)
     # Why a privileged route refused the request (out of scope…): it is audited as refused.
     refused: str | None = None
+    # The pressed message's buttons stay usable (a list of papers to send, one tap each);
+    # otherwise a channel that can takes them away once the press is answered.
+    keep_buttons: bool = False

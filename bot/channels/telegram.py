@@ -283,7 +283,12 @@ class TelegramChannel:
         await api_call(
             self.bot, "answerCallbackQuery", callback_query_id=pressed.query_id, text=outcome.toast
         )
-        if pressed.message_id is not None and pressed.chat_id is not None and outcome.replies:
+        if (
+            pressed.message_id is not None
+            and pressed.chat_id is not None
+            and outcome.replies
+            and not outcome.keep_buttons
+        ):
             # The pressed message's buttons are spent; fresh ones come with the reply.
             try:
                 await api_call(

@@ -22,6 +22,9 @@ from bot.emulator.wire import (
     message_key,
 )
 
+# getFile refuses larger files ("file is too big"), as the Bot API does (its getFile docs).
+DOWNLOAD_LIMIT = 20 * 1024 * 1024
+
 
 class BotApiMethods(WebhookDelivery):
     """getUpdates, sending, editing and deleting messages, callback answers, files, commands
@@ -173,6 +176,8 @@ class BotApiMethods(WebhookDelivery):
     def _api_getfile(self, params: JSON) -> JSON:
         if (stored := self._files.get(str(params.get("file_id")))) is None:
             raise ApiError("invalid file_id")
+        if len(stored["content"]) > DOWNLOAD_LIMIT:  # the Bot API serves files up to 20 MB
+            raise ApiError("file is too big")
         return {
             "file_id": params["file_id"],
             "file_unique_id": stored["file_unique_id"],
