@@ -105,10 +105,6 @@ async def import_file(call: Call) -> Outcome:
     return Outcome([Reply(reading)], tasks=[task])
 
 
-async def not_readable(call: Call) -> Outcome:
-    return Outcome([Reply(_("I can't read files here. Please type your answer."))])
-
-
 def register_routes(routes: Routes) -> None:
     routes.command("digest", digest_now, "bantin", role=Role.OFFICIAL)
     routes.command("stats", stats, "thongke", role=Role.OFFICIAL)
