@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -153,24 +154,47 @@ async def test_the_local_folder_stores_by_content(tmp_path: Path) -> None:
         await store.get("../../etc/passwd")  # never a path of the caller's making
 
 
-S3_ENDPOINT = os.environ.get("OCOP_TEST_S3_ENDPOINT")
+@pytest.fixture
+def s3_server() -> Iterator[tuple[str, str, str, str]]:
+    """(endpoint, bucket, access key, secret key) of an S3-compatible server: the one named by
+    OCOP_TEST_S3_ENDPOINT (with OCOP_TEST_S3_BUCKET and the keys), else moto's S3 server on
+    loopback; skipped when neither is there."""
+    endpoint = os.environ.get("OCOP_TEST_S3_ENDPOINT")
+    if endpoint:
+        yield (
+            endpoint,
+            os.environ.get("OCOP_TEST_S3_BUCKET", "ocop-test"),
+            os.environ.get("OCOP_TEST_S3_ACCESS_KEY", "minioadmin"),
+            os.environ.get("OCOP_TEST_S3_SECRET_KEY", "minioadmin"),
+        )
+        return
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        pytest.skip("no S3-compatible server: set OCOP_TEST_S3_ENDPOINT or install moto[server]")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}", "ocop-test", "testing", "testing"
+    finally:
+        server.stop()
 
 
-@pytest.mark.skipif(
-    not S3_ENDPOINT,
-    reason="no S3-compatible server: set OCOP_TEST_S3_ENDPOINT (e.g. http://127.0.0.1:9000), "
-    "OCOP_TEST_S3_BUCKET, OCOP_TEST_S3_ACCESS_KEY and OCOP_TEST_S3_SECRET_KEY",
-)
-async def test_an_s3_compatible_bucket_stores_by_content() -> None:
+async def test_an_s3_compatible_bucket_stores_by_content(
+    s3_server: tuple[str, str, str, str],
+) -> None:
+    endpoint, bucket, access_key, secret_key = s3_server
     store = open_storage(
-        f"s3://{os.environ.get('OCOP_TEST_S3_BUCKET', 'ocop-test')}/dossier-tests",
-        endpoint=S3_ENDPOINT,
-        access_key=os.environ.get("OCOP_TEST_S3_ACCESS_KEY", "minioadmin"),
-        secret_key=os.environ.get("OCOP_TEST_S3_SECRET_KEY", "minioadmin"),
+        f"s3://{bucket}/dossier-tests",
+        endpoint=endpoint,
+        access_key=access_key,
+        secret_key=secret_key,
+        region="us-east-1",
     )
     assert isinstance(store, S3Storage)
-    if not store.client.bucket_exists(store.bucket):
-        store.client.make_bucket(store.bucket)
+    if not store.client.bucket_exists(bucket):
+        store.client.make_bucket(bucket)
     await _round_trip(store)
 
 
