@@ -84,7 +84,9 @@ async def run_export(ctx: TaskContext) -> list[Reply]:
     year, as_csv = int(ctx.args["year"]), bool(ctx.args.get("csv"))
     allowed = set(scope_codes(ctx.area, ctx.user))  # the official's communes as they are now
     communes = tuple(code for code in ctx.args["communes"] if code in allowed)
-    selection = ExportFilter(year=year, communes=communes)
+    selection = ExportFilter(
+        year=year, communes=communes, checklist_path=ctx.services.checklist_path
+    )
     timezone = ctx.services.timezone
     count, content = await offload(
         ctx.database_url,

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import docx
+import openpyxl
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,8 +39,6 @@ def office_file(kind: str) -> bytes:
         document.add_paragraph("Phiếu kết quả kiểm nghiệm")
         document.save(buffer)
     else:
-        import openpyxl
-
         workbook = openpyxl.Workbook()
         workbook.active.append(["Chỉ tiêu", "Kết quả"])  # type: ignore[union-attr]
         workbook.save(buffer)
@@ -195,6 +194,15 @@ async def test_producer_sends_papers_official_asks_for_more_and_downloads_the_zi
         "08-anh",
     ]
     assert len(files_in(store)) == 6
+
+    # The export's detail sheet says how complete each dossier is.
+    before = so_far(official)
+    await official.say("/export 2026")
+    message = await said_after(official, "Hồ sơ đăng ký năm 2026: 1", before)
+    assert isinstance(message["document"], dict)
+    book = openpyxl.load_workbook(io.BytesIO(bytes(message["document"]["content"])))
+    header, row = list(book["Chi tiết"].iter_rows(values_only=True))[:2]
+    assert row[header.index("Hồ sơ (giấy tờ bắt buộc)")] == "6/8"
 
 
 @pytest.mark.parametrize(
