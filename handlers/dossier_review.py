@@ -4,8 +4,12 @@ then lists with a button each to send them."""
 
 from __future__ import annotations
 
+import html
+
+from sqlalchemy import select
+
 from handlers import review
-from handlers.dossier import checklist_of
+from handlers.dossier import checklist_of, progress_line
 from handlers.events import Choice, LongTask, Outcome, Reply
 from handlers.i18n import _
 from handlers.routes import Call, Routes, refusal
@@ -14,6 +18,8 @@ from models.dossier import present_items
 from models.officials import in_scope
 from models.registrations import Registration, can_change
 
+MISSING_BUTTONS = 5  # registrations /missing offers to ask for papers, the oldest first
+UNDECIDED = (RegistrationStatus.SUBMITTED, RegistrationStatus.RETURNED, RegistrationStatus.ACCEPTED)
 ASKING = "_dossier_ask"  # the official's chosen items, in the conversation outside a form
 
 
@@ -114,8 +120,44 @@ async def return_asking(call: Call) -> Outcome:
     return Outcome([Reply(card), *review.NOTE.begin(call.conversation, call.ctx, preset)])
 
 
+async def missing(call: Call) -> Outcome:
+    """`/missing` (/thieuhoso): every paper still missing, per registration to be decided in
+    the official's communes, with a button to ask the producer for them."""
+    ctx = call.ctx
+    query = (
+        select(Registration)
+        .where(Registration.status.in_(UNDECIDED))
+        .order_by(Registration.commune_code, Registration.submitted_at, Registration.id)
+    )
+    if ctx.user.role is not Role.ADMIN and ctx.user.scope is not None:
+        query = query.where(Registration.commune_code.in_(ctx.user.scope))
+    registrations = list(await ctx.session.scalars(query))
+    present = await present_items(ctx.session, [r.id for r in registrations])
+    checklist = checklist_of(ctx)
+    lines, asks, count = [], [], 0
+    for registration in registrations:
+        done = checklist.completeness(registration.kind, present[registration.id])
+        if done.complete:
+            continue
+        count += 1
+        commune = ctx.area.get(registration.commune_code)
+        lines.append(
+            f"• <b>{registration.code}</b> · {html.escape(registration.product_name)} · "
+            f"{html.escape(commune.short_name if commune else registration.commune_code)}"
+        )
+        lines.append("   " + progress_line(checklist, registration, present[registration.id]))
+        if registration.status is RegistrationStatus.SUBMITTED and len(asks) < MISSING_BUTTONS:
+            label = _("📎 Ask for papers: {code}").format(code=registration.code)
+            asks.append((Choice(label, f"dzo:a:{registration.id}"),))
+    if not lines:
+        return Outcome([Reply(_("Every dossier to be decided has its required papers."))])
+    title = _("<b>Papers still missing</b> ({count} registrations)").format(count=count)
+    return Outcome([Reply("\n".join([title, "", *lines]), choices=tuple(asks))])
+
+
 def register_routes(routes: Routes) -> None:
     routes.button("dzo", _official_button, role=Role.OFFICIAL)
+    routes.command("missing", missing, "thieuhoso", role=Role.OFFICIAL)
 
 
 async def _official_button(call: Call) -> Outcome:

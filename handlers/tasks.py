@@ -60,8 +60,11 @@ async def run_digest(ctx: TaskContext) -> list[Reply]:
         ctx.user.id,
         now,
         timezone.key,
+        ctx.services.checklist_path,
         seconds=DIGEST_SECONDS,
-        here=lambda session: digest_preview(session, ctx.area, ctx.user.id, now, timezone),
+        here=lambda session: digest_preview(
+            session, ctx.area, ctx.user.id, now, timezone, ctx.services.checklist_path
+        ),
     )
 
 

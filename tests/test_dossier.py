@@ -146,6 +146,12 @@ async def test_producer_sends_papers_official_asks_for_more_and_downloads_the_zi
     official = await make_official(bot, 7102, "21478")
     await official.say("/pending")
     assert "📎 Hồ sơ 4/8 · còn thiếu: Phương án / kế hoạch sản xuất kinh doanh" in official.text
+    before = so_far(official)
+    await official.say("/bantin")
+    await said_after(official, "📎 Hồ sơ còn thiếu giấy tờ bắt buộc: 1. Xem /thieuhoso.", before)
+    await official.say("/thieuhoso")
+    assert "<b>OCOP-2026-0001</b> · Nước mắm cá cơm · Sa Huỳnh" in official.text
+    assert "📎 Hồ sơ 4/8 · còn thiếu: Phương án" in official.text
     await official.tap("Yêu cầu bổ sung giấy tờ")
     assert "↩️ Trả lại, yêu cầu 4 giấy tờ" in official.buttons()
     # Of the four missing papers, ask for two.
