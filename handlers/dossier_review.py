@@ -134,7 +134,9 @@ async def missing(call: Call) -> Outcome:
     registrations = list(await ctx.session.scalars(query))
     present = await present_items(ctx.session, [r.id for r in registrations])
     checklist = checklist_of(ctx)
-    lines, asks, count = [], [], 0
+    lines: list[str] = []
+    asks: list[tuple[Choice, ...]] = []
+    count = 0
     for registration in registrations:
         done = checklist.completeness(registration.kind, present[registration.id])
         if done.complete:
