@@ -18,7 +18,7 @@ from handlers import dossier
 from handlers.checklist import load_checklist
 from handlers.context import Context, TaskContext
 from handlers.dossier_form import registration_form
-from handlers.events import Document, Reply
+from handlers.events import Document, FileTooLarge, Reply
 from handlers.i18n import _
 from handlers.routes import refusal
 from models.audit import record
@@ -42,6 +42,8 @@ async def run_receive(ctx: TaskContext) -> list[Reply]:
         return [Reply(refused)]
     try:
         content = await ctx.fetch(str(ctx.args["file_id"]))
+    except FileTooLarge:
+        return [Reply(dossier.refuse_size(dossier.DOWNLOAD_LIMIT + 1) or "")]
     except Exception:  # too big for getFile, gone, the network: the producer can send it again
         log.warning("dossier file of registration %s could not be downloaded", registration_id)
         return [Reply(_("I could not download this file. Please send it again."))]

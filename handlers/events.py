@@ -19,6 +19,10 @@ class EventKind(enum.StrEnum):
     OTHER = "other"
 
 
+class FileTooLarge(Exception):
+    """A file is larger than its channel lets a bot download (Telegram: 20 MB)."""
+
+
 @dataclass(frozen=True)
 class Attachment:
     """A file the user sent; `fetch` downloads it only when a handler decides to read it."""

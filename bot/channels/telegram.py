@@ -21,7 +21,7 @@ from telegram.request import RequestData
 from telegram.request._requestparameter import RequestParameter
 
 from bot.channels.text import split_message
-from handlers.events import Attachment, Event, EventKind, Outcome, Reply, Request
+from handlers.events import Attachment, Event, EventKind, FileTooLarge, Outcome, Reply, Request
 from models.inbox import Incoming
 
 if TYPE_CHECKING:
@@ -90,7 +90,12 @@ def _attachment(bot: Bot | None, file: JSONDict, file_name: str) -> Attachment |
 async def _download(bot: Bot | None, file_id: str) -> bytes:
     if bot is None:
         raise LookupError("no bot to download files with")
-    file = await bot.get_file(file_id)
+    try:
+        file = await bot.get_file(file_id)
+    except BadRequest as error:
+        if "too big" in error.message.lower():  # the Bot API serves files up to 20 MB
+            raise FileTooLarge(file_id) from error
+        raise
     return bytes(await file.download_as_bytearray())
 
 
