@@ -22,6 +22,7 @@ from bot.fairness import SenderLimits
 from bot.jobs import parse_time, schedule_jobs
 from bot.runtime import Receiver, Runtime, settle_process
 from bot.settings import Settings
+from handlers.checklist import load_checklist
 from handlers.context import Services
 from handlers.i18n import LANGUAGES, _, use_language
 from models.admin_units import Area
@@ -37,6 +38,7 @@ MENU_COMMANDS = ("start", "register", "status", "cancel", "help", "language")
 
 
 def build_services(settings: Settings) -> Services:
+    load_checklist(settings.ocop_dossier_checklist)  # an office's malformed file stops the start
     return Services(
         area=Area(settings.ocop_province_code, settings.ocop_commune_codes),
         timezone=ZoneInfo(settings.ocop_timezone),

@@ -141,4 +141,8 @@ def parse_checklist(text: str) -> Checklist:
 @cache
 def load_checklist(path: str = "") -> Checklist:
     """The checklist of OCOP_DOSSIER_CHECKLIST (a path), or the shipped one when empty."""
-    return parse_checklist((Path(path) if path else SHIPPED).read_text(encoding="utf-8"))
+    where = Path(path) if path else SHIPPED
+    try:
+        return parse_checklist(where.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ChecklistError) as error:
+        raise ChecklistError(f"OCOP_DOSSIER_CHECKLIST {where}: {error}") from error

@@ -29,6 +29,7 @@ STATE = "_dossier"  # the conversation's answers key, used only outside a form
 CLOSED = (RegistrationStatus.WITHDRAWN,)
 # Registrations whose papers the status list offers to send (a decision is still to come).
 OPEN = (RegistrationStatus.SUBMITTED, RegistrationStatus.RETURNED, RegistrationStatus.ACCEPTED)
+FORM_ITEM = "phieu"  # the checklist item the signed registration form ticks
 ITEM_BUTTON_LABEL = 48  # characters of an item's label on a button
 
 
@@ -292,6 +293,8 @@ async def form(call: Call) -> Outcome:
     loaded = await _own(call, call.args[0] if call.args else "")
     if isinstance(loaded, Outcome):
         return loaded
+    if checklist_of(call.ctx).item(FORM_ITEM) is not None:  # its signed scan goes there next
+        _set_state(call.conversation, {"r": loaded.id, "i": FORM_ITEM})
     text = _("Preparing your registration form…")
     return Outcome([Reply(text)], tasks=[LongTask("dossier_form", {"registration": loaded.id})])
 

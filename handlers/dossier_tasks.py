@@ -156,5 +156,5 @@ async def run_form(ctx: TaskContext) -> list[Reply]:
 
 
 def _form_item_label(ctx: TaskContext) -> str:
-    item = load_checklist(ctx.services.checklist_path).item("phieu")
+    item = load_checklist(ctx.services.checklist_path).item(dossier.FORM_ITEM)
     return html.escape(item.label()) if item else ""

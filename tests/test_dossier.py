@@ -309,3 +309,17 @@ async def test_the_producer_gets_the_registration_form_filled_in(bot: BotUnderTe
     ):
         assert value in text
     assert "{{" not in text
+
+
+async def test_the_bot_api_serves_no_file_over_20_mb(emulator: TelegramEmulator) -> None:
+    """The emulator's getFile refuses as the Bot API does, and the adapter says why."""
+    from telegram import Bot
+
+    from bot.channels.telegram import _download
+    from handlers.events import FileTooLarge
+
+    update = emulator.send_document(7601, "lon.pdf", PDF + b"\0" * (20 * 1024 * 1024))
+    file_id = str(update["message"]["document"]["file_id"])
+    async with Bot(emulator.token, base_url=emulator.api_url) as client:
+        with pytest.raises(FileTooLarge):
+            await _download(client, file_id)

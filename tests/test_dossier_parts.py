@@ -253,3 +253,8 @@ def test_an_office_template_is_used_instead(tmp_path: Path) -> None:
     assert "MẪU CỦA XÃ: Nước mắm cá cơm – Nguyễn Văn A" in text
     assert "Mã: OCOP-2026-0007 {{unknown}}" in text  # an unknown mark is left for the office
     assert "PHIẾU ĐĂNG KÝ SẢN PHẨM" not in text
+
+
+def test_a_missing_office_checklist_is_named_in_the_error(tmp_path: Path) -> None:
+    with pytest.raises(ChecklistError, match="OCOP_DOSSIER_CHECKLIST .*nowhere.toml"):
+        load_checklist(str(tmp_path / "nowhere.toml"))
