@@ -256,5 +256,5 @@ def test_an_office_template_is_used_instead(tmp_path: Path) -> None:
 
 
 def test_a_missing_office_checklist_is_named_in_the_error(tmp_path: Path) -> None:
-    with pytest.raises(ChecklistError, match="OCOP_DOSSIER_CHECKLIST .*nowhere.toml"):
+    with pytest.raises(ChecklistError, match=r"OCOP_DOSSIER_CHECKLIST .*nowhere\.toml"):
         load_checklist(str(tmp_path / "nowhere.toml"))
