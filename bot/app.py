@@ -55,6 +55,7 @@ def build_services(settings: Settings) -> Services:
         ),
         checklist_path=settings.ocop_dossier_checklist,
         form_template=settings.ocop_dossier_form_template,
+        cover_template=settings.ocop_dossier_cover_template,
         dossier_max_bytes=settings.ocop_dossier_max_mb * 1024 * 1024,
     )
 

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     ocop_s3_region: str | None = None
     ocop_dossier_checklist: str = ""
     ocop_dossier_form_template: str = ""
+    ocop_dossier_cover_template: str = ""
     ocop_dossier_max_mb: int = Field(default=100, ge=1)
     zalo_bot_token: str | None = None
     zalo_api_url: str = "https://bot-api.zaloplatforms.com/bot"

@@ -35,6 +35,7 @@ class Services:
     storage: Storage = field(default_factory=lambda: LocalStorage("data/dossier"))
     checklist_path: str = ""
     form_template: str = ""
+    cover_template: str = ""
     dossier_max_bytes: int = 100 * 1024 * 1024
 
     def today(self) -> dt.date:

@@ -1,18 +1,24 @@
-"""The registration form to sign (Phiếu đăng ký sản phẩm OCOP), filled in from a registration:
-a Word template (handlers/dossier_data/phieu-dang-ky.docx, or an office's own through
-OCOP_DOSSIER_FORM_TEMPLATE) whose {{field}} marks are replaced by the registration's values.
+"""The Word documents to sign, filled in from Word templates whose {{field}} marks are replaced:
 
-The fields: code, year, kind, target, product, product_group, subject, subject_type,
-representative, address, phone, commune, submitted (dd/mm/yyyy), today."""
+- the registration form (Phiếu đăng ký sản phẩm OCOP), handlers/dossier_data/phieu-dang-ky.docx
+  or an office's own (OCOP_DOSSIER_FORM_TEMPLATE), from one registration. Its fields: code,
+  year, kind, target, product, product_group, subject, subject_type, representative, address,
+  phone, commune, submitted (dd/mm/yyyy), today;
+- the commune's cover letter to the province with the list of its registrations,
+  handlers/dossier_data/cong-van-de-nghi.docx (OCOP_DOSSIER_COVER_TEMPLATE). Its fields: commune,
+  province, year, count, today; the table row holding {{tt}} is repeated per registration, with
+  the form's fields and tt (the row number) and dossier ("6/8")."""
 
 from __future__ import annotations
 
 import io
 import re
 from collections.abc import Iterator
+from copy import deepcopy
 from pathlib import Path
 
 from docx import Document as open_docx
+from docx.document import Document as DocxDocument
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
@@ -23,6 +29,7 @@ from handlers.validators import display_phone
 from models.registrations import Registration
 
 SHIPPED = Path(__file__).parent / "dossier_data" / "phieu-dang-ky.docx"
+SHIPPED_COVER = Path(__file__).parent / "dossier_data" / "cong-van-de-nghi.docx"
 MARK = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 
 
@@ -76,11 +83,7 @@ def _fill(paragraph: Paragraph, values: dict[str, str]) -> None:
         run.text = ""
 
 
-def registration_form(registration: Registration, services: Services) -> bytes:
-    """The filled form as DOCX bytes."""
-    template = Path(services.form_template) if services.form_template else SHIPPED
-    document = open_docx(str(template))
-    values = form_fields(registration, services)
+def _fill_document(document: DocxDocument, values: dict[str, str]) -> bytes:
     for paragraph in _paragraphs(document):
         _fill(paragraph, values)
     for section in document.sections:
@@ -90,3 +93,56 @@ def registration_form(registration: Registration, services: Services) -> bytes:
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()
+
+
+def registration_form(registration: Registration, services: Services) -> bytes:
+    """The filled form as DOCX bytes."""
+    template = Path(services.form_template) if services.form_template else SHIPPED
+    return _fill_document(open_docx(str(template)), form_fields(registration, services))
+
+
+def _repeat_rows(document: DocxDocument, rows: list[dict[str, str]]) -> None:
+    """Each table row with a {{tt}} mark becomes one row per entry of `rows`, filled."""
+    for table in document.tables:
+        for row in list(table.rows):
+            if "{{tt}}" not in "".join(cell.text for cell in row.cells).replace(" ", ""):
+                continue
+            for values in rows:
+                copy = deepcopy(row._tr)  # the row's XML, formatting and all
+                row._tr.addprevious(copy)
+                for paragraph in _table_paragraphs_of(copy, table):
+                    _fill(paragraph, values)
+            row._tr.getparent().remove(row._tr)
+
+
+def _table_paragraphs_of(tr: object, table: Table) -> Iterator[Paragraph]:
+    from docx.table import _Row
+
+    for cell in _Row(tr, table).cells:  # type: ignore[arg-type]
+        yield from _paragraphs(cell)
+
+
+def cover_letter(
+    commune_code: str,
+    year: int,
+    registrations: list[tuple[Registration, str]],
+    services: Services,
+) -> bytes:
+    """The commune's letter to the province listing `registrations` (each with its dossier's
+    completeness, "6/8"), as DOCX bytes."""
+    template = Path(services.cover_template) if services.cover_template else SHIPPED_COVER
+    document = open_docx(str(template))
+    commune = services.area.get(commune_code)
+    rows = [
+        {**form_fields(registration, services), "tt": str(number), "dossier": dossier}
+        for number, (registration, dossier) in enumerate(registrations, start=1)
+    ]
+    _repeat_rows(document, rows)
+    values = {
+        "commune": commune.name if commune else commune_code,
+        "province": services.area.province_name,
+        "year": str(year),
+        "count": str(len(registrations)),
+        "today": services.today().strftime("%d/%m/%Y"),
+    }
+    return _fill_document(document, values)

@@ -157,9 +157,20 @@ async def missing(call: Call) -> Outcome:
     return Outcome([Reply("\n".join([title, "", *lines]), choices=tuple(asks))])
 
 
+async def cover(call: Call) -> Outcome:
+    """`/coverletter [year]` (/congvan): the commune's letter to the province, as DOCX."""
+    ctx = call.ctx
+    year = parse_number(call.args[0], max_digits=4) if call.args else ctx.today().year
+    if year is None or not 2018 <= year <= ctx.today().year + 1:
+        return Outcome([Reply(_("Usage: /congvan [year], for example /congvan 2026."))])
+    text = _("Preparing the cover letter…")
+    return Outcome([Reply(text)], tasks=[LongTask("dossier_cover", {"year": year})])
+
+
 def register_routes(routes: Routes) -> None:
     routes.button("dzo", _official_button, role=Role.OFFICIAL)
     routes.command("missing", missing, "thieuhoso", role=Role.OFFICIAL)
+    routes.command("coverletter", cover, "congvan", role=Role.OFFICIAL)
 
 
 async def _official_button(call: Call) -> Outcome:

@@ -14,16 +14,27 @@ import logging
 import re
 import zipfile
 
+from sqlalchemy import select
+
 from handlers import dossier
 from handlers.checklist import load_checklist
 from handlers.context import Context, TaskContext
-from handlers.dossier_form import registration_form
+from handlers.dossier_form import cover_letter, registration_form
 from handlers.events import Document, FileTooLarge, Reply
 from handlers.i18n import _
+from handlers.reports.digest import scope_codes
 from handlers.routes import refusal
 from models.audit import record
-from models.domain import Role
-from models.dossier import EXTENSIONS, add_file, files_of, sniff, total_size, unreferenced
+from models.domain import RegistrationStatus, Role
+from models.dossier import (
+    EXTENSIONS,
+    add_file,
+    files_of,
+    present_items,
+    sniff,
+    total_size,
+    unreferenced,
+)
 from models.officials import in_scope
 from models.registrations import Registration
 
@@ -158,3 +169,46 @@ async def run_form(ctx: TaskContext) -> list[Reply]:
 def _form_item_label(ctx: TaskContext) -> str:
     item = load_checklist(ctx.services.checklist_path).item(dossier.FORM_ITEM)
     return html.escape(item.label()) if item else ""
+
+
+async def run_cover(ctx: TaskContext) -> list[Reply]:
+    """args: year. Per commune of the official's, the letter to the province listing its
+    registrations accepted for evaluation, with how complete each dossier is."""
+    year = int(ctx.args["year"])
+    checklist = load_checklist(ctx.services.checklist_path)
+    codes = scope_codes(ctx.area, ctx.user)
+    async with ctx.reader() as session:
+        accepted = list(
+            await session.scalars(
+                select(Registration)
+                .where(
+                    Registration.programme_year == year,
+                    Registration.status == RegistrationStatus.ACCEPTED,
+                    Registration.commune_code.in_(codes),
+                )
+                .order_by(Registration.commune_code, Registration.submitted_at, Registration.id)
+            )
+        )
+        present = await present_items(session, [r.id for r in accepted])
+    replies = []
+    for code in codes:
+        mine = [r for r in accepted if r.commune_code == code]
+        if not mine:
+            continue
+        rows = []
+        for registration in mine:
+            done = checklist.completeness(registration.kind, present[registration.id])
+            rows.append((registration, f"{done.done}/{done.total}"))
+        content = cover_letter(code, year, rows, ctx.services)
+        commune = ctx.area.get(code)
+        name = commune.short_name if commune else code
+        caption = _("Cover letter of {commune} for {year}: {count} registrations.").format(
+            commune=html.escape(name), year=year, count=len(mine)
+        )
+        replies.append(
+            Reply(caption, document=Document(f"cong-van-ocop-{year}-{code}.docx", content))
+        )
+    if not replies:
+        text = _("No registration of {year} was accepted in your communes yet.").format(year=year)
+        return [Reply(text)]
+    return replies

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from handlers.context import TaskContext
-from handlers.dossier_tasks import run_form, run_purge, run_receive, run_zip
+from handlers.dossier_tasks import run_cover, run_form, run_purge, run_receive, run_zip
 from handlers.events import Document, Reply
 from handlers.i18n import _
 from handlers.imports import run_import
@@ -120,6 +120,7 @@ TASKS: dict[str, Kind] = {
     "dossier_form": Kind(run_form, Role.PRODUCER),
     "dossier_purge": Kind(run_purge, Role.PRODUCER),
     "dossier_zip": Kind(run_zip, Role.OFFICIAL),
+    "dossier_cover": Kind(run_cover, Role.OFFICIAL),
 }
 
 

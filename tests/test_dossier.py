@@ -323,3 +323,37 @@ async def test_the_bot_api_serves_no_file_over_20_mb(emulator: TelegramEmulator)
     async with Bot(emulator.token, base_url=emulator.api_url) as client:
         with pytest.raises(FileTooLarge):
             await _download(client, file_id)
+
+
+async def test_the_commune_gets_its_cover_letter_listing_the_accepted_registrations(
+    bot: BotUnderTest,
+) -> None:
+    producer = await registered(bot, 7701)
+    await producer.tap("Gửi giấy tờ hồ sơ")
+    await producer.tap("Hình ảnh sản phẩm")
+    before = so_far(producer)
+    await producer.send_photo(JPEG + b"cong van")
+    await saved(producer, before)
+    official = await make_official(bot, 7702, "21478")
+    await official.say("/congvan")
+    assert "Chưa có hồ sơ đăng ký năm 2026 nào được tiếp nhận" in (
+        await said_after(official, "Chưa có hồ sơ", 0)
+    )["text"]
+    await official.say("/pending")
+    await official.tap("Tiếp nhận")
+    before = so_far(official)
+    await official.say("/congvan 2026")
+    message = await said_after(official, "Công văn đề nghị của Sa Huỳnh năm 2026: 1", before)
+    document = message["document"]
+    assert isinstance(document, dict)
+    assert document["file_name"] == "cong-van-ocop-2026-21478.docx"
+    opened = docx.Document(io.BytesIO(bytes(document["content"])))
+    [_header, _titles, row] = [
+        [cell.text for cell in table_row.cells]
+        for table in opened.tables
+        for table_row in table.rows
+    ]
+    assert row[:2] == ["1", "Nước mắm cá cơm"]
+    assert row[5] == "1/8 (OCOP-2026-0001)"
+    text = "\n".join(p.text for p in opened.paragraphs)
+    assert "Ủy ban nhân dân Phường Sa Huỳnh" in text and "1 sản phẩm" in text
