@@ -336,9 +336,10 @@ async def test_the_commune_gets_its_cover_letter_listing_the_accepted_registrati
     await saved(producer, before)
     official = await make_official(bot, 7702, "21478")
     await official.say("/congvan")
-    assert "Chưa có hồ sơ đăng ký năm 2026 nào được tiếp nhận" in (
-        await said_after(official, "Chưa có hồ sơ", 0)
-    )["text"]
+    assert (
+        "Chưa có hồ sơ đăng ký năm 2026 nào được tiếp nhận"
+        in (await said_after(official, "Chưa có hồ sơ", 0))["text"]
+    )
     await official.say("/pending")
     await official.tap("Tiếp nhận")
     before = so_far(official)
