@@ -28,6 +28,7 @@ from models.audit import record
 from models.domain import RegistrationStatus, Role
 from models.dossier import (
     EXTENSIONS,
+    DossierFile,
     add_file,
     files_of,
     present_items,
@@ -39,6 +40,8 @@ from models.officials import in_scope
 from models.registrations import Registration
 
 log = logging.getLogger(__name__)
+# One ZIP a message: Telegram lets a bot send files of at most 50 MB; some room for the archive.
+ZIP_PART_BYTES = 45 * 1024 * 1024
 
 
 def _as_context(ctx: TaskContext, session: object) -> Context:
@@ -128,19 +131,44 @@ async def run_zip(ctx: TaskContext) -> list[Reply]:
         return [Reply(_("{code} has no papers yet.").format(code=registration.code))]
     checklist = load_checklist(ctx.services.checklist_path)
     order = {item.key: n for n, item in enumerate(checklist.for_kind(registration.kind).all, 1)}
-    buffer, used = io.BytesIO(), set()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for row in rows:
-            folder = f"{order.get(row.item, 99):02d}-{row.item}"
-            path = f"{folder}/{row.file_name}"
-            if path in used:  # two files sent with the same name
-                path = f"{folder}/{row.id}-{row.file_name}"
-            used.add(path)
-            archive.writestr(path, await ctx.services.storage.get(row.digest))
+    parts = zip_parts(rows)
+    replies = []
+    for number, part in enumerate(parts, start=1):
+        buffer, used = io.BytesIO(), set()
+        # Stored, not deflated: photos, PDFs and Office files are compressed already.
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            for row in part:
+                folder = f"{order.get(row.item, 99):02d}-{row.item}"
+                path = f"{folder}/{row.file_name}"
+                if path in used:  # two files sent with the same name
+                    path = f"{folder}/{row.id}-{row.file_name}"
+                used.add(path)
+                archive.writestr(path, await ctx.services.storage.get(row.digest))
+        name = f"ho-so-{registration.code}.zip"
+        caption = _("Dossier of {code}: {count} files.").format(
+            code=registration.code, count=len(rows)
+        )
+        if len(parts) > 1:
+            name = f"ho-so-{registration.code}-phan-{number}.zip"
+            caption += " " + _("Part {number} of {parts}.").format(number=number, parts=len(parts))
+        replies.append(Reply(caption, document=Document(name, buffer.getvalue())))
     async with ctx.writer() as session, session.begin():
         record(session, ctx.user, "dossier zip", f"{registration.code}: {len(rows)} files", True)
-    caption = _("Dossier of {code}: {count} files.").format(code=registration.code, count=len(rows))
-    return [Reply(caption, document=Document(f"ho-so-{registration.code}.zip", buffer.getvalue()))]
+    return replies
+
+
+def zip_parts(rows: list[DossierFile], limit: int = ZIP_PART_BYTES) -> list[list[DossierFile]]:
+    """The files in groups of at most `limit` bytes each (a file alone may be up to 20 MB),
+    in their order: a bot may send files of at most 50 MB on Telegram."""
+    parts: list[list[DossierFile]] = [[]]
+    size = 0
+    for row in rows:
+        if parts[-1] and size + row.size > limit:
+            parts.append([])
+            size = 0
+        parts[-1].append(row)
+        size += row.size
+    return parts
 
 
 async def run_purge(ctx: TaskContext) -> list[Reply]:

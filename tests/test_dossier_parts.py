@@ -258,3 +258,15 @@ def test_an_office_template_is_used_instead(tmp_path: Path) -> None:
 def test_a_missing_office_checklist_is_named_in_the_error(tmp_path: Path) -> None:
     with pytest.raises(ChecklistError, match=r"OCOP_DOSSIER_CHECKLIST .*nowhere\.toml"):
         load_checklist(str(tmp_path / "nowhere.toml"))
+
+
+def test_a_large_dossier_is_sent_in_zips_telegram_can_carry() -> None:
+    from handlers.dossier_tasks import ZIP_PART_BYTES, zip_parts
+    from models.dossier import DossierFile
+
+    mb = 1024 * 1024
+    rows = [DossierFile(id=n, size=size * mb) for n, size in enumerate([20, 20, 4, 20, 1, 19])]
+    parts = zip_parts(rows)
+    assert [[row.id for row in part] for part in parts] == [[0, 1, 2], [3, 4, 5]]
+    assert all(sum(row.size for row in part) <= ZIP_PART_BYTES for part in parts)
+    assert zip_parts([]) == [[]]
