@@ -147,9 +147,8 @@ async def show(call: Call) -> Outcome:
     return Outcome([await checklist_reply(call.ctx, loaded)])
 
 
-def receive_task(
-    registration: Registration, item: str, pending: dict[str, Any], user_id: int
-) -> LongTask:
+def receive_task(registration: Registration, item: str, pending: dict[str, Any]) -> LongTask:
+    """Taking in one file (handlers/dossier_tasks.run_receive), after the event's batch."""
     return LongTask("dossier_file", {"registration": registration.id, "item": item, **pending})
 
 
@@ -170,9 +169,7 @@ async def choose_item(call: Call) -> Outcome:
     label = html.escape(item.label())
     if isinstance(pending, dict):
         text = _("📥 Saving the file for «{item}»…").format(item=label)
-        return Outcome(
-            [Reply(text)], tasks=[receive_task(loaded, item.key, pending, call.ctx.user.id)]
-        )
+        return Outcome([Reply(text)], tasks=[receive_task(loaded, item.key, pending)])
     text = _(
         "Send the photos or files for «{item}» ({code}). You can send several; tap "
         "Done when finished."
@@ -226,11 +223,7 @@ async def receive(call: Call) -> Outcome:
         return Outcome([Reply(text)])
     if not chosen:
         text = _("Which registration is this file for? Choose one, then send the file again.")
-        choices = tuple(
-            (Choice(f"{r.code} · {_short(r.product_name)}", f"dz:l:{r.id}"),)
-            for r in registrations[:8]
-        )
-        return Outcome([Reply(text, choices=choices)])
+        return Outcome([_which_registration(registrations, text)])
     registration = chosen[0]
     checklist = checklist_of(ctx)
     pending = {
@@ -248,9 +241,7 @@ async def receive(call: Call) -> Outcome:
         return Outcome([Reply(text, choices=item_buttons(registration, kind.all, prefix=""))])
     _set_state(call.conversation, {"r": registration.id, "i": item.key})
     text = _("📥 Saving the file for «{item}»…").format(item=html.escape(item.label()))
-    return Outcome(
-        [Reply(text)], tasks=[receive_task(registration, item.key, pending, ctx.user.id)]
-    )
+    return Outcome([Reply(text)], tasks=[receive_task(registration, item.key, pending)])
 
 
 async def list_files(call: Call) -> Outcome:
@@ -299,10 +290,31 @@ async def form(call: Call) -> Outcome:
     return Outcome([Reply(text)], tasks=[LongTask("dossier_form", {"registration": loaded.id})])
 
 
-def send_papers_button(registration: Registration) -> Choice:
-    return Choice(
-        _("📎 Send papers for {code}").format(code=registration.code), f"dz:l:{registration.id}"
+def send_papers_button() -> Choice:
+    """The status list's one button to the dossiers (which registration comes next)."""
+    return Choice(_("📎 Send the dossier's papers"), "dz:r")
+
+
+async def choose_registration(call: Call) -> Outcome:
+    """dz:r — the checklist of the producer's one open registration, or which one to choose."""
+    registrations = await _open_registrations(call.ctx)
+    if len(registrations) == 1:
+        return await show(
+            Call(call.ctx, call.conversation, call.event, (str(registrations[0].id),))
+        )
+    if not registrations:
+        text = _("Register your product first (/dangky); then send the papers of its dossier here.")
+        return Outcome([Reply(text)])
+    return Outcome(
+        [_which_registration(registrations, _("Which registration are the papers for?"))]
     )
+
+
+def _which_registration(registrations: list[Registration], text: str) -> Reply:
+    choices = tuple(
+        (Choice(f"{r.code} · {_short(r.product_name)}", f"dz:l:{r.id}"),) for r in registrations[:8]
+    )
+    return Reply(text, choices=choices)
 
 
 def register_routes(routes: Routes) -> None:
@@ -314,6 +326,7 @@ async def _producer_button(call: Call) -> Outcome:
     handler = {
         "l": show,
         "c": show_by_code,
+        "r": choose_registration,
         "i": choose_item,
         "x": list_files,
         "d": delete_file,

@@ -132,8 +132,8 @@ async def status(call: Call) -> Outcome:
             corrections += 1
             label = _("✏️ Correct {code}").format(code=registration.code)
             fixes.append((Choice(label, f"pe:{registration.id}"),))
-    papers = [r for r in registrations if r.status in dossier.OPEN][:3]
-    fixes += [(dossier.send_papers_button(registration),) for registration in papers]
+    if any(registration.status in dossier.OPEN for registration in registrations):
+        fixes.append((dossier.send_papers_button(),))
     return Outcome([Reply("\n".join(lines), choices=tuple(fixes))])
 
 
