@@ -56,6 +56,7 @@ def help_reply(role: Role) -> Reply:
         _("<b>How to use this bot</b>"),
         _("/register (or /dangky): register a product"),
         _("/status (or /hoso): your registrations and their status"),
+        _("Photos and files sent here go in your registration's dossier"),
         _("/cancel (or /huy): stop the registration in progress"),
         _("/language: change the language"),
         _(
@@ -71,6 +72,7 @@ def help_reply(role: Role) -> Reply:
             _("/digest: today's digest now"),
             _("/export [year] [commune codes]: the registration table (XLSX; add csv for CSV)"),
             _("/stats [year]: cumulative figures for the annual report"),
+            _("/missing: papers missing from dossiers; /coverletter [year]: the commune's letter"),
         ]
     if role is Role.ADMIN:
         lines += [
