@@ -109,6 +109,7 @@ async def registered(bot: BotUnderTest, user_id: int) -> Producer:
     return producer
 
 
+@pytest.mark.both_databases
 async def test_producer_sends_papers_official_asks_for_more_and_downloads_the_zip(
     bot: BotUnderTest, engine: AsyncEngine, store: Path
 ) -> None:
