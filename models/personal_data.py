@@ -42,14 +42,13 @@ def _row(row: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
 
 async def everything_about(session: AsyncSession, user: User, chat: Conversation) -> dict[str, Any]:
     """All that is stored about the user, as plain JSON-able values."""
-    registrations_list = list(
+    registrations = list(
         await session.scalars(
             select(Registration)
             .where(Registration.submitted_by_user_id == user.id)
             .order_by(Registration.id)
         )
     )
-    registrations = registrations_list
     reminders = await session.execute(
         select(OutboxMessage.key, OutboxMessage.sent_at, OutboxMessage.text)
         .where(
@@ -81,7 +80,7 @@ async def everything_about(session: AsyncSession, user: User, chat: Conversation
         "form_in_progress": dict(chat.answers) if chat.flow else None,
         "dossier_files": [
             _row(row)
-            for registration in registrations_list
+            for registration in registrations
             for row in await files_of(session, registration.id)
         ],
     }
@@ -146,7 +145,7 @@ async def erase_person(
     if user.consent_version is not None:
         decide(session, user, user.consent_version, Decision.WITHDRAWN, now)
     user.display_name, user.username, user.phone = "", None, None
-    if chat.flow is not None:
+    if chat.flow is not None or chat.answers:  # a form, or a dossier file waiting for its item
         chat.flow, chat.step, chat.answers, chat.editing = None, None, {}, False
         chat.version += 1
     pieces |= _phone_forms(pieces)
