@@ -359,3 +359,25 @@ async def test_the_commune_gets_its_cover_letter_listing_the_accepted_registrati
     assert row[5] == "1/8 (OCOP-2026-0001)"
     text = "\n".join(p.text for p in opened.paragraphs)
     assert "Ủy ban nhân dân Phường Sa Huỳnh" in text and "1 sản phẩm" in text
+
+
+async def test_a_dossier_is_never_served_outside_the_officials_communes(
+    bot: BotUnderTest,
+) -> None:
+    producer = await registered(bot, 7801)
+    await producer.tap("Gửi giấy tờ hồ sơ")
+    await producer.tap("Hình ảnh sản phẩm")
+    before = so_far(producer)
+    await producer.send_photo(JPEG + b"rieng tu")
+    await saved(producer, before)
+    elsewhere = await make_official(bot, 7802, "21439")  # Đức Phổ, not Sa Huỳnh
+    someone = Producer(bot, 7803)
+    await someone.say("/start")
+    for person in (producer, elsewhere, someone):
+        last = person.emulator.messages_to(person.user_id)[-1]
+        before = so_far(person)
+        await person.press(int(last["message_id"]), "dzo:z:1")
+        assert "chỉ dành cho cán bộ" in person.text
+        await bot.drain()
+        sent = person.emulator.messages_to(person.user_id)[before:]
+        assert not any(message.get("document") for message in sent)
