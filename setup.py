@@ -28,6 +28,7 @@ setup(
     package_data={
         "bot.migrations": ["script.py.mako"],
         "bot.sandbox": ["static/*"],  # the sandbox's web chat page, script and stylesheet
+        "handlers": ["dossier_data/*"],  # the dossier checklist and the form template
         **{name: ["messages.po", "messages.mo"] for name in CATALOGS},
     },
 )

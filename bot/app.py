@@ -23,16 +23,19 @@ from bot.fairness import SenderLimits
 from bot.jobs import parse_time, schedule_jobs
 from bot.runtime import Receiver, Runtime, settle_process
 from bot.settings import Settings
+from handlers.checklist import load_checklist
 from handlers.context import Services
 from models.admin_units import Area
 from models.db import create_engine, create_sessionmaker
 from models.officials import ensure_admins
 from models.outbox import Pacing
+from models.storage import open_storage
 
 log = logging.getLogger(__name__)
 
 
 def build_services(settings: Settings) -> Services:
+    load_checklist(settings.ocop_dossier_checklist)  # an office's malformed file stops the start
     return Services(
         area=Area(
             settings.ocop_province_code, settings.ocop_commune_codes, settings.ocop_area_name
@@ -43,6 +46,17 @@ def build_services(settings: Settings) -> Services:
         office_contact=settings.ocop_office_contact,
         form_retention_days=settings.ocop_form_retention_days,
         outbox_retention_days=settings.ocop_outbox_retention_days,
+        storage=open_storage(
+            settings.ocop_dossier_store,
+            endpoint=settings.ocop_s3_endpoint,
+            access_key=settings.ocop_s3_access_key,
+            secret_key=settings.ocop_s3_secret_key,
+            region=settings.ocop_s3_region,
+        ),
+        checklist_path=settings.ocop_dossier_checklist,
+        form_template=settings.ocop_dossier_form_template,
+        cover_template=settings.ocop_dossier_cover_template,
+        dossier_max_bytes=settings.ocop_dossier_max_mb * 1024 * 1024,
     )
 
 

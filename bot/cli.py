@@ -101,7 +101,9 @@ async def _export(
     from models.db import create_engine, create_sessionmaker
 
     services = build_services(settings)
-    selection = ExportFilter(year=year, communes=tuple(communes) or None)
+    selection = ExportFilter(
+        year=year, communes=tuple(communes) or None, checklist_path=services.checklist_path
+    )
     engine = create_engine(settings.database_url)
     try:
         async with create_sessionmaker(engine)() as session:

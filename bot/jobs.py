@@ -19,6 +19,7 @@ from telegram.ext import Application, ContextTypes
 
 from handlers import notices, reminders
 from handlers.arrivals import arrival_notices
+from handlers.checklist import load_checklist
 from handlers.context import Services
 from handlers.events import Notice
 from handlers.i18n import in_language
@@ -86,6 +87,7 @@ class DigestJob:
                     run.since,
                     run.covered_until,
                     self.services.timezone,
+                    load_checklist(self.services.checklist_path),
                 )
                 with in_language(person.language):
                     replies = tuple(render_digest(digest))

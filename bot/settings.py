@@ -67,6 +67,18 @@ class Settings(BaseSettings):
     # Officials are told within a minute of each registration arriving in their communes (one
     # message per official per minute); false leaves them the daily digest only.
     ocop_arrival_notices: bool = True
+    # The dossier (handlers/dossier.py): a folder, or s3://bucket/prefix with the endpoint and
+    # keys below; an office's own checklist (TOML, see handlers/dossier_data/checklist.toml) and
+    # registration-form template (DOCX); the most one registration's files may take, in MB.
+    ocop_dossier_store: str = "data/dossier"
+    ocop_s3_endpoint: str | None = None
+    ocop_s3_access_key: str | None = None
+    ocop_s3_secret_key: str | None = None
+    ocop_s3_region: str | None = None
+    ocop_dossier_checklist: str = ""
+    ocop_dossier_form_template: str = ""
+    ocop_dossier_cover_template: str = ""
+    ocop_dossier_max_mb: int = Field(default=100, ge=1)
     zalo_bot_token: str | None = None
     zalo_api_url: str = "https://bot-api.zaloplatforms.com/bot"
     # Set to receive Zalo updates by webhook (HTTPS, public) instead of long polling; the bot

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.admin_units import Area
 from models.base import utcnow
+from models.storage import LocalStorage, Storage
 from models.users import User
 
 
@@ -31,6 +32,13 @@ class Services:
     office_contact: str = ""
     form_retention_days: int = 90
     outbox_retention_days: int = 30
+    # The dossier: where its files live, the checklist file ("" = shipped), the registration
+    # form's template ("" = shipped), and the most one registration may hold.
+    storage: Storage = field(default_factory=lambda: LocalStorage("data/dossier"))
+    checklist_path: str = ""
+    form_template: str = ""
+    cover_template: str = ""
+    dossier_max_bytes: int = 100 * 1024 * 1024
 
     def today(self) -> dt.date:
         return self.clock().astimezone(self.timezone).date()

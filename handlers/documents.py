@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import html
 
+from handlers import dossier
 from handlers.context import Context
-from handlers.events import Document, LongTask, Outcome, Reply
+from handlers.events import Document, EventKind, LongTask, Outcome, Reply
 from handlers.i18n import _
 from handlers.reports.certificate_import import MAX_FILE_BYTES
 from handlers.reports.certificate_template import template_xlsx
@@ -87,7 +88,10 @@ async def template(call: Call) -> Outcome:
 
 
 async def import_file(call: Call) -> Outcome:
+    """An admin's file is an import, unless it is a photo or the admin chose a dossier item."""
     ctx, attachment = call.ctx, call.event.attachment
+    if call.event.kind is EventKind.PHOTO or dossier.STATE in call.conversation.answers:
+        return await dossier.receive(call)
     if attachment is None:
         return Outcome([Reply(_("Send the filled template as a file."))])
     if attachment.size is not None and attachment.size > MAX_FILE_BYTES:
@@ -107,13 +111,9 @@ async def import_file(call: Call) -> Outcome:
     return Outcome([Reply(reading)], tasks=[task])
 
 
-async def not_readable(call: Call) -> Outcome:
-    return Outcome([Reply(_("I can't read files here. Please type your answer."))])
-
-
 def register_routes(routes: Routes) -> None:
     routes.command("digest", digest_now, "bantin", role=Role.OFFICIAL)
     routes.command("stats", stats, "thongke", role=Role.OFFICIAL)
     routes.command("export", export, "xuat", role=Role.OFFICIAL)
     routes.command("template", template, "maunhap", role=Role.ADMIN)
-    routes.document(import_file, role=Role.ADMIN, otherwise=not_readable)
+    routes.document(import_file, role=Role.ADMIN, otherwise=dossier.receive)

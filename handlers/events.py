@@ -19,6 +19,10 @@ class EventKind(enum.StrEnum):
     OTHER = "other"
 
 
+class FileTooLarge(Exception):
+    """A file is larger than its channel lets a bot download (Telegram: 20 MB)."""
+
+
 @dataclass(frozen=True)
 class Attachment:
     """A file the user sent; `fetch` downloads it only when a handler decides to read it."""
@@ -142,3 +146,6 @@ class Outcome:
     # The pressed message's new text (HTML), for channels that can edit a sent message: a
     # review card showing the decision just taken instead of "waiting". Its buttons go.
     edited: str | None = None
+    # The pressed message's buttons stay usable (a list of papers to send, one tap each);
+    # otherwise a channel that can takes them away once the press is answered.
+    keep_buttons: bool = False

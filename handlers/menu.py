@@ -6,7 +6,7 @@ import html
 
 from babel.dates import format_date
 
-from handlers import consent, labels
+from handlers import consent, dossier, labels
 from handlers.area import office_contact, served_area
 from handlers.context import Context
 from handlers.engine import Engine
@@ -69,10 +69,13 @@ def help_reply(role: Role, ctx: Context | None = None) -> Reply:
         "",
         _("/register (or /dangky): register a product"),
         _("/status (or /hoso): your registrations and their status"),
+        _("Photos and files sent here go in your registration's dossier"),
         _("/cancel (or /huy): stop the registration in progress"),
         _("/language: change the language"),
-        _("/mydata: what the bot keeps about you; /deletedata: delete it; /withdraw: withdraw "
-          "your consent"),
+        _(
+            "/mydata: what the bot keeps about you; /deletedata: delete it; /withdraw: withdraw "
+            "your consent"
+        ),
     ]
     if role is not Role.PRODUCER:
         lines += [
@@ -83,6 +86,7 @@ def help_reply(role: Role, ctx: Context | None = None) -> Reply:
             _("/export [year] [commune codes]: the registration table (XLSX; add csv for CSV)"),
             _("/stats [year]: cumulative figures for the annual report"),
             _("/notices on|off: a message within a minute when registrations arrive"),
+            _("/missing: papers missing from dossiers; /coverletter [year]: the commune's letter"),
         ]
     if role is Role.ADMIN:
         lines += [
@@ -144,6 +148,8 @@ async def status(call: Call) -> Outcome:
             corrections += 1
             label = _("✏️ Correct {code}").format(code=registration.code)
             fixes.append((Choice(label, f"pe:{registration.id}"),))
+    if any(registration.status in dossier.OPEN for registration in registrations):
+        fixes.append((dossier.send_papers_button(),))
     return Outcome([Reply("\n".join(lines), choices=tuple(fixes))])
 
 

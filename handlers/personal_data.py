@@ -8,7 +8,7 @@ import html
 import json
 
 from handlers import labels
-from handlers.events import Choice, Document, Notice, Outcome, Reply
+from handlers.events import Choice, Document, LongTask, Notice, Outcome, Reply
 from handlers.i18n import _, in_language
 from handlers.routes import Call, Routes
 from models.audit import record
@@ -93,7 +93,12 @@ async def delete_button(call: Call) -> Outcome:
         "Your personal data was deleted. Registrations not decided yet were withdrawn and "
         "their officials told. You can still use the bot; a new registration asks again."
     )
-    return Outcome([Reply(text)], notices=await _tell_officials(call, erased))
+    tasks = [LongTask("dossier_purge", {"digests": erased.dossier_digests})]
+    return Outcome(
+        [Reply(text)],
+        notices=await _tell_officials(call, erased),
+        tasks=tasks if erased.dossier_digests else [],
+    )
 
 
 async def _tell_officials(call: Call, erased: Erasure) -> list[Notice]:

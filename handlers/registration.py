@@ -495,7 +495,9 @@ async def complete(answers: Answers, ctx: Context) -> Outcome:
     ]
     another = Choice(_("📝 Register another product"), "m:new")
     mine = Choice(_("📋 My registrations"), "m:status")
-    return Outcome([Reply("\n".join(lines), choices=((another,), (mine,)))])
+    # By code: the new registration has no id before the batch's flush.
+    papers = Choice(_("📎 Send the dossier's papers"), f"dz:c:{registration.code}")
+    return Outcome([Reply("\n".join(lines), choices=((papers,), (another,), (mine,)))])
 
 
 FLOW = Flow(

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from collections.abc import Sequence
 
 from babel.dates import format_date
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import labels
+from handlers.checklist import Item
 from handlers.context import Context
+from handlers.dossier import checklist_of, item_buttons, progress_line
 from handlers.engine import Answers, Engine, Flow, Step
 from handlers.events import Choice, Notice, Outcome, Reply
 from handlers.i18n import N_, _, current_language, in_language
@@ -29,6 +32,7 @@ from models.domain import (
     certificate_expiry,
     parse_number,
 )
+from models.dossier import present_items
 from models.officials import in_scope
 from models.registrations import Registration, can_change, change_status
 from models.users import User
@@ -58,9 +62,10 @@ def headline(registration: Registration) -> str:
     return _(labels.STATUS[registration.status])
 
 
-def card(registration: Registration, ctx: Context) -> str:
+def card(registration: Registration, ctx: Context, dossier: str | None = None) -> str:
     """Everything an official needs to judge a registration, on a phone screen: where it
-    stands, every answer of the form, what a resubmission changed, an expired certificate."""
+    stands, every answer of the form, what a resubmission changed, an expired certificate;
+    `dossier` is its completeness line (handlers/dossier.py)."""
     commune = ctx.area.get(registration.commune_code)
     submitted = registration.submitted_at.astimezone(ctx.services.timezone).date()
     owner = registration.owner_name
@@ -100,6 +105,8 @@ def card(registration: Registration, ctx: Context) -> str:
     ]
     if registration.status_note:
         lines.append(_("Note: {note}").format(note=html.escape(registration.status_note)))
+    if dossier:
+        lines.append(dossier)
     return "\n".join(lines)
 
 
@@ -132,10 +139,12 @@ def _certificate_lines(registration: Registration, ctx: Context) -> list[str]:
 def _buttons(registration: Registration) -> tuple[tuple[Choice, ...], ...]:
     key = registration.id
     correct = Choice(_("✏️ Correct a field"), f"rf:{key}")
+    papers = Choice(_("📦 Dossier (ZIP)"), f"dzo:z:{key}")
     if registration.status is RegistrationStatus.SUBMITTED:
         return (
             (Choice(_("✅ Accept"), f"rv:acc:{key}"), Choice(_("↩️ Return"), f"rv:ret:{key}")),
             (Choice(_("⛔ Reject"), f"rv:rej:{key}"), correct),
+            (Choice(_("📎 Ask for papers"), f"dzo:a:{key}"), papers),
         )
     if registration.status is RegistrationStatus.ACCEPTED:
         return (
@@ -144,6 +153,7 @@ def _buttons(registration: Registration) -> tuple[tuple[Choice, ...], ...]:
                 Choice(_("❌ Not certified"), f"rv:fail:{key}"),
             ),
             (Choice(_("⏭ Next year"), f"rv:defer:{key}"), correct),
+            (papers,),
         )
     return ()
 
@@ -163,8 +173,12 @@ async def pending(call: Call) -> Outcome:
     replies = [
         Reply(_("{count} registrations are waiting. The oldest first:").format(count=len(waiting)))
     ]
-    for registration in waiting[:PENDING_LIMIT]:
-        replies.append(Reply(card(registration, ctx), choices=_buttons(registration)))
+    shown = waiting[:PENDING_LIMIT]
+    present = await present_items(ctx.session, [registration.id for registration in shown])
+    checklist = checklist_of(ctx)
+    for registration in shown:
+        dossier = progress_line(checklist, registration, present[registration.id])
+        replies.append(Reply(card(registration, ctx, dossier), choices=_buttons(registration)))
     if len(waiting) > PENDING_LIMIT:
         more = len(waiting) - PENDING_LIMIT
         replies.append(
@@ -176,12 +190,17 @@ async def pending(call: Call) -> Outcome:
 # --- telling the producer ------------------------------------------------------------------
 
 
-async def notify_producer(ctx: Context, registration: Registration) -> Notice | None:
+async def notify_producer(
+    ctx: Context, registration: Registration, items: Sequence[str] = ()
+) -> Notice | None:
+    """`items`: the dossier papers the official asks for (checklist keys)."""
     producer = await ctx.session.get(User, registration.submitted_by_user_id)
     if producer is None:
         return None
     with in_language(producer.language):
-        reply = producer_message(registration)
+        checklist = checklist_of(ctx)
+        requested = [item for key in items if (item := checklist.item(key)) is not None]
+        reply = producer_message(registration, requested)
         values = {
             "code": registration.code,
             "product": registration.product_name,
@@ -205,8 +224,9 @@ def status_label(status: RegistrationStatus) -> str:
     }.get(status, status.value)
 
 
-def producer_message(registration: Registration) -> Reply:
-    """The producer's view of a status change, in the current language."""
+def producer_message(registration: Registration, requested: Sequence[Item] = ()) -> Reply:
+    """The producer's view of a status change, in the current language; a return lists the
+    papers asked for, each with a button to send it."""
     values = {
         "code": registration.code,
         "product": html.escape(registration.product_name),
@@ -222,6 +242,11 @@ def producer_message(registration: Registration) -> Reply:
             _("✏️ Complete and resubmit {code}").format(code=registration.code),
             f"pe:{registration.id}",
         )
+        if requested:
+            text += "\n\n" + _("Papers to send:") + "\n"
+            text += "\n".join(f"• {html.escape(item.label())}" for item in requested)
+            sends = item_buttons(registration, tuple(requested), prefix=_("📎 Send: "))
+            return Reply(text, choices=(*sends, (fix,)))
         return Reply(text, choices=((fix,),))
     texts = {
         RegistrationStatus.ACCEPTED: _(
@@ -263,18 +288,28 @@ async def _load(call: Call, registration_id: str) -> Registration | Outcome:
 
 
 async def apply(
-    ctx: Context, registration: Registration, status: RegistrationStatus, note: str | None = None
+    ctx: Context,
+    registration: Registration,
+    status: RegistrationStatus,
+    note: str | None = None,
+    items: Sequence[str] = (),
 ) -> Outcome:
     change_status(ctx.session, registration, status, ctx.user.id, ctx.services.clock(), note)
     record(ctx.session, ctx.user, "decision", f"{registration.code} {status.value}", allowed=True)
     done = _("{code}: {status}.").format(code=registration.code, status=_(labels.STATUS[status]))
-    notice = await notify_producer(ctx, registration)
+    notice = await notify_producer(ctx, registration, items)
     return Outcome(
         [Reply(done)],
         toast=done,
         notices=[notice] if notice else [],
-        edited=card(registration, ctx),
+        edited=card(registration, ctx, await dossier_line(ctx, registration)),
     )
+
+
+async def dossier_line(ctx: Context, registration: Registration) -> str:
+    """The registration's dossier completeness, as its card shows it."""
+    present = await present_items(ctx.session, [registration.id])
+    return progress_line(checklist_of(ctx), registration, present[registration.id])
 
 
 async def show(call: Call) -> Outcome:
@@ -282,7 +317,8 @@ async def show(call: Call) -> Outcome:
     loaded = await _load(call, call.args[0] if call.args else "")
     if isinstance(loaded, Outcome):
         return loaded
-    return Outcome([Reply(card(loaded, call.ctx), choices=_buttons(loaded))])
+    dossier = await dossier_line(call.ctx, loaded)
+    return Outcome([Reply(card(loaded, call.ctx, dossier), choices=_buttons(loaded))])
 
 
 async def review_button(call: Call) -> Outcome:
@@ -334,6 +370,7 @@ def _still_allowed(ctx: Context, registration: Registration) -> Outcome | None:
 
 
 async def _complete_review(answers: Answers, ctx: Context, note: str) -> Outcome:
+    """`answers["_items"]`: papers asked for with the return (handlers/dossier_review.py)."""
     registration = await ctx.session.get(
         Registration, int(answers["_registration"]), with_for_update=True, populate_existing=True
     )
@@ -343,7 +380,7 @@ async def _complete_review(answers: Answers, ctx: Context, note: str) -> Outcome
     refused = _still_allowed(ctx, registration)
     if refused is not None:
         return refused
-    outcome = await apply(ctx, registration, status, note)
+    outcome = await apply(ctx, registration, status, note, answers.get("_items") or ())
     # The form's last message was pressed, not the card: the card comes again, updated.
     outcome.replies.append(Reply(outcome.edited or ""))
     outcome.edited = None

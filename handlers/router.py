@@ -20,6 +20,8 @@ from handlers import (
     consent,
     corrections,
     documents,
+    dossier,
+    dossier_review,
     menu,
     notices,
     officials,
@@ -48,6 +50,8 @@ for feature in (
     corrections,
     arrivals,
     documents,
+    dossier,
+    dossier_review,
     reminders,
     consent,
     personal_data,
@@ -169,7 +173,7 @@ async def _route(ctx: Context, conversation: Conversation, event: Event) -> Outc
     if engine is not None:
         return await _in_flow(engine, ctx, conversation, event)
 
-    if event.kind is EventKind.DOCUMENT and ROUTES.documents is not None:
+    if event.kind in (EventKind.DOCUMENT, EventKind.PHOTO) and ROUTES.documents is not None:
         return await dispatch(ROUTES.documents, Call(ctx, conversation, event))
 
     typed = _typed_command(event)

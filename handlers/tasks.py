@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from handlers.context import TaskContext
+from handlers.dossier_tasks import run_cover, run_form, run_purge, run_receive, run_zip
 from handlers.events import Document, Reply
 from handlers.i18n import _
 from handlers.imports import run_import
@@ -59,8 +60,11 @@ async def run_digest(ctx: TaskContext) -> list[Reply]:
         ctx.user.id,
         now,
         timezone.key,
+        ctx.services.checklist_path,
         seconds=DIGEST_SECONDS,
-        here=lambda session: digest_preview(session, ctx.area, ctx.user.id, now, timezone),
+        here=lambda session: digest_preview(
+            session, ctx.area, ctx.user.id, now, timezone, ctx.services.checklist_path
+        ),
     )
 
 
@@ -83,7 +87,9 @@ async def run_export(ctx: TaskContext) -> list[Reply]:
     year, as_csv = int(ctx.args["year"]), bool(ctx.args.get("csv"))
     allowed = set(scope_codes(ctx.area, ctx.user))  # the official's communes as they are now
     communes = tuple(code for code in ctx.args["communes"] if code in allowed)
-    selection = ExportFilter(year=year, communes=communes)
+    selection = ExportFilter(
+        year=year, communes=communes, checklist_path=ctx.services.checklist_path
+    )
     timezone = ctx.services.timezone
     count, content = await offload(
         ctx.database_url,
@@ -109,6 +115,12 @@ TASKS: dict[str, Kind] = {
     "stats": Kind(run_stats, Role.OFFICIAL),
     "export": Kind(run_export, Role.OFFICIAL),
     "import": Kind(run_import, Role.ADMIN),
+    # The dossier (handlers/dossier_tasks.py): each checks whose registration it is.
+    "dossier_file": Kind(run_receive, Role.PRODUCER),
+    "dossier_form": Kind(run_form, Role.PRODUCER),
+    "dossier_purge": Kind(run_purge, Role.PRODUCER),
+    "dossier_zip": Kind(run_zip, Role.OFFICIAL),
+    "dossier_cover": Kind(run_cover, Role.OFFICIAL),
 }
 
 

@@ -4,7 +4,7 @@ erasure for /deletedata (registrations keep their non-personal fields for the st
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import phonenumbers
@@ -15,6 +15,7 @@ from models.certificates import held_by
 from models.consent import Decision, consents_of, decide
 from models.conversations import Conversation
 from models.domain import RegistrationStatus, SubjectType
+from models.dossier import files_of, forget_dossiers
 from models.menus import ChatMenu
 from models.outbox import OutboxMessage, OutboxStatus
 from models.registrations import Registration, Subject, change_status
@@ -41,10 +42,12 @@ def _row(row: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
 
 async def everything_about(session: AsyncSession, user: User, chat: Conversation) -> dict[str, Any]:
     """All that is stored about the user, as plain JSON-able values."""
-    registrations = await session.scalars(
-        select(Registration)
-        .where(Registration.submitted_by_user_id == user.id)
-        .order_by(Registration.id)
+    registrations = list(
+        await session.scalars(
+            select(Registration)
+            .where(Registration.submitted_by_user_id == user.id)
+            .order_by(Registration.id)
+        )
     )
     reminders = await session.execute(
         select(OutboxMessage.key, OutboxMessage.sent_at, OutboxMessage.text)
@@ -75,6 +78,11 @@ async def everything_about(session: AsyncSession, user: User, chat: Conversation
             for key, sent_at, text in reminders
         ],
         "form_in_progress": dict(chat.answers) if chat.flow else None,
+        "dossier_files": [
+            _row(row)
+            for registration in registrations
+            for row in await files_of(session, registration.id)
+        ],
     }
 
 
@@ -82,6 +90,9 @@ async def everything_about(session: AsyncSession, user: User, chat: Conversation
 class Erasure:
     registrations: int
     withdrawn: list[Registration]
+    # Contents of the erased dossiers (models/dossier.py), to remove from the store after the
+    # transaction (the store may be across the network) once nothing else refers to them.
+    dossier_digests: list[str] = field(default_factory=list)
 
 
 async def erase_person(
@@ -134,7 +145,7 @@ async def erase_person(
     if user.consent_version is not None:
         decide(session, user, user.consent_version, Decision.WITHDRAWN, now)
     user.display_name, user.username, user.phone = "", None, None
-    if chat.flow is not None:
+    if chat.flow is not None or chat.answers:  # a form, or a dossier file waiting for its item
         chat.flow, chat.step, chat.answers, chat.editing = None, None, {}, False
         chat.version += 1
     pieces |= _phone_forms(pieces)
@@ -142,8 +153,9 @@ async def erase_person(
     await session.execute(
         delete(ChatMenu).where(ChatMenu.channel == user.channel, ChatMenu.chat_id == user.chat_id)
     )
+    digests = await forget_dossiers(session, [registration.id for registration in registrations])
     await session.flush()
-    return Erasure(len(registrations), withdrawn)
+    return Erasure(len(registrations), withdrawn, digests)
 
 
 async def _purge_messages(session: AsyncSession, user: User, pieces: set[str]) -> None:

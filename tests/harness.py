@@ -235,8 +235,11 @@ class Producer:
     async def share_location(self, latitude: float, longitude: float) -> list[JSON]:
         return await self._do(self.emulator.share_location(self.user_id, latitude, longitude))
 
-    async def send_document(self, file_name: str, content: bytes) -> list[JSON]:
-        return await self._do(self.emulator.send_document(self.user_id, file_name, content))
+    async def send_document(
+        self, file_name: str, content: bytes, *, caption: str | None = None
+    ) -> list[JSON]:
+        update = self.emulator.send_document(self.user_id, file_name, content, caption=caption)
+        return await self._do(update)
 
     def documents(self) -> list[tuple[str, bytes]]:
         """Files the bot sent in answer to the last action: (name, content)."""
@@ -246,8 +249,10 @@ class Producer:
             if message.get("document")
         ]
 
-    async def send_photo(self) -> list[JSON]:
-        return await self._do(self.emulator.send_photo(self.user_id))
+    async def send_photo(
+        self, content: bytes | None = None, *, caption: str | None = None
+    ) -> list[JSON]:
+        return await self._do(self.emulator.send_photo(self.user_id, content, caption=caption))
 
     async def redeliver(self, update: JSON) -> list[JSON]:
         """Telegram delivering the same update again (same update_id)."""

@@ -283,7 +283,7 @@ async def test_csv_has_the_detail_rows_with_formulas_neutralized(engine: AsyncEn
         count = await write_registration_csv(session, AREA, ExportFilter(YEAR), out)
     header, *rows = list(csv.reader(io.StringIO(out.getvalue())))
     assert count == len(rows) == len(EXPORTED)
-    assert header[0] and len(header) == len(rows[0]) == 25
+    assert header[0] and len(header) == len(rows[0]) == 26
     by_code = {row[0]: row for row in rows}
     assert set(by_code) == EXPORTED
     assert by_code[SAMPLE[1]["code"]][11] == "'" + FORMULA

@@ -156,8 +156,10 @@ class ZaloUser:
     async def send_sticker(self) -> list[JSON]:
         return await self._after(lambda: self.emulator.send_sticker(self.user_id))
 
-    async def send_image(self) -> list[JSON]:
-        return await self._after(lambda: self.emulator.send_image(self.user_id))
+    async def send_image(self, content: bytes | None = None, caption: str = "") -> list[JSON]:
+        return await self._after(
+            lambda: self.emulator.send_image(self.user_id, caption, content=content)
+        )
 
     async def send_unsupported(self) -> list[JSON]:
         """A voice message, a location, a file: Zalo reports them all as "unsupported"."""

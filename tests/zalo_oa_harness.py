@@ -162,6 +162,9 @@ class OAUser:
     async def say(self, text: str) -> list[JSON]:
         return await self._after(lambda: self.emulator.send_text(self.user_id, text))
 
+    async def send_image(self, content: bytes | None = None, caption: str = "") -> list[JSON]:
+        return await self._after(lambda: self.emulator.send_image(self.user_id, content, caption))
+
     @property
     def text(self) -> str:
         return "\n".join(message["text"] for message in self.replies)

@@ -21,7 +21,7 @@ from telegram.request import RequestData
 from telegram.request._requestparameter import RequestParameter
 
 from bot.channels.text import split_message
-from handlers.events import Attachment, Event, EventKind, Outcome, Reply, Request
+from handlers.events import Attachment, Event, EventKind, FileTooLarge, Outcome, Reply, Request
 from models.inbox import Incoming
 from models.outbox import live_buttons
 
@@ -59,26 +59,44 @@ def _message_event(message: JSONDict, base: Event, bot: Bot | None) -> Event:
                 base, kind=EventKind.COMMAND, command=head.split("@")[0].lower(), args=tuple(args)
             )
         return replace(base, kind=EventKind.TEXT, text=text)
-    if message.get("photo"):
-        return replace(base, kind=EventKind.PHOTO)
+    caption = message.get("caption") if isinstance(message.get("caption"), str) else None
+    photo = message.get("photo")
+    if isinstance(photo, list) and photo and isinstance(photo[-1], dict):
+        # Telegram sends every size it made; the last is the largest.
+        largest = photo[-1]
+        attachment = _attachment(bot, largest, f"anh-{largest.get('file_unique_id', '')}.jpg")
+        if attachment is None:
+            return replace(base, kind=EventKind.PHOTO, text=caption)
+        return replace(base, kind=EventKind.PHOTO, attachment=attachment, text=caption)
     document = message.get("document")
-    if isinstance(document, dict) and document.get("file_id"):
-        file_id = str(document["file_id"])
-        size = document.get("file_size")
-        attachment = Attachment(
-            file_name=str(document.get("file_name") or "file"),
-            size=int(size) if isinstance(size, int) else None,
-            fetch=partial(_download, bot, file_id),
-            file_id=file_id,
-        )
-        return replace(base, kind=EventKind.DOCUMENT, attachment=attachment)
+    if isinstance(document, dict):
+        attachment = _attachment(bot, document, str(document.get("file_name") or "file"))
+        if attachment is not None:
+            return replace(base, kind=EventKind.DOCUMENT, attachment=attachment, text=caption)
     return base
+
+
+def _attachment(bot: Bot | None, file: JSONDict, file_name: str) -> Attachment | None:
+    if not file.get("file_id"):
+        return None
+    file_id, size = str(file["file_id"]), file.get("file_size")
+    return Attachment(
+        file_name=file_name,
+        size=int(size) if isinstance(size, int) else None,
+        fetch=partial(_download, bot, file_id),
+        file_id=file_id,
+    )
 
 
 async def _download(bot: Bot | None, file_id: str) -> bytes:
     if bot is None:
         raise LookupError("no bot to download files with")
-    file = await bot.get_file(file_id)
+    try:
+        file = await bot.get_file(file_id)
+    except BadRequest as error:
+        if "too big" in error.message.lower():  # the Bot API serves files up to 20 MB
+            raise FileTooLarge(file_id) from error
+        raise
     return bytes(await file.download_as_bytearray())
 
 
@@ -293,7 +311,7 @@ class TelegramChannel:
                 )
             except BadRequest:
                 log.debug("message %s could not be edited", pressed.message_id)
-        elif outcome.replies:
+        elif outcome.replies and not outcome.keep_buttons:
             # The pressed message's buttons are spent; fresh ones come with the reply.
             await self._take_buttons(pressed.chat_id, pressed.message_id)
 

@@ -30,13 +30,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.zalo_api import JSON, ZaloApiError, ZaloClient, ZaloNetworkError, wait_or_stop
 from bot.channels.zalo_render import render, render_reply
 from handlers.context import Services
-from handlers.events import Event, EventKind, Outcome, Reply
+from handlers.events import Attachment, Event, EventKind, FileTooLarge, Outcome, Reply
 from handlers.router import ROUTES
 from models.admin_units import fold
 from models.conversations import Conversation
@@ -51,6 +52,8 @@ CHANNEL = "zalo"
 SECRET_HEADER = "X-Bot-Api-Secret-Token"
 POLL_TIMEOUT = 30  # seconds one getUpdates call waits for an update
 MAX_RETRY_DELAY = 60.0
+# Images are downloaded up to the dossier's per-file limit (handlers/dossier.py).
+IMAGE_LIMIT = 20 * 1024 * 1024
 EVENT_KINDS = {
     "message.text.received": EventKind.TEXT,
     "message.image.received": EventKind.PHOTO,
@@ -109,6 +112,8 @@ def to_event(update: JSON) -> Event | None:
     else:  # getUpdates answers seen without event_name: the message itself says what it is
         kind = EventKind.TEXT if isinstance(text, str) else EventKind.OTHER
         kind = EventKind.PHOTO if message.get("photo") else kind
+    if kind is EventKind.PHOTO:
+        return _image_event(base, message)
     if kind is not EventKind.TEXT:
         return replace(base, kind=kind)
     if not isinstance(text, str):
@@ -117,6 +122,35 @@ def to_event(update: JSON) -> Event | None:
         command, args = parse_command(text)
         return replace(base, kind=EventKind.COMMAND, command=command, args=args)
     return replace(base, kind=EventKind.TEXT, text=text)
+
+
+def _image_event(base: Event, message: JSON) -> Event:
+    """An image: the update carries its URL on Zalo's servers (`photo_url`), which is also
+    the id a long task downloads it by (the dossier), and its caption."""
+    url, caption = message.get("photo_url"), message.get("caption")
+    text = caption if isinstance(caption, str) and caption.strip() else None
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        return replace(base, kind=EventKind.PHOTO, text=text)
+    attachment = Attachment(
+        file_name="anh-zalo.jpg", size=None, fetch=partial(download_image, url), file_id=url
+    )
+    return replace(base, kind=EventKind.PHOTO, attachment=attachment, text=text)
+
+
+async def download_image(url: str) -> bytes:
+    """The image at `url` (from an update Zalo sent, never typed by a user), at most
+    IMAGE_LIMIT bytes: a larger one raises FileTooLarge before it is all read."""
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("not an image URL")
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as response:
+        response.raise_for_status()
+        content = bytearray()
+        async for chunk in response.content.iter_chunked(1 << 16):
+            content += chunk
+            if len(content) > IMAGE_LIMIT:
+                raise FileTooLarge(url)
+        return bytes(content)
 
 
 async def answer_from_menu(session: AsyncSession, event: Event) -> Event:
@@ -285,7 +319,8 @@ class ZaloChannel:
             await self.client.send_message(chat_id, chunk)
 
     async def fetch(self, file_id: str) -> bytes:
-        raise LookupError("Zalo Bot API updates carry no files the bot can download")
+        """An image of an update, by its URL (the only files Zalo Bot API updates carry)."""
+        return await download_image(file_id)
 
 
 def incoming(update: JSON) -> Incoming | None:

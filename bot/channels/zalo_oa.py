@@ -50,10 +50,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.zalo import answer_from_menu, parse_command
+from bot.channels.zalo import answer_from_menu, download_image, parse_command
 from bot.channels.zalo_oa_api import OAClient, OAError, OANetworkError, TokenKeeper
 from bot.channels.zalo_render import render_reply
-from handlers.events import Choice, Event, EventKind, Outcome, Reply
+from handlers.events import Attachment, Choice, Event, EventKind, Outcome, Reply
 from models.inbox import Incoming
 from models.menus import MenuEntry, remember_menu
 from models.zalo_oa import touch_chat, unfollowed
@@ -117,7 +117,26 @@ def to_event(payload: JSON) -> Event | None:
             command, args = parse_command(text)
             return replace(base, kind=EventKind.COMMAND, command=command, args=args)
         return replace(base, kind=EventKind.TEXT, text=text)
+    if kind is EventKind.PHOTO:
+        return _image_event(base, message)
     return replace(base, kind=EventKind.OTHER if kind is EventKind.TEXT else kind)
+
+
+def _image_event(base: Event, message: JSON) -> Event:
+    """An image: its URL on Zalo's servers (the first attachment's payload) is also the id a
+    long task downloads it by (the dossier); the message's text is its caption."""
+    attachments = message.get("attachments")
+    first = attachments[0] if isinstance(attachments, list) and attachments else {}
+    payload = first.get("payload") if isinstance(first, dict) else None
+    url = payload.get("url") if isinstance(payload, dict) else None
+    caption = message.get("text")
+    text = caption if isinstance(caption, str) and caption.strip() else None
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        return replace(base, kind=EventKind.PHOTO, text=text)
+    attachment = Attachment(
+        file_name="anh-zalo.jpg", size=None, fetch=partial(download_image, url), file_id=url
+    )
+    return replace(base, kind=EventKind.PHOTO, attachment=attachment, text=text)
 
 
 def incoming(payload: JSON) -> Incoming | None:
@@ -252,7 +271,8 @@ class OAChannel:
         return await self.client.send_cs(token, chat_id, text, [])
 
     async def fetch(self, file_id: str) -> bytes:
-        raise LookupError("Zalo OA events carry no files the bot reads")
+        """An image of an event, by its URL (the only files the bot reads from the OA)."""
+        return await download_image(file_id)
 
 
 __all__ = ["CHANNEL", "OAChannel", "OAError", "OANetworkError", "oa_messages", "signature"]

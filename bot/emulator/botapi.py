@@ -41,6 +41,8 @@ def _menu_key(params: JSON) -> tuple[str, str]:
     if not isinstance(language, str) or len(language) not in (0, 2):
         raise ApiError("invalid language code specified")
     return json.dumps(scope, sort_keys=True), language
+# getFile refuses larger files ("file is too big"), as the Bot API does (its getFile docs).
+DOWNLOAD_LIMIT = 20 * 1024 * 1024
 
 
 class BotApiMethods(WebhookDelivery):
@@ -224,6 +226,8 @@ class BotApiMethods(WebhookDelivery):
     def _api_getfile(self, params: JSON) -> JSON:
         if (stored := self._files.get(str(params.get("file_id")))) is None:
             raise ApiError("invalid file_id")
+        if len(stored["content"]) > DOWNLOAD_LIMIT:  # the Bot API serves files up to 20 MB
+            raise ApiError("file is too big")
         return {
             "file_id": params["file_id"],
             "file_unique_id": stored["file_unique_id"],

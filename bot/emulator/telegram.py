@@ -54,6 +54,10 @@ from bot.emulator.wire import (
 )
 
 
+def _caption(caption: str | None) -> JSON:
+    return {"caption": caption} if caption else {}
+
+
 class TelegramEmulator(BotApiMethods, DeliveryChecks):
     """An in-process fake Telegram Bot API server, with hooks to act as users."""
 
@@ -163,20 +167,24 @@ class TelegramEmulator(BotApiMethods, DeliveryChecks):
             user_id, {"location": {"latitude": latitude, "longitude": longitude}}
         )
 
-    def send_photo(self, user_id: int) -> JSON:
+    def send_photo(
+        self, user_id: int, content: bytes | None = None, *, caption: str | None = None
+    ) -> JSON:
+        """A photo as Telegram delivers one: every size it made, the largest last (`content`,
+        or a tiny JPEG), each with its own file id."""
+        largest = content if content is not None else b"\xff\xd8\xff\xe0" + b"\0" * 800
+        sizes = [(b"\xff\xd8\xff\xe0" + b"\0" * 90, 90), (largest, 800)]
         photo = [
-            {
-                **self._store_file(b"\xff\xd8\xff\xe0" + b"\0" * w, None, "photos"),
-                "width": w,
-                "height": w * 3 // 4,
-            }
-            for w in (90, 800)
+            {**self._store_file(data, None, "photos"), "width": w, "height": w * 3 // 4}
+            for data, w in sizes
         ]
-        return self._user_message(user_id, {"photo": photo})
+        return self._user_message(user_id, {"photo": photo, **_caption(caption)})
 
-    def send_document(self, user_id: int, file_name: str, content: bytes) -> JSON:
+    def send_document(
+        self, user_id: int, file_name: str, content: bytes, *, caption: str | None = None
+    ) -> JSON:
         document = self._store_file(content, file_name, "documents")
-        return self._user_message(user_id, {"document": document})
+        return self._user_message(user_id, {"document": document, **_caption(caption)})
 
     def enqueue_raw(self, update: JSON) -> None:
         """Deliver ``update`` verbatim, even if the bot already acknowledged its update_id."""

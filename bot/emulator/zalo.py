@@ -12,7 +12,8 @@ setWebhook page requires, and a ``secret_token`` of 8 to 256 characters), ``dele
 ``sendPhoto`` (``photo`` URL, ``caption``), ``sendChatAction`` (``typing`` only: the
 published page lists ``upload_photo`` as "coming soon").
 
-A test acts as users (``send_text``, ``send_image``, ``send_sticker``, ``send_unsupported``, and
+A test acts as users (``send_text``, ``send_image`` (its bytes served at the update's
+``photo_url``, under ``/_files/``), ``send_sticker``, ``send_unsupported``, and
 ``enqueue_raw`` to deliver an update again) and reads what the bot did (``sent``,
 ``messages_to``, ``texts_to``, ``wait_for_messages``, ``calls``, ``failures``, ``actions``). With
 a webhook set, updates are POSTed to it one at a time with the ``X-Bot-Api-Secret-Token`` header
@@ -95,6 +96,7 @@ class ZaloEmulator:
         self.webhook_statuses: list[int] = []
         self.blocked_chats: set[str] = set()
         self.blocked_error: tuple[int, str] = (403, "Forbidden: the user blocked the bot")
+        self.files: dict[str, bytes] = {}  # images users sent, served under /_files/
         self.tls_proxy: dict[str, str] = {}  # "https://bot.example" -> "http://127.0.0.1:8444"
         self._faults: dict[str, list[int]] = {}
         self._queue: deque[JSON] = deque()
@@ -123,6 +125,7 @@ class ZaloEmulator:
 
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
+        app.router.add_get("/_files/{name}", self._handle_file)
         add_control_routes(app, self)
         self._stopping = False
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -154,9 +157,15 @@ class ZaloEmulator:
     def send_text(self, user_id: str, text: str, *, display_name: str = "Nông dân") -> JSON:
         return self._user_event(user_id, "message.text.received", {"text": text}, display_name)
 
-    def send_image(self, user_id: str, caption: str = "") -> JSON:
-        content = {"photo_url": "https://example.invalid/photo.jpg", "caption": caption}
-        return self._user_event(user_id, "message.image.received", content)
+    def send_image(self, user_id: str, caption: str = "", content: bytes | None = None) -> JSON:
+        """An image; with `content`, its `photo_url` serves those bytes (as Zalo's CDN would)."""
+        url = "https://example.invalid/photo.jpg"
+        if content is not None:
+            name = f"{self._next_id()}.jpg"
+            self.files[name] = content
+            url = f"http://{self.host}:{self.port}/_files/{name}"
+        message = {"photo_url": url, "caption": caption}
+        return self._user_event(user_id, "message.image.received", message)
 
     def send_sticker(self, user_id: str) -> JSON:
         content = {"sticker": "5a3b", "url": "https://example.invalid/sticker.png"}
@@ -236,6 +245,12 @@ class ZaloEmulator:
             return 0  # nobody listening
 
     # --- the Bot API ----------------------------------------------------------------------
+
+    async def _handle_file(self, request: web.Request) -> web.Response:
+        content = self.files.get(request.match_info["name"])
+        if content is None:
+            return web.Response(status=404)
+        return web.Response(body=content, content_type="image/jpeg")
 
     async def _handle_api(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:

@@ -83,6 +83,7 @@ class ZaloOAEmulator:
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self.host, self.port = "127.0.0.1", 0
+        self.files: dict[str, bytes] = {}  # images users sent, served under /_files/
 
     async def start(self) -> None:
         app = web.Application()
@@ -90,11 +91,18 @@ class ZaloOAEmulator:
         app.router.add_post("/v3.0/oa/message/cs", self._send_cs)
         app.router.add_post("/message/template", self._send_zns)
         app.router.add_get("/message/quota", self._quota)
+        app.router.add_get("/_files/{name}", self._file)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, 0).start()
         self.port = self._runner.addresses[0][1]
         self._http = aiohttp.ClientSession()
+
+    async def _file(self, request: web.Request) -> web.Response:
+        content = self.files.get(request.match_info["name"])
+        if content is None:
+            return web.Response(status=404)
+        return web.Response(body=content, content_type="image/jpeg")
 
     async def stop(self) -> None:
         if self._http is not None:
@@ -139,9 +147,17 @@ class ZaloOAEmulator:
         await self.push(event)
         return event
 
-    async def send_image(self, user_id: str) -> JSON:
-        image = {"type": "image", "payload": {"url": "https://example.invalid/a.jpg"}}
-        message = {"msg_id": self._next_id(), "text": "", "attachments": [image]}
+    async def send_image(
+        self, user_id: str, content: bytes | None = None, caption: str = ""
+    ) -> JSON:
+        """An image; with `content`, its payload URL serves those bytes (as Zalo's CDN would)."""
+        url = "https://example.invalid/a.jpg"
+        if content is not None:
+            name = f"{self._next_id()}.jpg"
+            self.files[name] = content
+            url = f"{self.base_url}/_files/{name}"
+        image = {"type": "image", "payload": {"url": url}}
+        message = {"msg_id": self._next_id(), "text": caption, "attachments": [image]}
         event = self._message_event("user_send_image", user_id, message)
         await self.push(event)
         return event

@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import xlsxwriter
 from babel.dates import format_date
@@ -16,16 +17,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import labels
 from handlers.area import served_area
+from handlers.checklist import Checklist, load_checklist
 from handlers.events import Choice, Document, Reply
 from handlers.i18n import _, current_language
 from handlers.validators import display_phone
 from models.admin_units import Area
 from models.certificates import Certificate, Held, newest_certificates
 from models.domain import RegistrationStatus, Role, Target
+from models.dossier import DossierFile
 from models.registrations import Product, Registration, Subject
 from models.users import User
 
 STALE_AFTER = dt.timedelta(days=7)
+# Registrations whose dossier can still be completed.
+UNDECIDED = (RegistrationStatus.SUBMITTED, RegistrationStatus.RETURNED, RegistrationStatus.ACCEPTED)
 EXPIRY_HORIZON = dt.timedelta(days=90)
 # Above this many list lines the message shows the first few and attaches the whole list.
 SHORT_LIST = 10
@@ -63,6 +68,8 @@ class Digest:
     expiring: list[Expiring] = field(default_factory=list)
     # Producers of these communes who blocked the bot since the last digest: call them.
     unreachable: list[str] = field(default_factory=list)
+    # Registrations still to be decided whose dossier lacks required papers, with "4/8".
+    incomplete: list[tuple[Entry, str]] = field(default_factory=list)
 
 
 def scope_codes(area: Area, official: User) -> list[str]:
@@ -83,8 +90,10 @@ async def build_digest(
     since: dt.datetime,
     now: dt.datetime,
     timezone: dt.tzinfo,
+    checklist: Checklist | None = None,
 ) -> Digest:
-    """Everything in the official's communes; new = submitted in (since, now]."""
+    """Everything in the official's communes; new = submitted in (since, now]. `checklist`:
+    the dossier's (OCOP_DOSSIER_CHECKLIST), the shipped one when None."""
     codes = scope_codes(area, official)
     local_date = now.astimezone(timezone).date()
     if official.role is Role.ADMIN or official.scope is None:
@@ -130,6 +139,7 @@ async def build_digest(
     ):
         digest.by_target[target] = count
     digest.unreachable = await unreachable_producers(session, codes, since, now)
+    digest.incomplete = await _incomplete(session, year, checklist or load_checklist(), entry)
     expiring = await expiring_certificates(session, codes, local_date, local_date + EXPIRY_HORIZON)
     digest.expiring = [replace(item, commune=_commune(area, item.commune)) for item in expiring]
     return digest
@@ -186,6 +196,29 @@ async def unreachable_producers(
 
 
 # --- rendering -------------------------------------------------------------------------------
+
+
+async def _incomplete(
+    session: AsyncSession, year: Any, checklist: Checklist, entry: Callable[[Registration], Entry]
+) -> list[tuple[Entry, str]]:
+    """Registrations of the year still to be decided whose dossier lacks a required paper."""
+    undecided = and_(year, Registration.status.in_(UNDECIDED))
+    present: dict[int, set[str]] = {}
+    for registration_id, item in await session.execute(
+        select(DossierFile.registration_id, DossierFile.item)
+        .join(Registration, Registration.id == DossierFile.registration_id)
+        .where(undecided)
+        .distinct()
+    ):
+        present.setdefault(registration_id, set()).add(item)
+    found = []
+    for row in await session.scalars(
+        select(Registration).where(undecided).order_by(Registration.submitted_at, Registration.id)
+    ):
+        done = checklist.completeness(row.kind, present.get(row.id, ()))
+        if not done.complete:
+            found.append((entry(row), f"{done.done}/{done.total}"))
+    return found
 
 
 def _day(day: dt.date) -> str:
@@ -258,6 +291,12 @@ def render_digest(digest: Digest) -> list[Reply]:
             for target, count in sorted(digest.by_target.items())
         )
     )
+    if digest.incomplete:  # one line: the list, with what each lacks, is /missing's
+        text.append(
+            _("📎 Dossiers missing required papers: {count}. See /missing.").format(
+                count=len(digest.incomplete)
+            )
+        )
     choices = ((Choice(_("🗂 Registrations to review"), "rvl"),),)
     message = Reply("\n".join(text).rstrip(), choices=choices)
     if not long:
@@ -303,6 +342,14 @@ def digest_xlsx(digest: Digest) -> bytes:
                 ],
             ),
         ]
+        if digest.incomplete:
+            sheets.append(
+                (
+                    _("Dossiers"),
+                    [_("Code"), _("Product"), _("Owner"), _("Commune"), _("Dossier")],
+                    [[e.code, e.product, e.owner, e.commune, n] for e, n in digest.incomplete],
+                )
+            )
         for title, header, rows in sheets:
             sheet = book.add_worksheet(title[:31])
             sheet.write_row(0, 0, header, bold)

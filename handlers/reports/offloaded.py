@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handlers.checklist import load_checklist
 from handlers.events import Reply
 from handlers.reports.digest import build_digest, render_digest
 from handlers.reports.export import ExportFilter, write_registration_csv, write_registration_xlsx
@@ -90,18 +91,32 @@ def build_export(
 
 
 async def digest_preview(
-    session: AsyncSession, area: Area, user_id: int, now: dt.datetime, timezone: ZoneInfo
+    session: AsyncSession,
+    area: Area,
+    user_id: int,
+    now: dt.datetime,
+    timezone: ZoneInfo,
+    checklist_path: str = "",
 ) -> list[Reply]:
     """The official's digest as it would go out now, in the current language."""
     official = await session.get(User, user_id)
     if official is None:
         return []
     since = await last_covered(session, official.id) or now - dt.timedelta(days=1)
-    return render_digest(await build_digest(session, area, official, since, now, timezone))
+    checklist = load_checklist(checklist_path)
+    digest = await build_digest(session, area, official, since, now, timezone, checklist)
+    return render_digest(digest)
 
 
 def build_digest_preview(
-    database_url: str, area: Area, user_id: int, now: dt.datetime, timezone: str
+    database_url: str,
+    area: Area,
+    user_id: int,
+    now: dt.datetime,
+    timezone: str,
+    checklist_path: str = "",
 ) -> list[Reply]:
     zone = ZoneInfo(timezone)
-    return _reading(database_url, lambda s: digest_preview(s, area, user_id, now, zone))
+    return _reading(
+        database_url, lambda s: digest_preview(s, area, user_id, now, zone, checklist_path)
+    )
