@@ -22,7 +22,7 @@ from bot.fairness import SenderLimits
 from bot.jobs import parse_time, schedule_jobs
 from bot.runtime import Receiver, Runtime, settle_process
 from bot.settings import Settings
-from handlers.context import Services
+from handlers.context import Letterhead, Services
 from handlers.i18n import LANGUAGES, _, use_language
 from models.admin_units import Area
 from models.db import create_engine, create_sessionmaker
@@ -43,6 +43,9 @@ def build_services(settings: Settings) -> Services:
         data_controller=settings.ocop_data_controller,
         form_retention_days=settings.ocop_form_retention_days,
         outbox_retention_days=settings.ocop_outbox_retention_days,
+        letterhead=Letterhead(
+            settings.ocop_office_name, settings.ocop_signer_title, settings.ocop_office_place
+        ),
     )
 
 

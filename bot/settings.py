@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # Personal data (Law 91/2025/QH15): who controls it, as the consent notice names it, and
     # how long what is no longer needed is kept.
     ocop_data_controller: str = "Văn phòng Điều phối nông thôn mới tỉnh Quảng Ngãi"
+    # The exported table as a document the office sends: the issuing office of its header
+    # block, the title of who signs it, and the place of its date line.
+    ocop_office_name: str = "Văn phòng Điều phối nông thôn mới tỉnh Quảng Ngãi"
+    ocop_signer_title: str = "Chánh Văn phòng"
+    ocop_office_place: str = "Quảng Ngãi"
     ocop_form_retention_days: int = Field(default=90, ge=1)
     ocop_outbox_retention_days: int = Field(default=30, ge=1)
     zalo_bot_token: str | None = None

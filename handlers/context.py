@@ -17,6 +17,17 @@ from models.users import User
 
 
 @dataclass(frozen=True)
+class Letterhead:
+    """Who sends the exported table: the issuing office (the header block), the title of the
+    person who signs it and the place written before the date (settings OCOP_OFFICE_NAME,
+    OCOP_SIGNER_TITLE, OCOP_OFFICE_PLACE)."""
+
+    office: str = "Văn phòng Điều phối nông thôn mới tỉnh Quảng Ngãi"
+    signer: str = "Chánh Văn phòng"
+    place: str = "Quảng Ngãi"
+
+
+@dataclass(frozen=True)
 class Services:
     """Built once at start-up from the settings and shared by every event."""
 
@@ -29,6 +40,7 @@ class Services:
     data_controller: str = "Văn phòng Điều phối nông thôn mới tỉnh Quảng Ngãi"
     form_retention_days: int = 90
     outbox_retention_days: int = 30
+    letterhead: Letterhead = field(default_factory=Letterhead)
 
     def today(self) -> dt.date:
         return self.clock().astimezone(self.timezone).date()

@@ -48,6 +48,14 @@ STATUS = {
 
 YES, NO = N_("Yes"), N_("No")
 
+# The channel a registration came through (the adapters' names), as the export shows it.
+CHANNEL = {
+    "telegram": N_("Telegram chat"),
+    "zalo": N_("Zalo bot"),
+    "zalo_oa": N_("Zalo Official Account"),
+}
+
+
 
 def stars(count: int) -> str:
     return _("{count} stars").format(count=count)

@@ -84,7 +84,7 @@ async def run_export(ctx: TaskContext) -> list[Reply]:
     allowed = set(scope_codes(ctx.area, ctx.user))  # the official's communes as they are now
     communes = tuple(code for code in ctx.args["communes"] if code in allowed)
     selection = ExportFilter(year=year, communes=communes)
-    timezone = ctx.services.timezone
+    timezone, letterhead, today = ctx.services.timezone, ctx.services.letterhead, ctx.today()
     count, content = await offload(
         ctx.database_url,
         ctx.reader,
@@ -93,8 +93,12 @@ async def run_export(ctx: TaskContext) -> list[Reply]:
         selection,
         as_csv,
         timezone.key,
+        letterhead,
+        today,
         seconds=EXPORT_SECONDS,
-        here=lambda session: write_export(session, ctx.area, selection, as_csv, timezone),
+        here=lambda session: write_export(
+            session, ctx.area, selection, as_csv, timezone, letterhead, today
+        ),
     )
     async with ctx.writer() as session, session.begin():  # what left, for whom, how much
         scope = " ".join(communes)
