@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from handlers.context import TaskContext
 from handlers.events import Document, Reply
-from handlers.i18n import _
+from handlers.i18n import N_, _
 from handlers.imports import run_import
 from handlers.officials import describe_scope
 from handlers.reports.digest import scope_codes
@@ -35,6 +35,10 @@ from models.audit import record
 from models.domain import Role
 
 Run = Callable[[TaskContext], Awaitable[list[Reply]]]
+NOTHING_TO_EXPORT = N_(
+    "No registrations for {year} in your communes yet, so there is no table to send. "
+    "Registrations appear here as soon as producers submit them."
+)
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ async def run_stats(ctx: TaskContext) -> list[Reply]:
     year = int(ctx.args["year"])
     codes = scope_codes(ctx.area, ctx.user)
     async with ctx.reader() as session:
-        figures = await compute_stats(session, year, codes, ctx.today())
+        figures = await compute_stats(session, year, codes, ctx.today(), ctx.area)
     label = _scope_label(ctx)
     document = Document(f"so-lieu-ocop-{year}.xlsx", stats_xlsx(figures, label))
     return [
@@ -103,6 +107,8 @@ async def run_export(ctx: TaskContext) -> list[Reply]:
     async with ctx.writer() as session, session.begin():  # what left, for whom, how much
         scope = " ".join(communes)
         record(session, ctx.user, "export", f"{year} communes {scope}: {count} rows", True)
+    if count == 0:  # an empty table is no document: say so instead
+        return [Reply(_(NOTHING_TO_EXPORT).format(year=year))]
     name = f"dang-ky-ocop-{year}.{'csv' if as_csv else 'xlsx'}"
     caption = _("Registrations of {year}: {count}.").format(year=year, count=count)
     return [Reply(caption, document=Document(name, content))]
