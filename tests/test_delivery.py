@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.delivery import backoff
 from bot.emulator import Faults, Limits, TelegramEmulator
 from bot.settings import Settings
 from models.base import utcnow
@@ -73,7 +74,7 @@ async def test_ten_thousand_notifications_through_faults_arrive_exactly_once(
 ) -> None:
     chats = range(1_000_001, 1_000_001 + CHATS)
     await queue_notifications(engine, chats, PER_CHAT)
-    emulator.faults = Faults(
+    emulator.faults = faults = Faults(
         rate_429=0.01,
         retry_after=1,
         rate_500=0.01,
@@ -82,7 +83,18 @@ async def test_ten_thousand_notifications_through_faults_arrive_exactly_once(
         blocked_chats=BLOCKED,
         seed=7,
     )
-    await fast_bot.drain(timeout=120)
+    # 10,000 messages take 10 s at the emulator's overall limit, much longer on a machine whose
+    # cores are busy: the wait lasts as long as messages keep going out. It fails after the
+    # longest pause the rules allow between two of them, twice over: a chat's interval, a flood
+    # reply's retry-after, a call timed out and retried after the backoff of a third attempt.
+    # (With 2,000 chats sending in parallel, the pauses are far shorter until the last ones.)
+    pause = (
+        emulator.limits.per_chat_interval
+        + faults.retry_after
+        + fast_bot.settings.ocop_delivery_timeout
+        + backoff(3).total_seconds()
+    )
+    await fast_bot.drain(timeout=2 * pause, progressing=True)
 
     received = Counter(
         (entry["chat_id"], entry["text"]) for entry in emulator.sent if entry["chat_id"] in chats

@@ -73,6 +73,9 @@ THIRTEEN = [
     registration(REEVAL, Target.STAR5, "21472", "Đường phổi", hour=13, current_star=5,
                  owner_name="Trương Thị Bảy", address="Thôn Vĩnh Bình, xã Khánh Cường"),
 ]  # fmt: skip
+for _household in THIRTEEN:  # a household is its owner: no producer name beside theirs
+    if _household["subject_type"] is SubjectType.HOUSEHOLD:
+        _household["subject_name"] = _household["owner_name"]
 
 
 @pytest.fixture(scope="session")
