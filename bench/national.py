@@ -46,7 +46,8 @@ from bot.migrate import upgrade
 from handlers.i18n import use_language
 from handlers.reports.digest import build_digest, render_digest
 from handlers.reports.export import (
-    DETAIL_FIELDS,
+    DETAIL_COLUMNS,
+    FIELDS,
     TARGET_COLUMNS,
     ExportFilter,
     _statement,
@@ -179,7 +180,7 @@ async def plain_dump(
     table = book.add_worksheet() if sheets == 2 else None
     details = book.add_worksheet()
     count = 0
-    stmt = _statement(area, selection, (*DETAIL_FIELDS, R.id), by_section=True)
+    stmt = _statement(area, selection, FIELDS, by_section=True)
     async for row in _stream(session, stmt):
         count += 1
         if table is not None:
@@ -188,7 +189,7 @@ async def plain_dump(
                 count, 0, (count, row.commune_code, row.product_name, row.owner_name, row.address)
             )
             table.write_row(count, 5, marks)
-        details.write_row(count, 0, row[: len(DETAIL_FIELDS)])
+        details.write_row(count, 0, row[: len(DETAIL_COLUMNS)])
     await asyncio.to_thread(book.close)
     return count
 

@@ -24,7 +24,7 @@ from bot.jobs import parse_time, schedule_jobs
 from bot.runtime import Receiver, Runtime, settle_process
 from bot.settings import Settings
 from handlers.checklist import load_checklist
-from handlers.context import Services
+from handlers.context import Letterhead, Services
 from models.admin_units import Area
 from models.db import create_engine, create_sessionmaker
 from models.officials import ensure_admins
@@ -57,6 +57,9 @@ def build_services(settings: Settings) -> Services:
         form_template=settings.ocop_dossier_form_template,
         cover_template=settings.ocop_dossier_cover_template,
         dossier_max_bytes=settings.ocop_dossier_max_mb * 1024 * 1024,
+        letterhead=Letterhead(
+            settings.ocop_office_name, settings.ocop_signer_title, settings.ocop_office_place
+        ),
     )
 
 

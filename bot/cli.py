@@ -116,6 +116,9 @@ async def _export(
                 services.area,
                 selection,
                 output,  # type: ignore[arg-type]
+                timezone=services.timezone,
+                letterhead=services.letterhead,
+                today=services.today(),
             )
     finally:
         await engine.dispose()

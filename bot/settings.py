@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     # producers should contact (phone or address; "" = OCOP_DATA_CONTROLLER).
     ocop_area_name: str = ""
     ocop_office_contact: str = ""
+    # The exported table as a document the office sends: the issuing office of its header
+    # block, the title of who signs it, and the place of its date line.
+    ocop_office_name: str = "Văn phòng Điều phối nông thôn mới tỉnh Quảng Ngãi"
+    ocop_signer_title: str = "Chánh Văn phòng"
+    ocop_office_place: str = "Quảng Ngãi"
     ocop_form_retention_days: int = Field(default=90, ge=1)
     ocop_outbox_retention_days: int = Field(default=30, ge=1)
     # Officials are told within a minute of each registration arriving in their communes (one

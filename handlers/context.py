@@ -18,6 +18,17 @@ from models.users import User
 
 
 @dataclass(frozen=True)
+class Letterhead:
+    """Who sends the exported table: the issuing office (the header block), the title of the
+    person who signs it and the place written before the date (settings OCOP_OFFICE_NAME,
+    OCOP_SIGNER_TITLE, OCOP_OFFICE_PLACE)."""
+
+    office: str = "Văn phòng Điều phối nông thôn mới tỉnh Quảng Ngãi"
+    signer: str = "Chánh Văn phòng"
+    place: str = "Quảng Ngãi"
+
+
+@dataclass(frozen=True)
 class Services:
     """Built once at start-up from the settings and shared by every event."""
 
@@ -39,6 +50,7 @@ class Services:
     form_template: str = ""
     cover_template: str = ""
     dossier_max_bytes: int = 100 * 1024 * 1024
+    letterhead: Letterhead = field(default_factory=Letterhead)
 
     def today(self) -> dt.date:
         return self.clock().astimezone(self.timezone).date()

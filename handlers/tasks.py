@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from handlers.context import TaskContext
 from handlers.dossier_tasks import run_cover, run_form, run_purge, run_receive, run_zip
 from handlers.events import Document, Reply
-from handlers.i18n import _
+from handlers.i18n import N_, _
 from handlers.imports import run_import
 from handlers.officials import describe_scope
 from handlers.reports.digest import scope_codes
@@ -36,6 +36,10 @@ from models.audit import record
 from models.domain import Role
 
 Run = Callable[[TaskContext], Awaitable[list[Reply]]]
+NOTHING_TO_EXPORT = N_(
+    "No registrations for {year} in your communes yet, so there is no table to send. "
+    "Registrations appear here as soon as producers submit them."
+)
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ async def run_stats(ctx: TaskContext) -> list[Reply]:
     year = int(ctx.args["year"])
     codes = scope_codes(ctx.area, ctx.user)
     async with ctx.reader() as session:
-        figures = await compute_stats(session, year, codes, ctx.today())
+        figures = await compute_stats(session, year, codes, ctx.today(), ctx.area)
     label = _scope_label(ctx)
     document = Document(f"so-lieu-ocop-{year}.xlsx", stats_xlsx(figures, label))
     return [
@@ -90,7 +94,7 @@ async def run_export(ctx: TaskContext) -> list[Reply]:
     selection = ExportFilter(
         year=year, communes=communes, checklist_path=ctx.services.checklist_path
     )
-    timezone = ctx.services.timezone
+    timezone, letterhead, today = ctx.services.timezone, ctx.services.letterhead, ctx.today()
     count, content = await offload(
         ctx.database_url,
         ctx.reader,
@@ -99,12 +103,18 @@ async def run_export(ctx: TaskContext) -> list[Reply]:
         selection,
         as_csv,
         timezone.key,
+        letterhead,
+        today,
         seconds=EXPORT_SECONDS,
-        here=lambda session: write_export(session, ctx.area, selection, as_csv, timezone),
+        here=lambda session: write_export(
+            session, ctx.area, selection, as_csv, timezone, letterhead, today
+        ),
     )
     async with ctx.writer() as session, session.begin():  # what left, for whom, how much
         scope = " ".join(communes)
         record(session, ctx.user, "export", f"{year} communes {scope}: {count} rows", True)
+    if count == 0:  # an empty table is no document: say so instead
+        return [Reply(_(NOTHING_TO_EXPORT).format(year=year))]
     name = f"dang-ky-ocop-{year}.{'csv' if as_csv else 'xlsx'}"
     caption = _("Registrations of {year}: {count}.").format(year=year, count=count)
     return [Reply(caption, document=Document(name, content))]

@@ -354,6 +354,27 @@ class Area:
                 if found:
                     return list(found.values())
         return []
+    def former_communes(self, codes: Iterable[str]) -> list[str]:
+        """The pre-2025 units ("Xã Phổ An (Thị xã Đức Phổ)") merged, wholly or in part, into
+        the communes of `codes`: what the province's reports before the reorganisation count."""
+        wanted = set(codes)
+        units = _legacy_index(self.province_code).units
+        return [unit.label for unit in units if wanted.intersection(unit.new_codes)]
+
+    def former_commune(self, code: str, named: Iterable[str | None]) -> str | None:
+        """The pre-2025 unit a place of the current commune `code` lay in: the first of `named`
+        (a former unit as stored with a registration, or an address) naming one merged into
+        `code`; else the only one merged into it; else None (it cannot be told)."""
+        merged = [u.label for u in _legacy_index(self.province_code).units if code in u.new_codes]
+        for text in named:
+            if not text:
+                continue
+            if text in merged:
+                return text
+            for found in self.match(text):
+                if found.commune.code == code and found.legacy_name in merged:
+                    return found.legacy_name
+        return merged[0] if len(merged) == 1 else None
 
     def suggest(self, text: str, limit: int = 3) -> list[Commune]:
         """Closest communes of the area by folded current or pre-2025 name, for "did you mean"."""

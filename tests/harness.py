@@ -39,18 +39,34 @@ class Clock:
         return self.now
 
 
-async def drain_outbox(engine: AsyncEngine, worker: DeliveryWorker, timeout: float = 30.0) -> None:
-    """Wait until `worker`'s outbox has nothing left to send (each message sent or given up)."""
+async def drain_outbox(
+    engine: AsyncEngine, worker: DeliveryWorker, timeout: float = 30.0, *, progressing: bool = False
+) -> None:
+    """Wait until `worker`'s outbox has nothing left to send (each message sent or given up).
 
-    async def settled() -> bool:
+    With `progressing`, `timeout` bounds a pause instead of the whole wait: it goes on as long as
+    messages keep going out, however slowly a busy machine sends them, and fails when none has
+    for `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+
+    async def left() -> int:
         async with create_sessionmaker(engine, read_only=True)() as session:
-            return not await undelivered(session)
+            return await undelivered(session)
 
-    async with asyncio.timeout(timeout):
-        while not await settled():
-            worker.wake()
-            async with worker.flushed:
+    remaining = await left()
+    deadline = loop.time() + timeout
+    while remaining:
+        worker.wake()
+        try:
+            async with asyncio.timeout_at(deadline), worker.flushed:
                 await worker.flushed.wait()
+        except TimeoutError:
+            what = "without one going out" if progressing else "in all"
+            raise TimeoutError(f"{remaining} messages left after {timeout:.0f} s {what}") from None
+        now = await left()
+        if progressing and now < remaining:
+            deadline = loop.time() + timeout
+        remaining = now
 
 
 class BotUnderTest:
@@ -98,10 +114,12 @@ class BotUnderTest:
         [job] = self.application.job_queue.get_jobs_by_name(name)
         await job.run(self.application)
 
-    async def drain(self, timeout: float = 30.0) -> None:
-        """Wait until the outbox has nothing left to send (each message sent or given up)."""
+    async def drain(self, timeout: float = 30.0, *, progressing: bool = False) -> None:
+        """Wait until the outbox has nothing left to send (each message sent or given up); see
+        drain_outbox for `progressing`."""
         assert self.application is not None
-        await drain_outbox(self.engine, self.application.bot_data["delivery"], timeout)
+        worker = self.application.bot_data["delivery"]
+        await drain_outbox(self.engine, worker, timeout, progressing=progressing)
 
     async def restart(self) -> None:
         await self.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import os
 import sqlite3
 from pathlib import Path
@@ -13,6 +15,8 @@ import pytest
 from bench.chaos import start_ocop_bot, stop_ocop_bot
 from bot.cli import main
 from bot.emulator import TelegramEmulator
+from models.db import create_engine, create_sessionmaker
+from tests import factories
 from tests.sandbox_harness import running
 
 
@@ -91,4 +95,40 @@ def test_import_then_export_from_the_command_line(
     assert main(["export", "--year", "2026", "-o", str(output)]) == 0
     assert "0 registrations written" in capsys.readouterr().out
     sheet = openpyxl.load_workbook(output).worksheets[0]
-    assert sheet["A1"].value == "Đăng ký sản phẩm thực hiện Chương trình OCOP năm 2026"
+    assert sheet["A5"].value == "Đăng ký sản phẩm thực hiện Chương trình OCOP năm 2026"
+
+
+async def _one_registration(database_url: str, at: dt.datetime) -> None:
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            producer = await factories.user(session)
+            owner = await factories.subject(session, "HTX Nước mắm Sa Huỳnh")
+            item = await factories.product(session, owner, "Nước mắm", "21478")
+            factories.registration(session, producer, item, owner, at=at)
+    finally:
+        await engine.dispose()
+
+
+def test_the_export_follows_the_time_zone_and_letterhead_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A deployment outside Vietnam's time zone (OCOP_TIMEZONE) gets its own wall-clock times in
+    the `ocop-bot export` file, as in /xuat; the office's place heads the date line."""
+    monkeypatch.chdir(tmp_path)
+    database_url = f"sqlite+aiosqlite:///{tmp_path}/ocop.db"
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("OCOP_TIMEZONE", "Asia/Tokyo")  # UTC+9, two hours ahead of Vietnam
+    monkeypatch.setenv("OCOP_OFFICE_PLACE", "Đức Phổ")
+    assert main(["migrate"]) == 0
+    asyncio.run(_one_registration(database_url, dt.datetime(2026, 3, 1, 17, 30, tzinfo=dt.UTC)))
+    output = tmp_path / "bang.xlsx"
+    assert main(["export", "--year", "2026", "-o", str(output)]) == 0
+    assert "1 registrations written" in capsys.readouterr().out
+    book = openpyxl.load_workbook(output)
+    details = book.worksheets[1]
+    header = [cell.value for cell in details[1]]
+    row = dict(zip(header, next(details.iter_rows(min_row=2, values_only=True)), strict=True))
+    assert row["Thời điểm nộp"] == dt.datetime(2026, 3, 2, 2, 30)  # not 00:30, Vietnam's
+    texts = {c.value for r in book.worksheets[0].iter_rows() for c in r if isinstance(c.value, str)}
+    assert any(text.startswith("Đức Phổ, ngày") for text in texts)

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.delivery import backoff
 from bot.emulator import Faults, Limits, TelegramEmulator
 from bot.settings import Settings
 from models.base import utcnow
@@ -19,6 +20,10 @@ from models.users import User
 from tests.harness import BotUnderTest
 
 CHATS, PER_CHAT = 2_000, 5
+# The bot gives up on a call after DELIVERY_TIMEOUT and retries it; the emulator's timeout faults
+# hold a call longer, so they are timeouts. A call merely slowed by busy cores must stay under it:
+# given up on although delivered, it would be sent twice.
+DELIVERY_TIMEOUT, HELD = 10.0, 15.0
 BLOCKED = set(range(1_000_001, 1_000_001 + 40))
 
 
@@ -59,7 +64,9 @@ async def fast_bot(
 ) -> AsyncIterator[BotUnderTest]:
     """The bot with the overall rate scaled up so thousands of messages take seconds; the
     per-chat limit stays Telegram's, and the emulator enforces both like Telegram does."""
-    fast = settings.model_copy(update={"ocop_delivery_rate": 1_000.0, "ocop_delivery_timeout": 1.0})
+    fast = settings.model_copy(
+        update={"ocop_delivery_rate": 1_000.0, "ocop_delivery_timeout": DELIVERY_TIMEOUT}
+    )
     emulator.limits = Limits(overall_per_second=1_000, per_chat_interval=1.0)
     running = BotUnderTest(fast, engine, emulator)
     running.pacing = Pacing(fast.ocop_delivery_rate)  # Telegram's per-chat interval too
@@ -73,16 +80,27 @@ async def test_ten_thousand_notifications_through_faults_arrive_exactly_once(
 ) -> None:
     chats = range(1_000_001, 1_000_001 + CHATS)
     await queue_notifications(engine, chats, PER_CHAT)
-    emulator.faults = Faults(
+    emulator.faults = faults = Faults(
         rate_429=0.01,
         retry_after=1,
         rate_500=0.01,
         rate_timeout=0.003,
-        timeout_seconds=5,
+        timeout_seconds=HELD,
         blocked_chats=BLOCKED,
         seed=7,
     )
-    await fast_bot.drain(timeout=120)
+    # 10,000 messages take 10 s at the emulator's overall limit, much longer on a machine whose
+    # cores are busy: the wait lasts as long as messages keep going out. It fails after the
+    # longest pause the rules allow between two of them, twice over: a chat's interval, a flood
+    # reply's retry-after, a call timed out, then the longest backoff before its retry. (With
+    # 2,000 chats sending in parallel, the pauses are far shorter until the last few messages.)
+    pause = (
+        emulator.limits.per_chat_interval
+        + faults.retry_after
+        + fast_bot.settings.ocop_delivery_timeout
+        + max(backoff(attempts) for attempts in range(64)).total_seconds()
+    )
+    await fast_bot.drain(timeout=2 * pause, progressing=True)
 
     received = Counter(
         (entry["chat_id"], entry["text"]) for entry in emulator.sent if entry["chat_id"] in chats

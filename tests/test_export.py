@@ -45,7 +45,7 @@ OFFICIAL_WORDING = {
     "OCOP registrations {year}": "Đăng ký OCOP {year}",
     "Details": "Chi tiết",
     "No.": "TT",
-    "Locality (commune/ward/town)": "Địa phương (Xã/phường/thị trấn)",
+    "Locality (commune/ward/special zone)": "Địa phương (Xã/phường/đặc khu)",
     "Product name": "Tên sản phẩm",
     "Legal representative (producer)": "Người đại diện trước pháp luật (chủ thể)",
     "Where the product is made": "Địa chỉ sản xuất sản phẩm",
@@ -184,7 +184,11 @@ async def export_xlsx(engine: AsyncEngine, selection: ExportFilter) -> tuple[int
 
 
 def table(ws: Worksheet) -> list[list[Any]]:
-    return [list(row) for row in ws.iter_rows(min_row=5, max_col=9, values_only=True)]
+    """The rows of the table, from its first section to the last registration."""
+    rows = [list(row) for row in ws.iter_rows(min_row=10, max_col=9, values_only=True)]
+    while rows and not isinstance(rows[-1][0], (int, str)):  # the place, date and signer
+        rows.pop()
+    return rows
 
 
 @pytest.mark.both_databases
@@ -196,22 +200,22 @@ async def test_official_table_has_both_sections_and_one_mark_per_row(engine: Asy
     assert count == len(EXPORTED) == 5
     assert book.sheetnames == [f"Đăng ký OCOP {YEAR}", "Chi tiết"]
     ws = book.worksheets[0]
-    assert ws["A1"].value == f"Đăng ký sản phẩm thực hiện Chương trình OCOP năm {YEAR}"
-    assert ws["A1"].font.b and ws["A1"].alignment.horizontal == "center"
-    assert "Phường Sa Huỳnh" in ws["A2"].value and "Quảng Ngãi" in ws["A2"].value
+    assert ws["A5"].value == f"Đăng ký sản phẩm thực hiện Chương trình OCOP năm {YEAR}"
+    assert ws["A5"].font.b and ws["A5"].alignment.horizontal == "center"
+    assert "Phường Sa Huỳnh" in ws["A7"].value and "Quảng Ngãi" in ws["A7"].value
     merged = {str(cell_range) for cell_range in ws.merged_cells.ranges}
-    assert {"A1:I1", "A3:A4", "B3:B4", "C3:C4", "D3:D4", "E3:E4", "F3:I3"} <= merged
-    assert [ws.cell(3, col).value for col in range(1, 7)] == [
+    assert {"A5:I5", "A8:A9", "B8:B9", "C8:C9", "D8:D9", "E8:E9", "F8:I8"} <= merged
+    assert [ws.cell(8, col).value for col in range(1, 7)] == [
         "TT",
-        "Địa phương (Xã/phường/thị trấn)",
+        "Địa phương (Xã/phường/đặc khu)",
         "Tên sản phẩm",
         "Người đại diện trước pháp luật (chủ thể)",
         "Địa chỉ sản xuất sản phẩm",
         "Đăng ký sản phẩm",
     ]
-    assert [ws.cell(4, col).value for col in range(6, 10)] == TARGET_HEADERS
-    assert ws["C3"].font.b and ws["C3"].alignment.horizontal == "center"
-    assert {"B5:I5", "B9:I9"} <= merged
+    assert [ws.cell(9, col).value for col in range(6, 10)] == TARGET_HEADERS
+    assert ws["C8"].font.b and ws["C8"].alignment.horizontal == "center"
+    assert {"B10:I10", "B14:I14"} <= merged
     rows = table(ws)
     assert rows == [
         ["I", "Đăng ký sản phẩm mới", None, None, None, None, None, None, None],
@@ -226,8 +230,8 @@ async def test_official_table_has_both_sections_and_one_mark_per_row(engine: Asy
         [1, "Trà Câu", "Tỏi cô đơn", "Trần Thị B", "Thôn 3", None, None, "X", None],
         [2, "Nguyễn Nghiêm", "Mạch nha (đánh giá lại 5 sao)", "Trần Thị B", "Thôn 4"] + [None] * 4,
     ]  # fmt: skip
-    assert ws["C7"].data_type == "s" and ws["C7"].value.startswith("=")
-    assert ws["F6"].border.left.style == "thin" and ws["E6"].alignment.wrap_text
+    assert ws["C12"].data_type == "s" and ws["C12"].value.startswith("=")
+    assert ws["F11"].border.left.style == "thin" and ws["E11"].alignment.wrap_text
 
     details = book["Chi tiết"]
     records = list(details.iter_rows(min_row=2, values_only=True))
@@ -252,8 +256,8 @@ async def test_page_setup_prints_the_table_on_a4_landscape(engine: AsyncEngine) 
     # One page wide (1 is the default, so the attribute is left out), as many pages tall as needed.
     assert ws.sheet_properties.pageSetUpPr.fitToPage
     assert ws.page_setup.fitToWidth in (None, 1) and int(ws.page_setup.fitToHeight) == 0
-    assert ws.print_title_rows == "$3:$4"
-    assert ws.freeze_panes == "A5"
+    assert ws.print_title_rows == "$8:$9"
+    assert ws.freeze_panes == "A10"
     # Both section rows stay even when there is nothing to list.
     assert [row[:2] for row in table(ws)] == [
         ["I", "Đăng ký sản phẩm mới"],
@@ -266,7 +270,7 @@ async def test_a_commune_filter_keeps_only_that_commune(engine: AsyncEngine) -> 
     count, book = await export_xlsx(engine, ExportFilter(YEAR, communes=(SA_HUYNH,)))
     assert count == 1
     ws = book.worksheets[0]
-    assert ws["A2"].value == "Địa bàn: Phường Sa Huỳnh (Quảng Ngãi)"
+    assert ws["A7"].value == "Địa bàn: Phường Sa Huỳnh (Quảng Ngãi)"
     assert [row[:3] for row in table(ws)] == [
         ["I", "Đăng ký sản phẩm mới", None],
         [1, "Sa Huỳnh (Phổ Thạnh cũ)", "Nước mắm cá cơm"],

@@ -74,6 +74,18 @@ async def test_an_official_exports_the_table_of_their_communes(bot: BotUnderTest
     assert "'=HYPERLINK" in content.decode("utf-8-sig")
 
 
+async def test_an_empty_year_is_said_rather_than_sent_as_an_empty_file(bot: BotUnderTest) -> None:
+    official = await make_official(bot, 7011, "21478")
+    await _register(bot, 7111, "Sa Huỳnh", "Nước mắm")  # of 2026, not 2025
+    before = sent_so_far(official)
+    await official.say("/xuat 2025")
+    answer = await official.notified("Chưa có hồ sơ đăng ký nào của năm 2025")
+    assert "chưa có bảng để gửi" in answer
+    await bot.drain()
+    later = official.emulator.messages_to(official.user_id)[before:]
+    assert not [message for message in later if message.get("document")]
+
+
 async def test_statistics_come_as_a_message_and_a_sheet(bot: BotUnderTest) -> None:
     official = await make_official(bot, 7201)
     await _register(bot, 7202, "Sa Huỳnh", "Nước mắm")

@@ -9,15 +9,13 @@ Screenshots are saved under test-artifacts/sandbox-browser/ in the repository (s
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import openpyxl
 import pytest
 
+from tests import debian
 from tests.sandbox_harness import running
 
 sync_api = pytest.importorskip(
@@ -34,26 +32,9 @@ PHONE = {"width": 400, "height": 860}
 HOSTILE = '<b>HTX</b> <script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
 
 
-def _install_chromium() -> str | None:
-    """Debian's chromium, installed with apt-get when missing; None (and why) if it cannot be."""
-    if not shutil.which("apt-get") or os.geteuid() != 0:
-        return "Chromium is not installed and apt-get cannot be run here (not root)"
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            timeout=1200,
-        )
-        if done.returncode != 0:
-            return f"`{' '.join(command)}` failed: {done.stderr.strip()[-300:]}"
-    return None if Path(CHROMIUM).exists() else "apt-get installed no /usr/bin/chromium"
-
-
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    if not Path(CHROMIUM).exists() and (why := _install_chromium()):
+    if why := debian.install(["chromium"], CHROMIUM):
         pytest.skip(f"no Chromium for the browser test: {why}")
     return CHROMIUM
 

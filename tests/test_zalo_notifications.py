@@ -126,10 +126,14 @@ async def test_an_export_on_zalo_says_where_to_get_the_file(
         row = await session.get(User, (await user_row(engine, official)).id)
         assert row is not None
         row.role = Role.OFFICIAL
+        producer = await factories.user(session)
+        owner = await factories.subject(session, "HTX Nước mắm Sa Huỳnh")
+        item = await factories.product(session, owner, "Nước mắm", "21478")
+        factories.registration(session, producer, item, owner, at=dt.datetime.now(dt.UTC))
     await official.say("/export 2026")
     [acknowledged] = official.replies
     assert acknowledged["text"] == "Đang lập bảng…"
-    result = await official.notified("Hồ sơ đăng ký năm 2026: 0.")  # when the task has run
+    result = await official.notified("Hồ sơ đăng ký năm 2026: 1.")  # when the task has run
     assert "dang-ky-ocop-2026.xlsx" in result and "Telegram" in result
 
 

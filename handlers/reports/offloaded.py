@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.checklist import load_checklist
+from handlers.context import Letterhead
 from handlers.events import Reply
 from handlers.reports.digest import build_digest, render_digest
 from handlers.reports.export import ExportFilter, write_registration_csv, write_registration_xlsx
@@ -71,7 +72,13 @@ async def offload(
 
 
 async def write_export(
-    session: AsyncSession, area: Area, selection: ExportFilter, as_csv: bool, timezone: ZoneInfo
+    session: AsyncSession,
+    area: Area,
+    selection: ExportFilter,
+    as_csv: bool,
+    timezone: ZoneInfo,
+    letterhead: Letterhead,
+    today: dt.date,
 ) -> tuple[int, bytes]:
     """The export as a file's content, with the number of registrations in it."""
     if as_csv:
@@ -79,15 +86,26 @@ async def write_export(
         count = await write_registration_csv(session, area, selection, text, timezone=timezone)
         return count, ("\ufeff" + text.getvalue()).encode("utf-8")  # BOM: Excel reads UTF-8
     buffer = io.BytesIO()
-    count = await write_registration_xlsx(session, area, selection, buffer, timezone=timezone)
+    count = await write_registration_xlsx(
+        session, area, selection, buffer, timezone=timezone, letterhead=letterhead, today=today
+    )
     return count, buffer.getvalue()
 
 
 def build_export(
-    database_url: str, area: Area, selection: ExportFilter, as_csv: bool, timezone: str
+    database_url: str,
+    area: Area,
+    selection: ExportFilter,
+    as_csv: bool,
+    timezone: str,
+    letterhead: Letterhead,
+    today: dt.date,
 ) -> tuple[int, bytes]:
     zone = ZoneInfo(timezone)
-    return _reading(database_url, lambda s: write_export(s, area, selection, as_csv, zone))
+    return _reading(
+        database_url,
+        lambda s: write_export(s, area, selection, as_csv, zone, letterhead, today),
+    )
 
 
 async def digest_preview(

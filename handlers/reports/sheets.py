@@ -17,7 +17,9 @@ the product names, owners and addresses we export; a value such as ``=HYPERLINK(
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+import math
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +42,9 @@ PAPER_A4 = 9
 # Kinds of value in a typed row (the details sheet, the CSV).
 TEXT, NUMBER, DATETIME, DATE = "text", "number", "datetime", "date"
 
-BASE: dict[str, Any] = {"font_name": "Times New Roman", "font_size": 11, "valign": "top"}
+# Every printed cell: one font (the official form's), vertically centred.
+FONT_SIZE = 12
+BASE: dict[str, Any] = {"font_name": "Times New Roman", "font_size": FONT_SIZE, "valign": "vcenter"}
 BORDERED: dict[str, Any] = {**BASE, "border": 1, "text_wrap": True}
 HEADER: dict[str, Any] = {**BORDERED, "bold": True, "align": "center", "valign": "vcenter"}
 
@@ -94,27 +98,148 @@ def write_text(ws: Worksheet, row: int, col: int, text: str | None, style: TextS
 
 
 class TypedRow:
-    """Writes rows of typed values unstyled (styles cost time per cell; dates still get a day-first
-    number format), user text as text cells, empty values as no cell at all."""
+    """Writes rows of typed values in bordered, wrapped cells of the printed font (dates with a
+    day-first number format), user text as text cells, and makes each row as tall as its
+    wrapped text needs (see `Measure`)."""
 
-    def __init__(self, workbook: Workbook, kinds: Sequence[str]) -> None:
+    def __init__(self, workbook: Workbook, kinds: Sequence[str], widths: Sequence[float]) -> None:
         self.kinds = tuple(kinds)
-        self.text = TextStyle.add(workbook, None)
+        self.text = TextStyle.add(workbook, BORDERED)
+        self.blank = self.text.plain
+        self.number = workbook.add_format(BORDERED | {"align": "right"})
         self.formats = {
-            DATETIME: workbook.add_format({"num_format": "dd/mm/yyyy hh:mm"}),
-            DATE: workbook.add_format({"num_format": "dd/mm/yyyy"}),
+            DATETIME: workbook.add_format(BORDERED | {"num_format": "dd/mm/yyyy hh:mm"}),
+            DATE: workbook.add_format(BORDERED | {"num_format": "dd/mm/yyyy"}),
         }
+        self.measure = Measure(widths)
 
     def write(self, ws: Worksheet, row: int, values: Sequence[Any]) -> None:
+        texts: list[str | None] = []
         for col, (kind, value) in enumerate(zip(self.kinds, values, strict=True)):
             if value is None or value == "":
-                continue
-            if kind == TEXT:
+                ws.write_blank(row, col, None, self.blank)
+                texts.append(None)
+            elif kind == TEXT:
                 write_text(ws, row, col, value, self.text)
+                texts.append(value)
             elif kind == NUMBER:
-                ws.write_number(row, col, value)
+                ws.write_number(row, col, value, self.number)
+                texts.append(None)  # numbers and dates never wrap: the columns fit them
             else:
                 ws.write_datetime(row, col, value, self.formats[kind])
+                texts.append(None)
+        ws.set_row(row, self.measure.height(texts))
+
+
+# Advance widths (in 1/2048 em) of printable ASCII in Times New Roman, as LibreOffice prints it
+# (Liberation Serif, metric-compatible), regular and bold. Other letters are measured by their
+# base letter (diacritics stack, they do not widen), "ơ" and "ư" with their horn.
+_ASCII_WIDTHS = {
+    False: (
+        512, 682, 836, 1024, 1024, 1706, 1593, 369, 682, 682, 1024, 1155, 512, 682, 512, 569,
+        1024, 1024, 1024, 1024, 1024, 1024, 1024, 1024, 1024, 1024, 569, 569, 1155, 1155, 1155,
+        909, 1886, 1479, 1366, 1366, 1479, 1251, 1139, 1479, 1479, 682, 797, 1479, 1251, 1821,
+        1479, 1479, 1139, 1479, 1366, 1139, 1251, 1479, 1479, 1933, 1479, 1479, 1251, 682, 569,
+        682, 961, 1024, 682, 909, 1024, 909, 1024, 909, 682, 1024, 1024, 569, 569, 1024, 569,
+        1593, 1024, 1024, 1024, 1024, 682, 797, 569, 1024, 1024, 1479, 1024, 1024, 909, 983,
+        410, 983, 1108,
+    ),
+    True: (
+        512, 682, 1137, 1024, 1024, 2048, 1706, 569, 682, 682, 1024, 1167, 512, 682, 512, 569,
+        1024, 1024, 1024, 1024, 1024, 1024, 1024, 1024, 1024, 1024, 682, 682, 1167, 1167, 1167,
+        1024, 1905, 1479, 1366, 1479, 1479, 1366, 1251, 1593, 1593, 797, 1024, 1593, 1366, 1933,
+        1479, 1593, 1251, 1593, 1479, 1139, 1366, 1479, 1479, 2048, 1479, 1479, 1366, 682, 569,
+        682, 1190, 1024, 682, 1024, 1139, 909, 1139, 909, 682, 1024, 1139, 569, 682, 1139, 569,
+        1706, 1139, 1024, 1139, 1139, 909, 797, 682, 1139, 1024, 1479, 1024, 1024, 909, 807,
+        451, 807, 1065,
+    ),
+}  # fmt: skip
+_HORN = 210  # what the horn of ơ, ư adds at most
+_OTHER = 2048  # a character we know nothing of: a whole em
+EM = 2048
+LINE_EM = 1.25  # a line of text, in em (the font's ascent and descent are 1.107 em)
+ROW_PADDING = 4.0  # points above and below the text of a row
+CELL_PADDING = 4.0  # points of a column's width that are not text (both sides)
+MIN_ROW = 16.0  # the height of a row with one line of 12-point text
+
+
+def column_points(width: float) -> float:
+    """A column's width in points: Excel's character widths are those of the default font's
+    digit (7 pixels) plus 5 pixels of padding, at 96 pixels an inch."""
+    return (int(width * 7 + 0.5) + 5) * 0.75 if width > 0 else 0.0
+
+
+def text_width(text: str, size: float, *, bold: bool = False) -> float:
+    """The width of `text` in points at `size`."""
+    table, total = _ASCII_WIDTHS[bold], 0
+    for ch in text:
+        code = ord(ch)
+        if 32 <= code < 127:
+            total += table[code - 32]
+            continue
+        base = unicodedata.normalize("NFD", ch)
+        first = ord(base[0])
+        if 32 <= first < 127:
+            total += table[first - 32] + (_HORN if "\u031b" in base else 0)
+        elif unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue
+        else:
+            total += _OTHER
+    return total * size / EM
+
+
+def wrapped_lines(text: str, width: float, size: float, *, bold: bool = False) -> int:
+    """How many lines `text` takes in a wrapped cell `width` points wide: words go on a line
+    while they fit, a word longer than a line is broken, a line break starts a new line."""
+    room = max(width - CELL_PADDING, size)
+    if "\n" not in text and len(text) * size * (2048 / EM) <= room:  # surely one line
+        return 1
+    space = text_width(" ", size, bold=bold)
+    lines = 0
+    for paragraph in text.split("\n"):
+        lines += 1
+        used = 0.0
+        for word in paragraph.split(" "):
+            if not word:
+                continue
+            needed = text_width(word, size, bold=bold)
+            if used and used + space + needed <= room:
+                used += space + needed
+                continue
+            if used:
+                lines += 1
+            extra = math.ceil(needed / room) - 1 if needed > room else 0
+            lines += extra
+            used = needed - extra * room
+    return max(lines, 1)
+
+
+def height_for(lines: int, size: float) -> float:
+    """A row's height in points for `lines` lines of text at `size`."""
+    return max(MIN_ROW, math.ceil(lines * size * LINE_EM + ROW_PADDING))
+
+
+class Measure:
+    """Row heights for wrapped text in the columns of a sheet (its widths in characters)."""
+
+    def __init__(self, widths: Iterable[float], size: float = FONT_SIZE) -> None:
+        self.points = [column_points(width) for width in widths]
+        self.size = size
+
+    def span(self, first: int, last: int) -> float:
+        return sum(self.points[first : last + 1])
+
+    def lines(self, text: str, first: int, last: int | None = None, *, bold: bool = False) -> int:
+        width = self.span(first, first if last is None else last)
+        return wrapped_lines(text, width, self.size, bold=bold)
+
+    def height(self, texts: Sequence[str | None], *, bold: bool = False) -> float:
+        """The height of a row whose column i holds texts[i] (None: nothing that wraps)."""
+        most = max(
+            (self.lines(text, col, bold=bold) for col, text in enumerate(texts) if text),
+            default=1,
+        )
+        return height_for(most, self.size)
 
 
 def csv_row(kinds: Sequence[str], values: Sequence[Any]) -> list[str]:
@@ -167,10 +292,11 @@ def set_widths(ws: Worksheet, widths: Sequence[float]) -> None:
 def setup_print(
     ws: Worksheet, header_rows: tuple[int, int], *, fit_width: bool, footer: str | None = None
 ) -> None:
-    """A4 landscape with narrow margins, header rows repeated on every printed page."""
+    """A4 landscape with narrow margins, header rows repeated on every printed page; with
+    `fit_width`, scaled to one page wide."""
     ws.set_landscape()
     ws.set_paper(PAPER_A4)
-    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
+    ws.set_margins(left=0.4, right=0.4, top=0.5, bottom=0.6)
     ws.center_horizontally()
     ws.repeat_rows(*header_rows)
     if fit_width:
