@@ -63,10 +63,11 @@ async def _registered(engine: AsyncEngine, *rows: Row) -> None:
             registration.latitude, registration.longitude = row.gps
 
 
-async def _exported(bot: BotUnderTest, person: Producer, command: str) -> list[str]:
-    """Every non-empty cell of the file the bot sends for `command`, as text."""
+async def file_sent(bot: BotUnderTest, person: Producer, command: str) -> tuple[str, bytes]:
+    """The file (name, content) the bot sends after `command`: the command answers at once
+    ("Preparing the table…"), a long task sends the file after."""
     before = len(bot.emulator.messages_to(person.user_id))
-    await person.say(command)  # "Preparing the table…"; a task sends the file after
+    await person.say(command)
     while not [m for m in bot.emulator.messages_to(person.user_id)[before:] if m.get("document")]:
         count = len(bot.emulator.messages_to(person.user_id))
         await bot.emulator.wait_for_messages(person.user_id, count + 1, timeout=15)
@@ -75,6 +76,12 @@ async def _exported(bot: BotUnderTest, person: Producer, command: str) -> list[s
         for m in bot.emulator.messages_to(person.user_id)[before:]
         if m.get("document")
     ]
+    return str(name), bytes(content)
+
+
+async def _exported(bot: BotUnderTest, person: Producer, command: str) -> list[str]:
+    """Every non-empty cell of the file the bot sends for `command`, as text."""
+    name, content = await file_sent(bot, person, command)
     if name.endswith(".csv"):
         text = content.decode("utf-8-sig")
         return [cell for line in csv.reader(io.StringIO(text)) for cell in line if cell]
