@@ -195,6 +195,7 @@ async def _watermarks(engine: AsyncEngine) -> tuple[int, int]:
 @dataclass(frozen=True)
 class Traces:
     refused: list[str]  # the actions audited as refused for the person
+    allowed: list[str]  # and as allowed
     details: str  # every audit row's detail, whoever it is for
     tasks: int  # long tasks the person queued
 
@@ -210,7 +211,8 @@ async def _since(engine: AsyncEngine, user_id: int, marks: tuple[int, int]) -> T
             select(func.count()).where(LongTaskRow.id > marks[1], LongTaskRow.user_id == user_id)
         )
     refused = [action for action, allowed, user, _ in rows if user == user_id and not allowed]
-    return Traces(refused, "\n".join(detail for *_, detail in rows), tasks or 0)
+    allowed = [action for action, ok, user, _ in rows if user == user_id and ok]
+    return Traces(refused, allowed, "\n".join(detail for *_, detail in rows), tasks or 0)
 
 
 
@@ -317,6 +319,8 @@ async def _matrix(
                     problems.append(f"{where}: the refusal shows {personal}: {answer.text[:80]!r}")
             elif refused:
                 problems.append(f"{where}: allowed but audited as refused {refused}")
+            elif route_of(case) is not Role.PRODUCER and case.route not in traces.allowed:
+                problems.append(f"{where}: privileged use left no audit row")
             if [secret for secret in PERSONAL if secret in traces.details]:
                 problems.append(f"{where}: personal data in the audit log")
             # Only the producer and the officials whose scope covers them may see their data.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 
 import openpyxl
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -59,6 +60,7 @@ def _cells(content: bytes) -> list[str]:
             for value in row if value is not None]  # fmt: skip
 
 
+@pytest.mark.both_databases
 async def test_after_deletedata_nothing_of_the_person_is_found_in_any_column_or_file(
     bot: BotUnderTest, engine: AsyncEngine
 ) -> None:
