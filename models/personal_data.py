@@ -163,9 +163,12 @@ async def _purge_messages(session: AsyncSession, user: User, pieces: set[str]) -
         )
     )
     # An attachment to someone else (an official's export) names them inside the file: read
-    # each one (a few exports and data files a month) rather than only the caption.
+    # each one rather than only the caption. Only files made since the person first wrote can
+    # name them, which keeps this to the few exports since (the outbox keeps 30 days anyway).
     attached = await session.scalars(
-        select(OutboxMessage.id).where(OutboxMessage.document.is_not(None))
+        select(OutboxMessage.id).where(
+            OutboxMessage.document.is_not(None), OutboxMessage.created_at >= user.created_at
+        )
     )
     for message_id in list(attached):
         document = await session.scalar(
