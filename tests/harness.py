@@ -46,11 +46,12 @@ async def drain_outbox(engine: AsyncEngine, worker: DeliveryWorker, timeout: flo
         async with create_sessionmaker(engine, read_only=True)() as session:
             return not await undelivered(session)
 
-    async with asyncio.timeout(timeout):
+    # The condition is held while the outbox is read: a flush that lands during the read
+    # notifies only once we wait, never before (a wake finding nothing to send notifies no one).
+    async with asyncio.timeout(timeout), worker.flushed:
         while not await settled():
             worker.wake()
-            async with worker.flushed:
-                await worker.flushed.wait()
+            await worker.flushed.wait()
 
 
 class BotUnderTest:
