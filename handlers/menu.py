@@ -229,11 +229,11 @@ async def edit_returned(call: Call) -> Outcome:
     ctx = call.ctx
     registration_id = (parse_number(call.args[0]) if call.args else None) or 0
     registration = await ctx.session.get(Registration, registration_id)
-    if (
-        registration is None
-        or registration.submitted_by_user_id != ctx.user.id
-        or registration.status not in CORRECTABLE
-    ):
+    if registration is not None and registration.submitted_by_user_id != ctx.user.id:
+        # Someone else's registration: a forged button, refused like a command (audited).
+        text = _("This registration cannot be changed any more.")
+        return Outcome([Reply(text)], refused=f"not theirs: {registration.id}")
+    if registration is None or registration.status not in CORRECTABLE:
         return Outcome([Reply(_("This registration cannot be changed any more."))])
     asked = consent.gate(ctx, f"pe:{registration.id}")
     if asked is not None:

@@ -177,7 +177,10 @@ async def renew(call: Call) -> Outcome:
     certificate_id = (parse_number(call.args[0]) if call.args else None) or 0
     held = await _held(ctx.session, certificate_id)
     if held is None or held.owner_user_id != ctx.user.id:
-        return Outcome([Reply(_("This certificate is not linked to your account."))])
+        text = _("This certificate is not linked to your account.")
+        # A certificate on file that is not theirs: a forged button, audited like a command.
+        refused = None if held is None else f"not theirs: {held.certificate_id}"
+        return Outcome([Reply(text)], refused=refused)
     renewed = await ctx.session.scalar(
         select(Certificate.id).where(Certificate.id == held.certificate_id, renewal_registered())
     )

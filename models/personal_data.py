@@ -4,6 +4,9 @@ erasure for /deletedata (registrations keep their non-personal fields for the st
 from __future__ import annotations
 
 import datetime as dt
+import html
+import io
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,6 +128,7 @@ async def erase_person(
     for registration in registrations:
         pieces |= {registration.owner_name, registration.address, registration.phone}
         pieces |= {registration.commune_input or ""}
+        pieces |= {str(c) for c in (registration.latitude, registration.longitude) if c is not None}
         if registration.subject_type is SubjectType.HOUSEHOLD:
             pieces.add(registration.subject_name)
             registration.subject_name = ERASED
@@ -170,6 +174,33 @@ async def _purge_messages(session: AsyncSession, user: User, pieces: set[str]) -
             )
         )
     )
+    # An attachment to someone else (an official's export) names them inside the file: read
+    # each one rather than only the caption. Only files made since the person first wrote can
+    # name them, which keeps this to the few exports since (the outbox keeps 30 days anyway).
+    attached = await session.scalars(
+        select(OutboxMessage.id).where(
+            OutboxMessage.document.is_not(None), OutboxMessage.created_at >= user.created_at
+        )
+    )
+    for message_id in list(attached):
+        document = await session.scalar(
+            select(OutboxMessage.document).where(OutboxMessage.id == message_id)
+        )
+        if document is not None and _mentions(document, pieces):
+            await session.execute(delete(OutboxMessage).where(OutboxMessage.id == message_id))
+
+
+def _mentions(content: bytes, pieces: set[str]) -> bool:
+    """Whether a file the bot made names one of `pieces`: a spreadsheet or document (a zip of
+    XML parts) is read part by part, anything else as UTF-8 text."""
+    buffer = io.BytesIO(content)
+    if zipfile.is_zipfile(buffer):
+        with zipfile.ZipFile(buffer) as archive:
+            texts = (html.unescape(archive.read(name).decode("utf-8", "replace"))
+                     for name in archive.namelist())  # fmt: skip
+            return any(piece in text for text in texts for piece in pieces)
+    text = content.decode("utf-8", "replace")
+    return any(piece in text for piece in pieces)
 
 
 def _phone_forms(pieces: set[str]) -> set[str]:

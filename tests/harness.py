@@ -53,20 +53,24 @@ async def drain_outbox(
         async with create_sessionmaker(engine, read_only=True)() as session:
             return await undelivered(session)
 
-    remaining = await left()
+    # The condition is held while the outbox is read: a flush that lands during the read
+    # notifies only once we wait, never before (a wake finding nothing to send notifies no one).
     deadline = loop.time() + timeout
-    while remaining:
-        worker.wake()
-        try:
-            async with asyncio.timeout_at(deadline), worker.flushed:
-                await worker.flushed.wait()
-        except TimeoutError:
-            what = "without one going out" if progressing else "in all"
-            raise TimeoutError(f"{remaining} messages left after {timeout:.0f} s {what}") from None
-        now = await left()
-        if progressing and now < remaining:
-            deadline = loop.time() + timeout
-        remaining = now
+    async with worker.flushed:
+        remaining = await left()
+        while remaining:
+            worker.wake()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await worker.flushed.wait()
+            except TimeoutError:
+                what = "without one going out" if progressing else "in all"
+                message = f"{remaining} messages left after {timeout:.0f} s {what}"
+                raise TimeoutError(message) from None
+            now = await left()
+            if progressing and now < remaining:
+                deadline = loop.time() + timeout
+            remaining = now
 
 
 class BotUnderTest:

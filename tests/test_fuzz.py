@@ -7,9 +7,11 @@ A few hundred examples in `make test`; `make fuzz` runs many more (OCOP_FUZZ_EXA
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import tempfile
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,15 +21,22 @@ from bot.channels.text import split_message
 from bot.channels.zalo_render import TEXT_LIMIT as ZALO_LIMIT
 from bot.channels.zalo_render import render
 from bot.emulator.wire import html_visible_text
+from handlers.context import Services
 from handlers.events import Event, EventKind, Outcome
 from handlers.router import handle_event, prepare
 from handlers.validators import clean
+from models.admin_units import Area
 from models.all import Base
 from models.conversations import Conversation
 from models.db import create_engine, create_sessionmaker
 from models.domain import Role
 from models.users import User
-from tests.test_access_matrix import SERVICES
+
+SERVICES = Services(
+    area=Area("51", ["21439", "21451", "21457", "21472", "21478"]),
+    timezone=ZoneInfo("Asia/Ho_Chi_Minh"),
+    clock=lambda: dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.UTC),
+)
 
 EXAMPLES = int(os.environ.get("OCOP_FUZZ_EXAMPLES", "200"))
 TELEGRAM_LIMIT = 4096
