@@ -145,7 +145,11 @@ class DeliveryWorker:
         self._tails: dict[str, asyncio.Task[None]] = {}  # the last send queued for each chat
         self._chat_ready: dict[str, float] = {}  # loop time each chat may get its next message
         self._held: set[str] = set()  # chats whose earlier message went back to the database
-        self._leased: set[int] = set()  # messages in this worker's hands, their leases renewed
+        # Messages in this worker's hands, their leases renewed: from the claim (or the reply's
+        # commit) until the write of their result commits, so that neither this worker's own
+        # claim nor another process takes back one that went out while the write waited (the
+        # database locked for longer than a lease). By id, the claim that put it there.
+        self._leased: dict[int, Claimed] = {}
         self._replies_waiting = 0
         # Requests on the wire at once; the rest wait for their slot and a free connection.
         self._sending = asyncio.Semaphore(CONCURRENT_SENDS)
@@ -213,7 +217,9 @@ class DeliveryWorker:
             await self._pause(self.pacing.horizon / 4)
             return 0
         async with self.sessionmaker() as session, session.begin():
-            batch = await claim(session, self.channel, self.name, self.clock(), self.pacing)
+            batch = await claim(
+                session, self.channel, self.name, self.clock(), self.pacing, keep=self._leased
+            )
         for message in batch:
             self._queue(message, fast=False)
         if batch:
@@ -232,7 +238,7 @@ class DeliveryWorker:
             pass
 
     def _queue(self, message: Claimed, *, fast: bool) -> None:
-        self._leased.add(message.id)
+        self._leased[message.id] = message
         chat = message.chat_id
         task = asyncio.create_task(self._in_turn(self._tails.get(chat), message, fast))
         self._tails[chat] = task
@@ -327,7 +333,6 @@ class DeliveryWorker:
         return result
 
     def _add(self, result: Result) -> None:
-        self._leased.discard(result.message.id)
         self._results.append(result)
         self._have_results.set()
 
@@ -378,6 +383,9 @@ class DeliveryWorker:
                 log.exception("recording %d delivery results failed; will retry", len(results))
             else:
                 for result in results:
+                    # Out of this worker's hands now, unless claimed again meanwhile.
+                    if self._leased.get(result.message.id) is result.message:
+                        del self._leased[result.message.id]
                     if result.telegram_id is not None or result.failed is not None:
                         for listener in self.listeners:
                             listener(result.message.id, result.telegram_id is not None)
