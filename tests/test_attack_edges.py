@@ -6,16 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import sqlite3
 import threading
 import time
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery import LEASE, DeliveryWorker
-from bot.emulator import TelegramEmulator
-from models.db import BUSY_SECONDS
+from bot.emulator import Faults, TelegramEmulator
+from models.base import utcnow
+from models.db import BUSY_SECONDS, create_sessionmaker
+from models.outbox import enqueue
+from models.users import User
+from tests import factories
 from tests.harness import BotUnderTest, Producer
 
 NEXT_AFTER_NAME = "Sản phẩm thuộc nhóm nào?"  # the question after the product name
@@ -56,8 +63,7 @@ class _Failures(logging.Handler):
         """A result write just failed, and the claim that takes the writer's turn after it
         started (its clock read) after `moment`."""
         return any(
-            claim > moment and any(flush > claim for flush in self.flushes)
-            for claim in self.claims
+            claim > moment and any(flush > claim for flush in self.flushes) for claim in self.claims
         )
 
 
@@ -130,3 +136,74 @@ async def test_a_reply_sent_just_before_another_process_locks_the_database_goes_
 
     said = emulator.texts_to(6101)[before:]
     assert [NEXT_AFTER_NAME in text for text in said] == [True], said
+
+
+def _seed_refusing_only(index: int, sends: int, rate: float) -> int:
+    """A `Faults` seed whose draws refuse the `index`-th of the next `sends` sends (0-based) and
+    accept the others (the emulator draws once per send: the k-th fate depends on the seed)."""
+    for seed in range(10_000):
+        draws = random.Random(seed)
+        if [draws.random() < rate for _ in range(sends)] == [n == index for n in range(sends)]:
+            return seed
+    raise AssertionError("no such seed")
+
+
+async def test_a_long_reply_whose_last_part_is_refused_does_not_repeat_its_first_part(
+    bot: BotUnderTest, engine: AsyncEngine, emulator: TelegramEmulator
+) -> None:
+    """A cooperative with many products asks /mydata: the answer is longer than one Telegram
+    message, so it goes out in parts. Telegram answers the second part with a 500 once; the
+    producer must still get each part once, in order, not the first part twice."""
+    producer = Producer(bot, 6201)
+    await producer.say("/start")
+    async with create_sessionmaker(engine)() as session, session.begin():
+        me = await session.scalar(select(User).where(User.channel_user_id == "6201"))
+        assert me is not None
+        for n in range(16):
+            owner = await factories.subject(session, f"HTX {n:02d} " + "Nước mắm " * 18)
+            item = await factories.product(
+                session, owner, f"Sản phẩm {n:02d} " + "cá cơm " * 25, "x"
+            )
+            factories.registration(session, me, item, owner, at=bot.clock())
+    before = len(emulator.texts_to(6201))
+
+    # The answer's parts, the file, and a margin: only the second send is refused.
+    emulator.faults = Faults(rate_500=0.5, seed=_seed_refusing_only(1, 8, 0.5))
+    await producer.say("/mydata")
+    await bot.drain()
+    said = emulator.texts_to(6201)[before:]
+    assert emulator.injected["500"] == 1
+    assert len(said) >= 2, said  # the answer really came in parts
+    assert len(said) == len(set(said)), [text[:30] for text in said]
+
+
+async def test_a_long_notification_whose_last_part_is_refused_does_not_repeat_its_first_part(
+    bot: BotUnderTest, engine: AsyncEngine, emulator: TelegramEmulator
+) -> None:
+    """The same for a message the bot sends of its own accord (a long digest to an official):
+    queued in the outbox whole, it goes out in parts, and a refused part is sent again alone."""
+    official = Producer(bot, 6301)
+    await official.say("/start")
+    before = len(emulator.texts_to(6301))
+    lines = [f"• OCOP-2026-{n:04d}: " + "Nước mắm cá cơm Sa Huỳnh " * 6 for n in range(40)]
+    emulator.faults = Faults(rate_500=0.5, seed=_seed_refusing_only(1, 6, 0.5))
+    async with create_sessionmaker(engine)() as session, session.begin():
+        assert await enqueue(
+            session,
+            key="attack:long-digest",
+            channel="telegram",
+            chat_id="6301",
+            user_id=None,
+            text="\n".join(lines),
+            choices=None,
+            document_name=None,
+            document=None,
+            now=utcnow(),
+        )
+    bot.runtime.wake_deliveries()
+    await bot.drain()
+    said = emulator.texts_to(6301)[before:]
+    assert emulator.injected["500"] == 1
+    assert len(said) >= 2, said  # it really went in parts
+    assert len(said) == len(set(said)), [text[:30] for text in said]
+    assert "\n".join(said) == "\n".join(lines)
