@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -207,3 +208,65 @@ async def test_a_long_notification_whose_last_part_is_refused_does_not_repeat_it
     assert len(said) >= 2, said  # it really went in parts
     assert len(said) == len(set(said)), [text[:30] for text in said]
     assert "\n".join(said) == "\n".join(lines)
+
+
+@pytest.mark.both_databases
+async def test_a_message_on_the_wire_when_the_clock_jumps_forward_goes_out_once(
+    bot: BotUnderTest, engine: AsyncEngine, emulator: TelegramEmulator
+) -> None:
+    """NTP steps the wall clock a minute forward while Telegram is slow to answer a
+    notification: by the new clock its lease has run out. The worker still sending it must
+    not claim it again and send it a second time."""
+    producer = Producer(bot, 6401)
+    await producer.say("/start")
+    before = len(emulator.texts_to(6401))
+    worker = bot.runtime.deliveries["telegram"]
+    claimed_after_jump = asyncio.Event()
+    step = worker.step
+
+    async def step_noting_claims() -> int:
+        claims = not worker._replies_waiting  # a round with replies waiting claims nothing
+        got = await step()
+        if claims and worker.clock is not utcnow:
+            claimed_after_jump.set()
+        return got
+
+    worker.step = step_noting_claims  # type: ignore[method-assign]
+    send = emulator._send
+    held = False
+
+    async def slow_while_the_clock_jumps(method: str, handler: Any, params: dict[str, Any]) -> Any:
+        nonlocal held
+        if params.get("chat_id") == 6401 and not held:
+            held = True
+            worker.clock = lambda: utcnow() + 4 * LEASE
+            worker.wake()
+            await claimed_after_jump.wait()  # Telegram answers after a claim by the new clock
+        return await send(method, handler, params)
+
+    emulator._send = slow_while_the_clock_jumps  # type: ignore[method-assign]
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            await enqueue(
+                session,
+                key="attack:clock-jump",
+                channel="telegram",
+                chat_id="6401",
+                user_id=None,
+                text="Hồ sơ OCOP-2026-0001 đã được tiếp nhận.",
+                choices=None,
+                document_name=None,
+                document=None,
+                now=utcnow(),
+            )
+        bot.runtime.wake_deliveries()
+        async with asyncio.timeout(30):
+            await emulator.wait_for_messages(6401, before + 1)
+            await bot.drain()
+            await _settled(worker, timeout=30)
+    finally:
+        emulator._send = send  # type: ignore[method-assign]
+        worker.step = step  # type: ignore[method-assign]
+        worker.clock = utcnow
+    assert held
+    assert emulator.texts_to(6401)[before:] == ["Hồ sơ OCOP-2026-0001 đã được tiếp nhận."]
