@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery import LEASE, DeliveryWorker
 from bot.emulator import Faults, TelegramEmulator
+from bot.emulator.wire import error
 from models.base import utcnow
 from models.db import BUSY_SECONDS, create_sessionmaker
 from models.outbox import enqueue
@@ -270,3 +271,37 @@ async def test_a_message_on_the_wire_when_the_clock_jumps_forward_goes_out_once(
         worker.clock = utcnow
     assert held
     assert emulator.texts_to(6401)[before:] == ["Hồ sơ OCOP-2026-0001 đã được tiếp nhận."]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a chat's oldest unsent message holds back every later one while it waits for its "
+    "retries (bot/delivery.py MAX_ATTEMPTS with back-off up to a minute: about 14 minutes), "
+    "so one message Telegram keeps refusing freezes the chat's answers (models/outbox.claim, "
+    "models/replies.queue_replies)",
+)
+async def test_a_file_telegram_keeps_refusing_does_not_freeze_the_chat(
+    bot: BotUnderTest, emulator: TelegramEmulator
+) -> None:
+    """A producer asks /mydata; Telegram answers every upload of the file with a 500 (a bad
+    day for its file servers). Their next message must still be answered, within the wait of
+    any other answer, not after the file's last retry a quarter of an hour later."""
+    producer = Producer(bot, 6501)
+    await producer.say("/start")
+    send = emulator._send
+    refused = asyncio.Event()
+
+    async def refuse_files(method: str, handler: Any, params: dict[str, Any]) -> Any:
+        if method == "sendDocument" and params.get("chat_id") == 6501:
+            refused.set()
+            return error(500, "Internal Server Error")
+        return await send(method, handler, params)
+
+    emulator._send = refuse_files  # type: ignore[method-assign]
+    try:
+        emulator.send_text(6501, "/mydata")
+        await asyncio.wait_for(refused.wait(), timeout=15)
+        replies = await producer.say("/help")
+    finally:
+        emulator._send = send  # type: ignore[method-assign]
+    assert any("/dangky" in (reply.get("text") or "") for reply in replies)
