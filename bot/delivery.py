@@ -45,6 +45,7 @@ LEASE = dt.timedelta(seconds=15)
 # How long a reply is retried in place before it goes back to the database queue.
 REPLY_RETRY_SECONDS = 60.0
 CHAT_MEMORY = 10_000  # chats whose next send time is kept; older ones are forgotten
+STOP_WRITES = 1.0  # seconds at least for the last results and leases to be written at a stop
 
 Send = Callable[[str, Reply], Awaitable[str]]
 # A channel that needs the whole outbox row (its key, template, recipient), not just the reply.
@@ -198,18 +199,28 @@ class DeliveryWorker:
         run out."""
         self._stopping.set()
         self._wake.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         if self._in_flight:
             _done, left = await asyncio.wait(set(self._in_flight), timeout=grace)
             for task in left:
                 task.cancel()
             if left:
                 await asyncio.gather(*left, return_exceptions=True)
-        await self._flush()
+        # The writes get what is left of the grace, and a moment at least: a database locked by
+        # another process must not hold the stop for its whole retry budget, twice.
         try:
-            async with self.sessionmaker() as session, session.begin():
-                await release_leases(session, self.channel, self.name)
+            async with asyncio.timeout_at(max(deadline, loop.time() + STOP_WRITES)):
+                await self._flush()
+                async with self.sessionmaker() as session, session.begin():
+                    await release_leases(session, self.channel, self.name)
         except Exception:  # the leases run out by themselves
-            log.warning("could not hand unsent messages back to the queue", exc_info=True)
+            log.warning(
+                "could not write %d results or hand unsent messages back to the queue; "
+                "messages sent and not yet marked go out again at the next start",
+                len(self._results),
+                exc_info=True,
+            )
 
     async def step(self) -> int:
         """Claim the next second of slots and start sending; wait when there is nothing."""

@@ -305,3 +305,62 @@ async def test_a_file_telegram_keeps_refusing_does_not_freeze_the_chat(
     finally:
         emulator._send = send  # type: ignore[method-assign]
     assert any("/dangky" in (reply.get("text") or "") for reply in replies)
+
+
+def _hold_until(path: str, locked: threading.Event, release: threading.Event) -> None:
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(120)
+        connection.execute("ROLLBACK")
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("moment", ["idle", "a reply just sent"])
+async def test_a_stop_while_another_process_locks_the_database_takes_under_ten_seconds(
+    bot: BotUnderTest, emulator: TelegramEmulator, database_url: str, moment: str
+) -> None:
+    """The operator restarts the bot while another program holds SQLite's write lock (the bot
+    seems stuck, so they restart it): SIGTERM must still end it within 10 s (issue 10, 7),
+    also when a reply went out just as the lock was taken (its result not written yet)."""
+    path = make_url(database_url).database
+    assert path is not None
+    producer = Producer(bot, 6601)
+    await producer.say("/start")
+    loop = asyncio.get_running_loop()
+    locked, release = threading.Event(), threading.Event()
+    holder: list[asyncio.Future[None]] = []
+
+    def lock() -> None:
+        holder.append(loop.run_in_executor(None, _hold_until, path, locked, release))
+
+    send = emulator._send
+    sent = asyncio.Event()
+
+    async def send_then_lock(method: str, handler: Any, params: dict[str, Any]) -> Any:
+        if params.get("chat_id") == 6601 and not holder:
+            lock()
+            assert await asyncio.to_thread(locked.wait, 30)
+            answer = await send(method, handler, params)
+            sent.set()
+            return answer
+        return await send(method, handler, params)
+
+    try:
+        if moment == "idle":
+            lock()
+        else:
+            emulator._send = send_then_lock  # type: ignore[method-assign]
+            emulator.send_text(6601, "/help")
+            await asyncio.wait_for(sent.wait(), timeout=30)
+        assert await asyncio.to_thread(locked.wait, 30)
+        started = time.monotonic()
+        await bot.stop()
+        took = time.monotonic() - started
+    finally:
+        emulator._send = send  # type: ignore[method-assign]
+        release.set()
+        await asyncio.gather(*holder)
+    assert took < 10, f"stopping took {took:.1f} s"
