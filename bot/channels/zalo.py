@@ -242,13 +242,18 @@ class ZaloChannel:
     async def _tell_unrecorded(self) -> None:
         """Stopping with updates Zalo handed out and the database never took (it was
         unavailable, and their senders were told to wait): Zalo will not send them again, so
-        the promise is taken back. Worded for the rare case that one was recorded just as the
-        stop cut in."""
+        the promise is taken back."""
         chats, self._unrecorded = {record.chat_id for record in self._unrecorded}, []
+        await self._ask_again(chats)
+
+    async def _ask_again(self, chats: set[str]) -> None:
+        """Zalo gives an update once: one the bot could not record is lost, and its sender is
+        asked to send it again. Worded for the rare case that it was recorded after all (a
+        stop cut in just after the commit)."""
         with in_language(None):
             text = _(
-                "The system is restarting and may not have taken your last message. If it gets "
-                "no answer within a minute, please send it again."
+                "The system is busy and may not have taken your last message. If it gets no "
+                "answer within a minute, please send it again."
             )
         for chat_id in chats:
             try:
@@ -257,9 +262,15 @@ class ZaloChannel:
                 log.warning("could not ask chat %s to send its message again: %s", chat_id, error)
 
     async def _record(self, update: JSON) -> None:
+        """A webhook call's update, recorded; if it cannot be, its sender is asked to send it
+        again (Zalo posts an update once), not told it will be handled."""
         record = incoming(update)
         if record is not None and self.recorder is not None:
-            await self.recorder.record([record], self.tell)
+            try:
+                await self.recorder.record([record])
+            except Exception:
+                await self._ask_again({record.chat_id})
+                raise
 
     async def _on_webhook(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "").encode()
