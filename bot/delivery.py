@@ -50,6 +50,7 @@ CHAT_MEMORY = 10_000  # chats whose next send time is kept; older ones are forgo
 # renewing (bench/overload.py). Replies leased as their event commits may pass it by one
 # claim's slots.
 HAND_SECONDS = 4.0
+STOP_WRITES = 1.0  # seconds at least for the last results and leases to be written at a stop
 
 Send = Callable[[str, Reply], Awaitable[str]]
 # A channel that needs the whole outbox row (its key, template, recipient), not just the reply.
@@ -150,7 +151,11 @@ class DeliveryWorker:
         self._tails: dict[str, asyncio.Task[None]] = {}  # the last send queued for each chat
         self._chat_ready: dict[str, float] = {}  # loop time each chat may get its next message
         self._held: set[str] = set()  # chats whose earlier message went back to the database
-        self._leased: set[int] = set()  # messages in this worker's hands, their leases renewed
+        # Messages in this worker's hands, their leases renewed: from the claim (or the reply's
+        # commit) until the write of their result commits, so that neither this worker's own
+        # claim nor another process takes back one that went out while the write waited (the
+        # database locked for longer than a lease). By id, the claim that put it there.
+        self._leased: dict[int, Claimed] = {}
         self._replies_waiting = 0
         self._hand_limit = max(CONCURRENT_SENDS, int(pacing.rate * HAND_SECONDS))
         # Replies may wait in the outbox unleased (left by a crash, or queued there while this
@@ -228,18 +233,28 @@ class DeliveryWorker:
         run out."""
         self._stopping.set()
         self._wake.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         if self._in_flight:
             _done, left = await asyncio.wait(set(self._in_flight), timeout=grace)
             for task in left:
                 task.cancel()
             if left:
                 await asyncio.gather(*left, return_exceptions=True)
-        await self._flush()
+        # The writes get what is left of the grace, and a moment at least: a database locked by
+        # another process must not hold the stop for its whole retry budget, twice.
         try:
-            async with self.sessionmaker() as session, session.begin():
-                await release_leases(session, self.channel, self.name)
+            async with asyncio.timeout_at(max(deadline, loop.time() + STOP_WRITES)):
+                await self._flush()
+                async with self.sessionmaker() as session, session.begin():
+                    await release_leases(session, self.channel, self.name)
         except Exception:  # the leases run out by themselves
-            log.warning("could not hand unsent messages back to the queue", exc_info=True)
+            log.warning(
+                "could not write %d results or hand unsent messages back to the queue; "
+                "messages sent and not yet marked go out again at the next start",
+                len(self._results),
+                exc_info=True,
+            )
 
     async def step(self) -> int:
         """Claim the next second of slots and start sending; wait when there is nothing."""
@@ -256,7 +271,13 @@ class DeliveryWorker:
             self._claiming = self._hand_limit - len(self._leased)
             try:
                 batch = await claim(
-                    session, self.channel, self.name, self.clock(), self.pacing, self._claiming
+                    session,
+                    self.channel,
+                    self.name,
+                    self.clock(),
+                    self.pacing,
+                    self._claiming,
+                    keep=self._leased,
                 )
                 if self._backlog:
                     queued = self._queued
@@ -283,7 +304,7 @@ class DeliveryWorker:
             pass
 
     def _queue(self, message: Claimed, *, fast: bool) -> None:
-        self._leased.add(message.id)
+        self._leased[message.id] = message
         chat = message.chat_id
         task = asyncio.create_task(self._in_turn(self._tails.get(chat), message, fast))
         self._tails[chat] = task
@@ -378,7 +399,6 @@ class DeliveryWorker:
         return result
 
     def _add(self, result: Result) -> None:
-        self._leased.discard(result.message.id)
         self._results.append(result)
         self._have_results.set()
 
@@ -429,6 +449,9 @@ class DeliveryWorker:
                 log.exception("recording %d delivery results failed; will retry", len(results))
             else:
                 for result in results:
+                    # Out of this worker's hands now, unless claimed again meanwhile.
+                    if self._leased.get(result.message.id) is result.message:
+                        del self._leased[result.message.id]
                     if result.telegram_id is not None or result.failed is not None:
                         for listener in self.listeners:
                             listener(result.message.id, result.telegram_id is not None)

@@ -110,7 +110,14 @@ class TaskRunner:
         task stays leased and runs again once its lease runs out."""
         self._stopping = True
         self._wake.set()
-        async with self._claiming:  # a task claimed meanwhile is in _running now
+        try:
+            # A task claimed meanwhile is in _running now. A claim that waits for the database
+            # (another process holds SQLite's lock) is not waited for: the runtime cancels it,
+            # and its transaction, not committed, claims nothing.
+            async with asyncio.timeout(grace):
+                async with self._claiming:
+                    running = list(self._running.values())
+        except TimeoutError:
             running = list(self._running.values())
         if not running:
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -174,9 +175,13 @@ async def claim(
     now: dt.datetime,
     pacing: Pacing,
     most: int | None = None,
+    *,
+    keep: Collection[int] = (),
 ) -> list[Claimed]:
     """Lease the next due messages (at most `most`), one per chat, each with the time it may
-    be sent."""
+    be sent. `keep`: the messages the claiming worker still has in hand (on the wire, or sent
+    and their result not yet written): their leases may have run out while the database was
+    locked, but they are not taken back from it."""
     await insert_if_absent(session, DeliveryBudget, channel=channel, next_slot_at=now)
     budget = await session.scalar(
         select(DeliveryBudget)
@@ -186,14 +191,17 @@ async def claim(
     )
     assert budget is not None
     # Leases of a crashed process run out: its messages go back to the queue.
-    await session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.status == OutboxStatus.SENDING.value,
-            OutboxMessage.lease_until < now,
-        )
-        .values(status=OutboxStatus.PENDING.value, leased_by=None, lease_until=None)
+    lapsed = (
+        OutboxMessage.status == OutboxStatus.SENDING.value,
+        OutboxMessage.lease_until < now,
     )
+    expired = await session.scalars(select(OutboxMessage.id).where(*lapsed))
+    if taken_back := [message_id for message_id in expired if message_id not in keep]:
+        await session.execute(  # conditions again: another worker may have written meanwhile
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(taken_back), *lapsed)
+            .values(status=OutboxStatus.PENDING.value, leased_by=None, lease_until=None)
+        )
     step = dt.timedelta(seconds=1 / pacing.rate)
     cursor = max(now, budget.next_slot_at)
     horizon = now + dt.timedelta(seconds=pacing.horizon)

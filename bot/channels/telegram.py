@@ -219,10 +219,25 @@ async def api_call(
     return await bot.request.post(url, request_data=data, read_timeout=read_timeout)
 
 
+def split_reply(reply: Reply) -> list[Reply]:
+    """The reply as messages Telegram takes: its text in parts, the keyboard on the last."""
+    if reply.document is not None or len(reply.text) <= MessageLimit.MAX_TEXT_LENGTH:
+        return [reply]
+    *first, last = split_message(reply.text, MessageLimit.MAX_TEXT_LENGTH)
+    return [Reply(chunk) for chunk in first] + [replace(reply, text=last)]
+
+
+PARTS_MEMORY = 1000  # long messages whose first parts went out and whose last has not yet
+
+
 def telegram_sender(bot: Bot) -> Send:
     """Sends one outbox message with a bot that has no rate limiter of its own (the delivery
     worker paces). Text goes as the Bot API's JSON and its answer is read as JSON: building
-    PTB's Message of every answer was a tenth of the delivery's CPU (bench/README.md)."""
+    PTB's Message of every answer was a tenth of the delivery's CPU (bench/README.md).
+
+    A text longer than one message (a notification: replies come split, `split_reply`) goes in
+    parts; when one fails, the retry starts from it, not again from the first."""
+    parts_sent: dict[tuple[str, str], int] = {}
 
     async def send(chat_id: str, reply: Reply) -> str:
         if reply.document is not None:
@@ -236,8 +251,12 @@ def telegram_sender(bot: Bot) -> Send:
             )
             return str(message.message_id)
         *first, last = split_message(reply.text, MessageLimit.MAX_TEXT_LENGTH)
-        for chunk in first:
+        key = (chat_id, reply.text)
+        for number, chunk in enumerate(first[parts_sent.get(key, 0) :], parts_sent.get(key, 0)):
             await api_call(bot, "sendMessage", chat_id=int(chat_id), text=chunk, parse_mode="HTML")
+            if len(parts_sent) >= PARTS_MEMORY:
+                parts_sent.clear()
+            parts_sent[key] = number + 1
         answer = await api_call(
             bot,
             "sendMessage",
@@ -246,6 +265,7 @@ def telegram_sender(bot: Bot) -> Send:
             parse_mode="HTML",
             reply_markup=markup_json(reply),
         )
+        parts_sent.pop(key, None)
         return str(answer.get("message_id", "")) if isinstance(answer, dict) else ""
 
     return send
@@ -281,11 +301,13 @@ class TelegramChannel:
         return event
 
     async def replies(self, session: AsyncSession, event: Event, outcome: Outcome) -> list[Reply]:
+        """A reply longer than one message becomes one outbox message per part, so that each
+        part is sent (and written down as sent) once, as Zalo's are."""
         if outcome.spends_buttons and event.kind is not EventKind.CHOICE:
             # A question answered by typing: its buttons go once the next question is out.
             spent = await live_buttons(session, CHANNEL, event.chat_id)
             outcome.spent_buttons = None if spent is None else (event.chat_id, spent)
-        return list(outcome.replies)
+        return [part for reply in outcome.replies for part in split_reply(reply)]
 
     async def acknowledge(self, pressed: Pressed | None, outcome: Outcome) -> None:
         if outcome.spent_buttons is not None:

@@ -38,6 +38,7 @@ from bot.channels.zalo_api import JSON, ZaloApiError, ZaloClient, ZaloNetworkErr
 from bot.channels.zalo_render import render, render_reply
 from handlers.context import Services
 from handlers.events import Attachment, Event, EventKind, FileTooLarge, Outcome, Reply
+from handlers.i18n import _, in_language
 from handlers.router import ROUTES
 from models.admin_units import fold
 from models.conversations import Conversation
@@ -54,6 +55,7 @@ POLL_TIMEOUT = 30  # seconds one getUpdates call waits for an update
 MAX_RETRY_DELAY = 60.0
 # Images are downloaded up to the dossier's per-file limit (handlers/dossier.py).
 IMAGE_LIMIT = 20 * 1024 * 1024
+TELL_SECONDS = 2.0  # for each "send it again" when stopping with updates not recorded
 EVENT_KINDS = {
     "message.text.received": EventKind.TEXT,
     "message.image.received": EventKind.PHOTO,
@@ -193,6 +195,8 @@ class ZaloChannel:
         self.recorder: Recorder | None = None
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[Any]] = []
+        # Taken from getUpdates (which hands an update out once) and not recorded yet.
+        self._unrecorded: list[Incoming] = []
         self._runner: web.AppRunner | None = None
         self._secret = b""
 
@@ -221,6 +225,7 @@ class ZaloChannel:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._loops.clear()
+        await self._tell_unrecorded()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -264,12 +269,42 @@ class ZaloChannel:
             # Zalo's getUpdates hands an update out once: it is recorded before the next call.
             record = incoming(update) if update is not None else None
             if record is not None and self.recorder is not None:
-                await self.recorder.record_until_done([record], self.tell, self._stopping)
+                self._unrecorded.append(record)
+                if await self.recorder.record_until_done([record], self.tell, self._stopping):
+                    self._unrecorded.remove(record)
+
+    async def _tell_unrecorded(self) -> None:
+        """Stopping with updates Zalo handed out and the database never took (it was
+        unavailable, and their senders were told to wait): Zalo will not send them again, so
+        the promise is taken back."""
+        chats, self._unrecorded = {record.chat_id for record in self._unrecorded}, []
+        await self._ask_again(chats)
+
+    async def _ask_again(self, chats: set[str]) -> None:
+        """Zalo gives an update once: one the bot could not record is lost, and its sender is
+        asked to send it again. Worded for the rare case that it was recorded after all (a
+        stop cut in just after the commit)."""
+        with in_language(None):
+            text = _(
+                "The system is busy and may not have taken your last message. If it gets no "
+                "answer within a minute, please send it again."
+            )
+        for chat_id in chats:
+            try:
+                await asyncio.wait_for(self.tell(chat_id, text), timeout=TELL_SECONDS)
+            except Exception as error:
+                log.warning("could not ask chat %s to send its message again: %s", chat_id, error)
 
     async def _record(self, update: JSON) -> None:
+        """A webhook call's update, recorded; if it cannot be, its sender is asked to send it
+        again (Zalo posts an update once), not told it will be handled."""
         record = incoming(update)
         if record is not None and self.recorder is not None:
-            await self.recorder.record([record], self.tell)
+            try:
+                await self.recorder.record([record])
+            except Exception:
+                await self._ask_again({record.chat_id})
+                raise
 
     async def _on_webhook(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "").encode()
