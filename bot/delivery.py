@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -162,6 +163,8 @@ class DeliveryWorker:
         # worker's hands were full): until the claim finds none, new ones queue behind them.
         self._backlog = True
         self._claiming = 0  # room held by a claim while it waits for the database
+        self._reserved = 0  # room held by batches writing replies (`reserve`)
+        self._promised: dict[int, float] = {}  # leased in a transaction, not yet handed over
         self._queued = 0  # how often replies were queued for want of room
         # Requests on the wire at once; the rest wait for their slot and a free connection.
         self._sending = asyncio.Semaphore(CONCURRENT_SENDS)
@@ -180,12 +183,27 @@ class DeliveryWorker:
         """New messages were queued: look now rather than at the next poll."""
         self._wake.set()
 
-    def room(self) -> int:
+    def reserve(self) -> int:
         """How many of the replies being written now may be leased to this worker, to send at
-        once (`send_now`); the others are queued in the outbox and claimed in their turn."""
+        once (`send_now`); the others are queued in the outbox and claimed in their turn. The
+        room is held until `leased` says what was taken: batches writing at once (PostgreSQL)
+        do not share it."""
         if self._backlog:
             return 0
-        return max(0, self._hand_limit - len(self._leased) - self._claiming)
+        # A promise whose transaction rolled back is never handed over: it lapses with its lease.
+        lapsed = time.monotonic() - LEASE.total_seconds()
+        self._promised = {i: at for i, at in self._promised.items() if at > lapsed}
+        held = len(self._leased) + self._claiming + self._reserved + len(self._promised)
+        room = max(0, self._hand_limit - held)
+        self._reserved += room
+        return room
+
+    def leased(self, reserved: int, ids: list[int]) -> None:
+        """The `reserved` room is spent: these replies were leased to this worker, in a
+        transaction whose commit hands them over (`send_now`)."""
+        self._reserved -= reserved
+        now = time.monotonic()
+        self._promised.update((i, now) for i in ids)
 
     @property
     def in_hand(self) -> int:
@@ -207,6 +225,7 @@ class DeliveryWorker:
         """Send these replies, already leased to this worker by the transaction that wrote them
         (`models.outbox.queue_replies`), without waiting for a claim."""
         for message in messages:
+            self._promised.pop(message.id, None)
             self._replies_waiting += 1
             self._queue(message, fast=True)
 
@@ -268,7 +287,8 @@ class DeliveryWorker:
         async with self.sessionmaker() as session, session.begin():
             # Held for the claim while it waits for the database, so that the replies written
             # meanwhile do not take the same room.
-            self._claiming = self._hand_limit - len(self._leased)
+            held = len(self._leased) + self._reserved + len(self._promised)
+            self._claiming = max(0, self._hand_limit - held)
             try:
                 batch = await claim(
                     session,

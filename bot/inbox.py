@@ -347,16 +347,20 @@ class InboxWorker:
                 by_channel.setdefault(result.channel.name, []).append(result)
         for name, handled in by_channel.items():
             worker = self.channels[name].delivery
-            room = worker.room()
-            fast, ids, overflow = await queue_replies(
-                session,
-                [message for each in handled for message in each.outgoing],
-                now,
-                worker=worker.name if room else None,
-                lease=LEASE,
-                known_chats=self._chat_rows,
-                room=room,
-            )
+            room = worker.reserve()
+            fast: list[Claimed] = []
+            try:
+                fast, ids, overflow = await queue_replies(
+                    session,
+                    [message for each in handled for message in each.outgoing],
+                    now,
+                    worker=worker.name if room else None,
+                    lease=LEASE,
+                    known_chats=self._chat_rows,
+                    room=room,
+                )
+            finally:
+                worker.leased(room, [message.id for message in fast])
             if overflow:
                 worker.replies_queued()
 
