@@ -30,6 +30,7 @@ from models.digests import open_digest
 from models.inbox import forget_excess
 from models.officials import officials
 from models.outbox import forget_delivered
+from models.personal_data import naming_people
 from models.tasks import forget_tasks
 from models.users import forget_updates
 
@@ -75,6 +76,7 @@ class DigestJob:
         queued = 0
         for person in people:
             async with self.sessionmaker() as session, session.begin():
+                await naming_people(session)
                 run = await open_digest(
                     session, person.id, local.date(), now, first_since=now - dt.timedelta(days=1)
                 )
@@ -142,6 +144,7 @@ class ArrivalsJob:
         async with self.sessionmaker() as session, session.begin():
             if not await run_alone(session, ARRIVALS_JOB):
                 return
+            await naming_people(session)
             due = await arrival_notices(session, self.services, self.services.clock())
             queued = await notices.queue(session, due, utcnow())
         if queued:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.certificates import held_by
@@ -98,6 +98,20 @@ class Erasure:
     dossier_digests: list[str] = field(default_factory=list)
 
 
+ERASURE_LOCK = "personal-data-erasure"
+
+
+async def naming_people(session: AsyncSession) -> None:
+    """First in a transaction that writes messages built from people's details it reads (the
+    digest, the arrival notices): on PostgreSQL it waits for an erasure under way and holds the
+    next one off until it commits, so no message is built from details an erasure is removing
+    and written after its purge of the outbox. SQLite's one writer serializes them already."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock_shared(hashtext(:name))"), {"name": ERASURE_LOCK}
+        )
+
+
 async def erase_person(
     session: AsyncSession, user: User, chat: Conversation, now: dt.datetime
 ) -> Erasure:
@@ -105,6 +119,10 @@ async def erase_person(
     non-personal fields, undecided registrations are withdrawn, queued and sent messages that
     carry the details are purged, the form in progress is dropped. The caller tells the
     officials of the withdrawn registrations."""
+    if session.get_bind().dialect.name == "postgresql":  # see `naming_people`
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": ERASURE_LOCK}
+        )
     registrations = list(
         await session.scalars(
             select(Registration)
