@@ -15,6 +15,7 @@ import re
 import zipfile
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import dossier
 from handlers.checklist import load_checklist
@@ -72,43 +73,71 @@ async def run_receive(ctx: TaskContext) -> list[Reply]:
         )
         return [Reply(text)]
     digest = hashlib.sha256(content).hexdigest()
+    limit = ctx.services.dossier_max_bytes
     async with ctx.reader() as session:
         registration = await session.get(Registration, registration_id)
         if registration is None or registration.submitted_by_user_id != ctx.user.id:
             return [Reply(_("This registration does not exist."))]
-        held = await total_size(session, registration_id)
-        known = {row.digest for row in await files_of(session, registration_id)}
-    limit = ctx.services.dossier_max_bytes
-    if digest not in known and held + len(content) > limit:
-        text = _(
-            "This file was not saved: the dossier of {code} may hold at most {limit} MB "
-            "and has {held} MB already. Remove a file you do not need, or send smaller scans."
-        ).format(code=registration.code, limit=limit // 2**20, held=round(held / 2**20, 1))
-        return [Reply(text)]
+        held = await _held_if_over(session, registration_id, digest, len(content), limit)
+    if held is not None:  # refused before anything is stored
+        return [Reply(_too_much(registration, limit, held))]
     await ctx.services.storage.put(digest, content)  # before the row: a row always has content
     checklist = load_checklist(ctx.services.checklist_path)
     known_item = checklist.item(item)
     label = html.escape(known_item.label() if known_item else item)
     name = _file_name(str(ctx.args.get("file_name") or "file"), content_type)
     async with ctx.writer() as session, session.begin():
-        added = await add_file(
-            session,
-            registration_id=registration_id,
-            item=item,
-            digest=digest,
-            size=len(content),
-            content_type=content_type,
-            file_name=name,
-            user_id=ctx.user.id,
+        # Checked again under a lock on the registration: two files sent at once (two
+        # devices, two processes) both passed the check above, and only one may fit.
+        await session.scalar(
+            select(Registration.id).where(Registration.id == registration_id).with_for_update()
         )
-        if added:
-            notice = _("✅ Saved {name} for «{item}».").format(name=html.escape(name), item=label)
-        else:
-            notice = _("This file is already in «{item}»; it was not saved twice.").format(
-                item=label
+        held = await _held_if_over(session, registration_id, digest, len(content), limit)
+        if held is None:
+            added = await add_file(
+                session,
+                registration_id=registration_id,
+                item=item,
+                digest=digest,
+                size=len(content),
+                content_type=content_type,
+                file_name=name,
+                user_id=ctx.user.id,
             )
-        reply = await dossier.checklist_reply(_as_context(ctx, session), registration, notice)
+            if added:
+                notice = _("✅ Saved {name} for «{item}».").format(
+                    name=html.escape(name), item=label
+                )
+            else:
+                notice = _("This file is already in «{item}»; it was not saved twice.").format(
+                    item=label
+                )
+            reply = await dossier.checklist_reply(_as_context(ctx, session), registration, notice)
+    if held is not None:
+        await _purge(ctx, [digest])  # stored for nothing: no row refers to it
+        return [Reply(_too_much(registration, limit, held))]
+    if not await ctx.services.storage.exists(digest):
+        # The orphan sweep (sweep_orphans) took an old copy of this very content between
+        # our put and our commit: the row now refers to it, so it is stored again.
+        await ctx.services.storage.put(digest, content)
     return [reply]
+
+
+async def _held_if_over(
+    session: AsyncSession, registration_id: int, digest: str, size: int, limit: int
+) -> int | None:
+    """The bytes a registration holds when a new file of `size` would take it past `limit`;
+    None when the file fits (or its content is in the dossier already, so costs nothing)."""
+    known = {row.digest for row in await files_of(session, registration_id)}
+    held = await total_size(session, registration_id)
+    return held if digest not in known and held + size > limit else None
+
+
+def _too_much(registration: Registration, limit: int, held: int) -> str:
+    return _(
+        "This file was not saved: the dossier of {code} may hold at most {limit} MB "
+        "and has {held} MB already. Remove a file you do not need, or send smaller scans."
+    ).format(code=registration.code, limit=limit // 2**20, held=round(held / 2**20, 1))
 
 
 def _file_name(name: str, content_type: str) -> str:
@@ -173,11 +202,15 @@ def zip_parts(rows: list[DossierFile], limit: int = ZIP_PART_BYTES) -> list[list
 
 async def run_purge(ctx: TaskContext) -> list[Reply]:
     """args: digests. Contents removed from the store once no dossier file refers to them."""
+    await _purge(ctx, [str(d) for d in ctx.args.get("digests", [])])
+    return []
+
+
+async def _purge(ctx: TaskContext, digests: list[str]) -> None:
     async with ctx.reader() as session:
-        gone = await unreferenced(session, [str(d) for d in ctx.args.get("digests", [])])
+        gone = await unreferenced(session, digests)
     for digest in gone:
         await ctx.services.storage.delete(digest)
-    return []
 
 
 async def run_form(ctx: TaskContext) -> list[Reply]:
