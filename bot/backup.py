@@ -5,6 +5,8 @@ goes on writing (WAL). PostgreSQL is dumped with pg_dump (custom format) and res
 pg_restore; both must be installed, and a clear message says so when they are not. A backup is
 written under a temporary name and renamed when complete, so a crash never leaves a half file
 that looks like a backup.
+
+The dossier's files go with each backup: bot/backup_files.py.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.backup_files import BackupError as BackupError
+from bot.backup_files import back_up_dossier, dossier_folder
 from bot.jobs import BACKUP_JOB, parse_time
 from bot.settings import Settings
 from models.base import run_alone
@@ -38,10 +42,6 @@ NO_CLIENT = (
     "{tool} is not installed, so a PostgreSQL database cannot be {done}: install the PostgreSQL "
     "client of the server's version or newer (Debian/Ubuntu: apt-get install postgresql-client)"
 )
-
-
-class BackupError(Exception):
-    """A backup or restore that could not be done; the message says why, in one line."""
 
 
 def _sqlite_file(url: URL) -> Path:
@@ -240,6 +240,7 @@ def prune(folder: Path, keep: int) -> list[Path]:
     gone = daily[: max(0, len(daily) - keep)]
     for path in gone:
         path.unlink(missing_ok=True)
+        shutil.rmtree(dossier_folder(path), ignore_errors=True)
     return gone
 
 
@@ -248,6 +249,7 @@ class BackupSchedule:
     folder: Path
     at: dt.time
     keep: int  # daily backups kept; 0 turns the job off
+    dossier: str = ""  # the dossier store (a folder, or s3://…), whose files go with each backup
 
     @classmethod
     def of(cls, settings: Settings) -> BackupSchedule:
@@ -255,6 +257,7 @@ class BackupSchedule:
             Path(settings.ocop_backup_dir),
             parse_time(settings.ocop_backup_time),
             settings.ocop_backup_keep,
+            settings.ocop_dossier_store,
         )
 
 
@@ -293,9 +296,14 @@ class BackupJob:
                     if not await run_alone(session, BACKUP_JOB):  # another process is at it
                         return
                     await asyncio.to_thread(backup, self.database_url, target)
+            dossier = await asyncio.to_thread(
+                back_up_dossier, self.database_url, target, self.schedule.dossier
+            )
         except (BackupError, OSError, sqlite3.Error) as error:
             self._failed_on = local.date()  # said once a day, tried again tomorrow
             log.error("daily backup failed: %s", error)
             return
         removed = prune(folder, self.schedule.keep)
-        log.info("daily backup written to %s (%d old ones removed)", target, len(removed))
+        log.info(
+            "daily backup written to %s (%d old ones removed); %s", target, len(removed), dossier
+        )

@@ -20,7 +20,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="write a consistent copy of the database while the bot runs",
         description="SQLite: a copy by the online backup API, consistent while the bot runs. "
         "PostgreSQL: a pg_dump file (custom format; needs the PostgreSQL client installed). "
-        "Restore it with `ocop-bot restore FILE`.",
+        "The dossier files it refers to, when OCOP_DOSSIER_STORE is a folder, go in a folder "
+        "of the same name ending in .dossier beside it; a bucket (s3://) must be backed up by "
+        "its own means. Restore it with `ocop-bot restore FILE`.",
     )
     backup.add_argument(
         "--to", metavar="DIR", help="folder to write it in (default: OCOP_BACKUP_DIR)"
@@ -28,7 +30,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     restore = commands.add_parser(
         "restore",
         help="replace the database with a backup",
-        description="Replace the database at DATABASE_URL with a file `ocop-bot backup` wrote. "
+        description="Replace the database at DATABASE_URL with a file `ocop-bot backup` wrote, "
+        "and put the dossier files of the .dossier folder beside it into OCOP_DOSSIER_STORE. "
         "A database that holds data (or, on PostgreSQL, that others are connected to) is "
         "replaced only with --force. Then `ocop-bot run` brings the schema up to date.",
     )
@@ -47,6 +50,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     from bot.backup import BackupError, backup, backup_file_name, restore
+    from bot.backup_files import back_up_dossier, restore_dossier
+    from models.storage import open_storage
 
     if args.command == "check":
         from bot.check import check
@@ -62,10 +67,26 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
                 settings.database_url, folder / backup_file_name(settings.database_url, now)
             )
             print(f"backup written to {written}")
+            print(back_up_dossier(settings.database_url, written, settings.ocop_dossier_store))
             return 0
         restore(settings.database_url, Path(args.file), force=args.force)
-    except BackupError as error:
+        store = open_storage(
+            settings.ocop_dossier_store,
+            endpoint=settings.ocop_s3_endpoint,
+            access_key=settings.ocop_s3_access_key,
+            secret_key=settings.ocop_s3_secret_key,
+            region=settings.ocop_s3_region,
+        )
+        files = asyncio.run(restore_dossier(Path(args.file), store))
+    except (BackupError, ValueError) as error:
         print(error, file=sys.stderr)
         return 1
     print(f"restored {args.file}; `ocop-bot run` applies any newer migrations")
+    if files is None:
+        print(
+            f"this backup has no dossier folder beside it: the dossier files in "
+            f"{settings.ocop_dossier_store} were left as they are"
+        )
+    else:
+        print(f"{files} dossier files put back into {settings.ocop_dossier_store}")
     return 0
