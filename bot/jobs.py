@@ -21,6 +21,7 @@ from handlers import notices, reminders
 from handlers.arrivals import arrival_notices
 from handlers.checklist import load_checklist
 from handlers.context import Services
+from handlers.dossier_tasks import sweep_orphans
 from handlers.events import Notice
 from handlers.i18n import in_language
 from handlers.reports.digest import build_digest, render_digest
@@ -180,6 +181,7 @@ class HousekeepingJob:
             forgotten += chunk
             if chunk < FORGET_CHUNK:
                 break
+        await sweep_orphans(self.sessionmaker, self.services.storage, now)  # a crash's leftovers
         if forgotten:
             log.info("forgot old update ids, excess updates, finished tasks, forms and messages")
 

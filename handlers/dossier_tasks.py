@@ -1,5 +1,6 @@
 """The dossier's long tasks: taking a file in (download, checks, store, record), an official's
-ZIP of one registration's dossier, removing contents nobody refers to, the form to sign.
+ZIP of one registration's dossier, removing contents nobody refers to, the form to sign; and
+the housekeeping job's sweep of contents a crash left in the store without their row.
 
 Each runs after the event's batch (bot/tasks.py) with no transaction open while it downloads or
 talks to the store; the writes are short transactions of their own.
@@ -7,6 +8,7 @@ talks to the store; the writes are short transactions of their own.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import html
 import io
@@ -15,7 +17,7 @@ import re
 import zipfile
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers import dossier
 from handlers.checklist import load_checklist
@@ -39,10 +41,15 @@ from models.dossier import (
 )
 from models.officials import in_scope
 from models.registrations import Registration
+from models.storage import Storage
 
 log = logging.getLogger(__name__)
 # One ZIP a message: Telegram lets a bot send files of at most 50 MB; some room for the archive.
 ZIP_PART_BYTES = 45 * 1024 * 1024
+# Content stored longer ago than this with no row is an orphan; an upload takes seconds from
+# storing its content to committing its row, so one in flight is never taken for one.
+ORPHAN_GRACE = dt.timedelta(hours=1)
+SWEEP_CHUNK = 500
 
 
 def _as_context(ctx: TaskContext, session: object) -> Context:
@@ -273,3 +280,28 @@ async def run_cover(ctx: TaskContext) -> list[Reply]:
         text = _("No registration of {year} was accepted in your communes yet.").format(year=year)
         return [Reply(text)]
     return replies
+
+
+async def sweep_orphans(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    storage: Storage,
+    now: dt.datetime,
+    grace: dt.timedelta = ORPHAN_GRACE,
+) -> int:
+    """Remove the contents no dossier file refers to that were last written more than `grace`
+    before `now`: what a crash between storing a file and committing its row (or a refused
+    file) left. Returns how many went; a store that cannot be reached is left for next time."""
+    before = now - grace
+    removed = 0
+    try:
+        candidates = await storage.stored_before(before)
+        for start in range(0, len(candidates), SWEEP_CHUNK):
+            async with sessionmaker() as session:
+                gone = await unreferenced(session, candidates[start : start + SWEEP_CHUNK])
+            for digest in gone:
+                removed += await storage.delete_if_older(digest, before)
+    except Exception:  # the bucket or the disk: the next hour tries again
+        log.warning("the dossier store could not be swept of orphan files", exc_info=True)
+    if removed:
+        log.info("removed %d dossier files no registration refers to", removed)
+    return removed

@@ -1,11 +1,17 @@
 """Where dossier files live: a local folder (the default) or an S3-compatible bucket, behind one
 small interface. Files are addressed by the SHA-256 of their content, so a file sent twice (or
-for two items) is stored once; the database (models/dossier.py) says whose it is."""
+for two items) is stored once; the database (models/dossier.py) says whose it is.
+
+Content is stored before its row is committed, so a crash (or a refusal) in between leaves
+content no row refers to; the hourly sweep (handlers/dossier_tasks.sweep_orphans) removes what
+was last written more than a grace period ago. Writing content that is there already renews
+its time, so an upload in flight of a file the store holds is never taken for an orphan."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import io
 import os
 import re
@@ -28,6 +34,14 @@ class Storage(Protocol):
 
     async def exists(self, digest: str) -> bool: ...
 
+    async def stored_before(self, before: dt.datetime) -> list[str]:
+        """The digests of the contents last written before `before`."""
+        ...
+
+    async def delete_if_older(self, digest: str, before: dt.datetime) -> bool:
+        """Delete the content if it was last written before `before` (checked again now)."""
+        ...
+
 
 def _checked(digest: str) -> str:
     if not DIGEST.fullmatch(digest):  # never a path of the caller's making
@@ -48,7 +62,8 @@ class LocalStorage:
 
     def _put(self, digest: str, content: bytes) -> None:
         path = self._path(digest)
-        if path.exists():
+        with contextlib.suppress(FileNotFoundError):  # gone meanwhile: written again below
+            os.utime(path)  # there already: renewed, so the orphan sweep leaves it alone
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".part-")
@@ -75,6 +90,39 @@ class LocalStorage:
 
     async def exists(self, digest: str) -> bool:
         return await asyncio.to_thread(self._path(digest).exists)
+
+    def _stored_before(self, before: dt.datetime) -> list[str]:
+        limit, found = before.timestamp(), []
+        for path in self.root.glob("??/*"):
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+                if path.stat().st_mtime >= limit:
+                    continue
+                if DIGEST.fullmatch(path.name):
+                    found.append(path.name)
+                elif path.name.startswith((".part-", ".sweep-")):  # a crash cut them short
+                    path.unlink()
+        return sorted(found)
+
+    async def stored_before(self, before: dt.datetime) -> list[str]:
+        return await asyncio.to_thread(self._stored_before, before)
+
+    def _delete_if_older(self, digest: str, before: dt.datetime) -> bool:
+        path = self._path(digest)
+        # Moved aside first: a put from now on writes a new file, and one that renewed the
+        # file before the move is seen in its time, and the file is moved back.
+        aside = path.with_name(f".sweep-{digest}")
+        try:
+            os.replace(path, aside)
+        except FileNotFoundError:
+            return False
+        if aside.stat().st_mtime >= before.timestamp():
+            os.replace(aside, path)  # the same content if a put wrote it meanwhile
+            return False
+        aside.unlink()
+        return True
+
+    async def delete_if_older(self, digest: str, before: dt.datetime) -> bool:
+        return await asyncio.to_thread(self._delete_if_older, digest, before)
 
 
 class S3Storage:
@@ -142,6 +190,37 @@ class S3Storage:
 
     async def exists(self, digest: str) -> bool:
         return await asyncio.to_thread(self._exists, digest)
+
+    def _stored_before(self, before: dt.datetime) -> list[str]:
+        found = []
+        for item in self.client.list_objects(self.bucket, prefix=self.prefix, recursive=True):
+            name = str(item.object_name or "")[len(self.prefix) :]
+            if DIGEST.fullmatch(name) and item.last_modified and item.last_modified < before:
+                found.append(name)
+        return sorted(found)
+
+    async def stored_before(self, before: dt.datetime) -> list[str]:
+        return await asyncio.to_thread(self._stored_before, before)
+
+    def _delete_if_older(self, digest: str, before: dt.datetime) -> bool:
+        from minio.error import S3Error
+
+        # A bucket has no conditional delete: the time is checked again just before, and an
+        # upload that renewed the object after that finds it gone once its row is committed
+        # and stores it again (handlers/dossier_tasks.run_receive).
+        try:
+            stat = self.client.stat_object(self.bucket, self._name(digest))
+        except S3Error as error:
+            if error.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
+                return False
+            raise
+        if stat.last_modified is None or stat.last_modified >= before:
+            return False
+        self.client.remove_object(self.bucket, self._name(digest))
+        return True
+
+    async def delete_if_older(self, digest: str, before: dt.datetime) -> bool:
+        return await asyncio.to_thread(self._delete_if_older, digest, before)
 
 
 def open_storage(
