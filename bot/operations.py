@@ -67,19 +67,34 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
                 settings.database_url, folder / backup_file_name(settings.database_url, now)
             )
             print(f"backup written to {written}")
-            print(back_up_dossier(settings.database_url, written, settings.ocop_dossier_store))
+            try:
+                store_line = back_up_dossier(
+                    settings.database_url, written, settings.ocop_dossier_store
+                )
+            except (BackupError, OSError) as error:
+                print(f"the dossier files could not be copied with it: {error}", file=sys.stderr)
+                return 1
+            print(store_line)
             return 0
-        restore(settings.database_url, Path(args.file), force=args.force)
-        store = open_storage(
+        store = open_storage(  # a wrong setting is said before anything is replaced
             settings.ocop_dossier_store,
             endpoint=settings.ocop_s3_endpoint,
             access_key=settings.ocop_s3_access_key,
             secret_key=settings.ocop_s3_secret_key,
             region=settings.ocop_s3_region,
         )
-        files = asyncio.run(restore_dossier(Path(args.file), store))
+        restore(settings.database_url, Path(args.file), force=args.force)
     except (BackupError, ValueError) as error:
         print(error, file=sys.stderr)
+        return 1
+    try:
+        files = asyncio.run(restore_dossier(Path(args.file), store))
+    except Exception as error:  # the bucket, the disk, a damaged file: the database is back
+        print(
+            f"the database was restored from {args.file}, but its dossier files were not "
+            f"({error}); once that is mended, run the same restore again with --force",
+            file=sys.stderr,
+        )
         return 1
     print(f"restored {args.file}; `ocop-bot run` applies any newer migrations")
     if files is None:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.backup import BackupJob, BackupSchedule
-from bot.backup_files import dossier_folder
+from bot.backup_files import BackupError, dossier_folder, restore_dossier
 from bot.emulator import TelegramEmulator
 from bot.settings import Settings
 from models.base import utcnow
@@ -73,6 +73,9 @@ async def test_a_restored_backup_gives_the_official_the_same_files(
         before = so_far(producer)
         await producer.send_photo(PHOTO)
         await saved(producer, before)
+        # Nothing in flight: a reply being sent when the backup is taken comes back leased to
+        # the old process, and its chat waits for the lease to run out (a minute).
+        await bot.drain()
         capsys.readouterr()
         code = await asyncio.to_thread(
             _cli, monkeypatch, settings.database_url, "backup", "--to", str(tmp_path / "saved")
@@ -187,3 +190,17 @@ async def test_daily_backups_share_unchanged_files_and_take_them_when_rotated_ou
     assert first not in remaining and len(remaining) == 2
     assert not dossier_folder(first).exists()  # rotated out with its database
     assert photo_in(remaining[-1]).read_bytes() == PHOTO
+
+
+async def test_a_damaged_file_in_a_backup_is_refused_not_restored(tmp_path: Path) -> None:
+    backup = tmp_path / "ocop-20261201-120000.sqlite"
+    good, bad = PHOTO, SCAN
+    for content, written in ((good, good), (bad, bad[:-10])):  # the second lost its end
+        path = dossier_folder(backup) / _sha(content)[:2] / _sha(content)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(written)
+    store = LocalStorage(tmp_path / "dossier")
+    with pytest.raises(BackupError, match="is damaged"):
+        await restore_dossier(backup, store)
+    assert not await store.exists(_sha(bad))
+    assert await restore_dossier(tmp_path / "ocop-none.sqlite", store) is None
