@@ -29,7 +29,7 @@ from tests import factories
 from tests.conftest import reset_schema
 from tests.harness import BotUnderTest, Clock
 from tests.test_backup import _cli, migrated  # noqa: F401 (a fixture)
-from tests.test_dossier import JPEG, PDF, registered, said_after, saved, so_far
+from tests.test_dossier import JPEG, PDF, said_after, saved, sending_for, so_far
 from tests.test_officials import make_official
 
 SCAN = PDF + b"giay chung nhan dang ky kinh doanh" * 1000
@@ -63,9 +63,7 @@ async def test_a_restored_backup_gives_the_official_the_same_files(
     monkeypatch.setenv("OCOP_DOSSIER_STORE", str(store))
     bot = await _bot(settings, migrated, emulator, store)
     try:
-        producer = await registered(bot, 8101)
-        await producer.tap("Gửi giấy tờ hồ sơ")
-        await producer.tap("Giấy chứng nhận đăng ký kinh doanh")
+        producer = await sending_for(bot, 8101, "Giấy chứng nhận đăng ký kinh doanh")
         before = so_far(producer)
         await producer.send_document("dkkd.pdf", SCAN)
         await saved(producer, before)

@@ -109,6 +109,14 @@ async def registered(bot: BotUnderTest, user_id: int) -> Producer:
     return producer
 
 
+async def sending_for(bot: BotUnderTest, user_id: int, item: str) -> Producer:
+    """A producer who registered and chose the checklist's `item`: their next files go there."""
+    producer = await registered(bot, user_id)
+    await producer.tap("Gửi giấy tờ hồ sơ")
+    await producer.tap(item)
+    return producer
+
+
 @pytest.mark.both_databases
 async def test_producer_sends_papers_official_asks_for_more_and_downloads_the_zip(
     bot: BotUnderTest, engine: AsyncEngine, store: Path

@@ -15,7 +15,7 @@ from bot.emulator import TelegramEmulator
 from bot.settings import Settings
 from models.storage import LocalStorage
 from tests.harness import BotUnderTest
-from tests.test_dossier import PDF, files_in, registered, said_after, so_far, stored_rows
+from tests.test_dossier import PDF, files_in, said_after, sending_for, so_far, stored_rows
 
 LIMIT = 1024 * 1024  # the office allows 1 MB per registration; each scan is 600 kB
 
@@ -57,9 +57,7 @@ async def bot(
 async def test_two_scans_sent_at_once_that_together_pass_the_limit_keep_only_one(
     bot: BotUnderTest, engine: AsyncEngine, store: MeetingStore
 ) -> None:
-    producer = await registered(bot, 7901)
-    await producer.tap("Gửi giấy tờ hồ sơ")
-    await producer.tap("Phiếu đăng ký sản phẩm OCOP")
+    producer = await sending_for(bot, 7901, "Phiếu đăng ký sản phẩm OCOP")
     before = so_far(producer)
     await producer.send_document("mat-truoc.pdf", PDF + b"1" * 600_000)
     await producer.send_document("mat-sau.pdf", PDF + b"2" * 600_000)

@@ -181,12 +181,11 @@ def s3_server() -> Iterator[tuple[str, str, str, str]]:
         server.stop()
 
 
-async def test_an_s3_compatible_bucket_stores_by_content(
-    s3_server: tuple[str, str, str, str],
-) -> None:
+def open_bucket(s3_server: tuple[str, str, str, str], prefix: str) -> S3Storage:
+    """The store of the s3_server fixture's bucket (made if missing), under `prefix`."""
     endpoint, bucket, access_key, secret_key = s3_server
     store = open_storage(
-        f"s3://{bucket}/dossier-tests",
+        f"s3://{bucket}/{prefix}",
         endpoint=endpoint,
         access_key=access_key,
         secret_key=secret_key,
@@ -195,7 +194,13 @@ async def test_an_s3_compatible_bucket_stores_by_content(
     assert isinstance(store, S3Storage)
     if not store.client.bucket_exists(bucket):
         store.client.make_bucket(bucket)
-    await _round_trip(store)
+    return store
+
+
+async def test_an_s3_compatible_bucket_stores_by_content(
+    s3_server: tuple[str, str, str, str],
+) -> None:
+    await _round_trip(open_bucket(s3_server, "dossier-tests"))
 
 
 def test_an_s3_store_needs_its_endpoint_and_keys() -> None:

@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.emulator import TelegramEmulator
 from bot.jobs import HOUSEKEEPING_JOB
 from bot.settings import Settings
-from models.storage import LocalStorage, S3Storage, Storage, open_storage
+from models.storage import LocalStorage, Storage
 from tests.harness import BotUnderTest
-from tests.test_dossier import JPEG, registered, saved, so_far
-from tests.test_dossier_parts import s3_server  # noqa: F401 (a fixture)
+from tests.test_dossier import JPEG, saved, sending_for, so_far
+from tests.test_dossier_parts import open_bucket, s3_server  # noqa: F401 (a fixture)
 
 PHOTO = JPEG + b"anh san pham da nop"
 LEFT_BY_CRASH = JPEG + b"luu xong thi tien trinh chet"
@@ -43,9 +43,7 @@ async def _with_store(
 
 
 async def _producer_sends_a_photo(bot: BotUnderTest) -> None:
-    producer = await registered(bot, 8201)
-    await producer.tap("Gửi giấy tờ hồ sơ")
-    await producer.tap("Hình ảnh sản phẩm")
+    producer = await sending_for(bot, 8201, "Hình ảnh sản phẩm")
     before = so_far(producer)
     await producer.send_photo(PHOTO)
     await saved(producer, before)
@@ -110,17 +108,7 @@ async def test_housekeeping_removes_what_a_crash_left_in_an_s3_bucket(
     emulator: TelegramEmulator,
     s3_server: tuple[str, str, str, str],  # noqa: F811
 ) -> None:
-    endpoint, bucket, access_key, secret_key = s3_server
-    store = open_storage(
-        f"s3://{bucket}/sweep-{os.getpid()}",
-        endpoint=endpoint,
-        access_key=access_key,
-        secret_key=secret_key,
-        region="us-east-1",
-    )
-    assert isinstance(store, S3Storage)
-    if not store.client.bucket_exists(bucket):
-        store.client.make_bucket(bucket)
+    store = open_bucket(s3_server, f"sweep-{os.getpid()}")
     async for bot in _with_store(settings, engine, emulator, store):
         await _producer_sends_a_photo(bot)
         await store.put(_sha(LEFT_BY_CRASH), LEFT_BY_CRASH)
