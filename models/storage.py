@@ -115,10 +115,13 @@ class LocalStorage:
             os.replace(path, aside)
         except FileNotFoundError:
             return False
-        if aside.stat().st_mtime >= before.timestamp():
-            os.replace(aside, path)  # the same content if a put wrote it meanwhile
+        try:
+            if aside.stat().st_mtime >= before.timestamp():
+                os.replace(aside, path)  # the same content if a put wrote it meanwhile
+                return False
+            aside.unlink()
+        except FileNotFoundError:  # another process's sweep took it meanwhile
             return False
-        aside.unlink()
         return True
 
     async def delete_if_older(self, digest: str, before: dt.datetime) -> bool:
