@@ -95,9 +95,12 @@ async def run_receive(ctx: TaskContext) -> list[Reply]:
     name = _file_name(str(ctx.args.get("file_name") or "file"), content_type)
     async with ctx.writer() as session, session.begin():
         # Checked again under a lock on the registration: two files sent at once (two
-        # devices, two processes) both passed the check above, and only one may fit.
+        # devices, two processes) both passed the check above, and only one may fit. NO KEY:
+        # rows of other tables that refer to the registration are not held up meanwhile.
         await session.scalar(
-            select(Registration.id).where(Registration.id == registration_id).with_for_update()
+            select(Registration.id)
+            .where(Registration.id == registration_id)
+            .with_for_update(key_share=True)
         )
         held = await _held_if_over(session, registration_id, digest, len(content), limit)
         if held is None:
