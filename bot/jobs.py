@@ -106,8 +106,13 @@ class DigestJob:
             self.queued()
 
 
-class ReminderJob:
-    """Queues the certificate reminders and expiry alerts due now (idempotent by outbox key)."""
+class NoticeJob:
+    """A job that queues notices built from what the database holds now, alone across
+    processes (`name`) and never overlapping an erasure: the notices name people (an expiry
+    alert names the certificate's owner, an arrival notice the producer), and one built from
+    details read before an erasure committed must not be written after its purge."""
+
+    name: str
 
     def __init__(
         self,
@@ -117,39 +122,38 @@ class ReminderJob:
     ) -> None:
         self.sessionmaker, self.services, self.queued = sessionmaker, services, queued
 
-    async def __call__(self, context: ContextTypes.DEFAULT_TYPE) -> None:
-        now = self.services.clock()
-        async with self.sessionmaker() as session, session.begin():
-            if not await run_alone(session, REMINDER_JOB):
-                return
-            due = await reminders.due_reminders(session, self.services, now)
-            due += await reminders.expired_alerts(session, self.services, now)
-            queued = await notices.queue(session, due, utcnow())
-        if queued:
-            log.info("queued %d reminders and alerts", queued)
-            self.queued()
-
-
-class ArrivalsJob:
-    """Tells officials what arrived in their communes since the last tick, one message each."""
-
-    def __init__(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        services: Services,
-        queued: Callable[[], None],
-    ) -> None:
-        self.sessionmaker, self.services, self.queued = sessionmaker, services, queued
+    async def due(self, session: AsyncSession, now: dt.datetime) -> list[Notice]:
+        raise NotImplementedError
 
     async def __call__(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         async with self.sessionmaker() as session, session.begin():
-            if not await run_alone(session, ARRIVALS_JOB):
+            if not await run_alone(session, self.name):
                 return
             await naming_people(session)
-            due = await arrival_notices(session, self.services, self.services.clock())
+            due = await self.due(session, self.services.clock())
             queued = await notices.queue(session, due, utcnow())
         if queued:
+            log.info("%s: queued %d notices", self.name, queued)
             self.queued()
+
+
+class ReminderJob(NoticeJob):
+    """Queues the certificate reminders and expiry alerts due now (idempotent by outbox key)."""
+
+    name = REMINDER_JOB
+
+    async def due(self, session: AsyncSession, now: dt.datetime) -> list[Notice]:
+        due = await reminders.due_reminders(session, self.services, now)
+        return due + await reminders.expired_alerts(session, self.services, now)
+
+
+class ArrivalsJob(NoticeJob):
+    """Tells officials what arrived in their communes since the last tick, one message each."""
+
+    name = ARRIVALS_JOB
+
+    async def due(self, session: AsyncSession, now: dt.datetime) -> list[Notice]:
+        return await arrival_notices(session, self.services, now)
 
 
 class HousekeepingJob:

@@ -4,19 +4,26 @@ nowhere in the database (outbox texts and attachments included) nor in a new exp
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import io
+from collections.abc import Sequence
 
 import openpyxl
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.jobs import REMINDER_JOB
+from handlers import notices
+from handlers.events import Notice
 from models.db import create_sessionmaker
 from models.users import User
 from tests.harness import BotUnderTest, Producer
 from tests.personal_data import file_text, found_everywhere
 from tests.test_export_scope import file_sent
 from tests.test_officials import make_official
+from tests.test_reminders import at, before_expiry, certified_producer
 from tests.zalo_harness import (
     ZaloBotUnderTest,
     ZaloUser,
@@ -139,3 +146,47 @@ async def test_a_telegram_user_who_refuses_and_shares_a_location_leaves_no_posit
     await bot.drain()
     needles = ["Cói", str(LATITUDE), str(LONGITUDE), "905666000"]
     assert await found_everywhere(engine, needles) == []
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_an_expiry_alert_being_built_during_an_erasure_does_not_name_the_erased_owner(
+    bot: BotUnderTest, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL only (SQLite's one writer serializes them): the alert job has read the owner's
+    name and is about to queue the officials' alert when the owner erases their data. Either
+    the erasure waits and purges the alert, or the alert is built after it; never a message
+    naming them left behind."""
+    await make_official(bot, 16101, "21478")
+    producer = await certified_producer(bot, engine, 16102)
+    bot.clock.now = at(before_expiry(-1))  # expired yesterday: the officials are alerted
+    built, proceed = asyncio.Event(), asyncio.Event()
+    queue = notices.queue
+
+    async def held(session: AsyncSession, items: Sequence[Notice], now: dt.datetime) -> int:
+        if not built.is_set() and any("Nguyễn Văn A" in reply.text for item in items
+                                      for reply in item.replies):  # fmt: skip
+            built.set()
+            await proceed.wait()
+        return await queue(session, items, now)
+
+    monkeypatch.setattr(notices, "queue", held)
+    job = asyncio.create_task(bot.run_job(REMINDER_JOB))
+    await built.wait()
+    await producer.say("/xoadulieu")
+    erasure = asyncio.create_task(producer.tap("Có, xoá"))
+    while not erasure.done() and not await _waiting_for_a_lock(engine):
+        await asyncio.wait([erasure], timeout=0.05)  # until it finished or waits for the job
+    proceed.set()
+    await job
+    await erasure
+    assert "Đã xoá thông tin cá nhân" in producer.text
+    await bot.drain()
+    assert await found_everywhere(engine, ["Nguyễn Văn A"]) == []
+
+
+async def _waiting_for_a_lock(engine: AsyncEngine) -> bool:
+    async with engine.connect() as connection:
+        waiting = await connection.scalar(
+            text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        )
+    return bool(waiting)
