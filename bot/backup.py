@@ -222,6 +222,22 @@ def restore(database_url: str, source: Path, *, force: bool = False) -> None:
         ],
         environment,
     )
+    # Messages a process was sending when the backup was taken: that process is gone (restore
+    # wants nobody connected), so they go back to the queue now rather than when their leases
+    # run out a minute later, holding their chats meanwhile (SQLite's start does the same).
+    command, environment = _libpq(url, "psql", "restored")
+    _run(
+        [
+            *command,
+            "--no-psqlrc",
+            "--command",
+            "UPDATE outbox SET status = 'pending', leased_by = NULL, lease_until = NULL "
+            "WHERE status = 'sending'",
+            "--dbname",
+            str(url.database),
+        ],
+        environment,
+    )
 
 
 def _backups(folder: Path, prefix: str) -> list[Path]:

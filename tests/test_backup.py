@@ -10,7 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +20,7 @@ from bot.emulator import TelegramEmulator
 from bot.migrate import upgrade
 from bot.settings import Settings
 from models.db import create_engine, create_sessionmaker
+from models.outbox import OutboxMessage, OutboxStatus, enqueue
 from models.registrations import Registration
 from tests.conftest import reset_schema
 from tests.flows import answer_new_product
@@ -170,3 +171,55 @@ async def test_the_daily_backup_runs_once_a_day_after_its_time_and_keeps_the_new
     target = tmp_path / "again.db"
     restore(f"sqlite+aiosqlite:///{target}", folder / daily[-1])
     assert target.stat().st_size > 0
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_a_reply_on_the_wire_when_the_backup_was_taken_is_queued_again_by_the_restore(
+    migrated: AsyncEngine,
+    database_url: str,
+    fresh_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The process that was sending it is gone after a restore: the reply goes back to the
+    queue at once instead of holding its chat until the lease runs out (SQLite's start does the
+    same)."""
+    now = dt.datetime.now(dt.UTC)
+    async with create_sessionmaker(migrated)() as session, session.begin():
+        for key in ("on-the-wire", "waiting"):
+            await enqueue(
+                session,
+                key=key,
+                channel="telegram",
+                chat_id="6301",
+                user_id=None,
+                text=key,
+                choices=None,
+                document_name=None,
+                document=None,
+                now=now,
+            )
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.key == "on-the-wire")
+            .values(
+                status=OutboxStatus.SENDING.value,
+                leased_by="gone:1",
+                lease_until=now + dt.timedelta(seconds=60),
+            )
+        )
+    saved = tmp_path / "saved"
+    assert (
+        await asyncio.to_thread(_cli, monkeypatch, database_url, "backup", "--to", str(saved)) == 0
+    )
+    [backup_file] = [path for path in saved.iterdir() if path.is_file()]
+    assert await asyncio.to_thread(_cli, monkeypatch, fresh_url, "restore", str(backup_file)) == 0
+    restored = create_engine(fresh_url)
+    try:
+        async with restored.connect() as connection:
+            rows = await connection.execute(
+                select(OutboxMessage.key, OutboxMessage.status, OutboxMessage.leased_by)
+            )
+            assert sorted(rows) == [("on-the-wire", "pending", None), ("waiting", "pending", None)]
+    finally:
+        await restored.dispose()
