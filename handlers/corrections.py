@@ -14,7 +14,7 @@ from handlers.events import Notice, Outcome, Reply
 from handlers.i18n import N_, _, in_language
 from handlers.registration import STEPS, answers_of, to_input
 from handlers.review import FIX_FLOW_NAME, _buttons, _load, _still_allowed, card
-from handlers.routes import Call, Routes
+from handlers.routes import Button, Call, Entry, Form
 from models.audit import record
 from models.domain import Role
 from models.registrations import (
@@ -86,8 +86,10 @@ FIX_FLOW = Flow(
     cancelled=N_("Nothing was changed."),
 )
 FIX = Engine(FIX_FLOW)
-ENGINES = {FIX_FLOW.name: FIX}
 
 
-def register_routes(routes: Routes) -> None:
-    routes.button("rf", begin_correction, role=Role.OFFICIAL)
+def routes() -> tuple[Entry, ...]:
+    return (
+        Button("rf", begin_correction, role=Role.OFFICIAL),
+        Form(FIX),
+    )

@@ -14,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import consent, labels
 from handlers.context import Context, Services
-from handlers.engine import Answers
+from handlers.engine import Answers, Engine
 from handlers.events import Choice, Event, EventKind, Notice, Outcome, Reply
-from handlers.i18n import _, current_language, in_language, ngettext
-from handlers.menu import ENGINES, REGISTER
+from handlers.i18n import N_, _, current_language, in_language, ngettext
+from handlers.menu import REGISTER
 from handlers.officials import linked_reply
-from handlers.routes import Call, Routes
+from handlers.routes import Button, Call, Command, Entry
 from handlers.validators import Invalid, parse_phone
 from models.certificates import (
     Certificate,
@@ -213,8 +213,8 @@ async def renew(call: Call) -> Outcome:
         preset["subject_name"] = subject.name
     if subject.phone:
         preset["phone"] = subject.phone
-    if call.conversation.flow in ENGINES:
-        ENGINES[call.conversation.flow].finish(call.conversation)
+    if call.conversation.flow in ctx.services.routes.flows:
+        Engine.finish(call.conversation)
     notice = _("Re-evaluation of {product}: what is on file is filled in already.").format(
         product=html.escape(product.name)
     )
@@ -331,7 +331,15 @@ async def upcoming(call: Call) -> Outcome:
     return Outcome([Reply("\n".join(lines))])
 
 
-def register_routes(routes: Routes) -> None:
-    routes.button("rr", renew)
-    routes.command("reminders", upcoming, "nhachan", role=Role.OFFICIAL)
-    routes.command("claimlink", claim_link, "lienket", role=Role.OFFICIAL)
+def routes() -> tuple[Entry, ...]:
+    return (
+        Button("rr", renew),
+        Command(
+            "reminders",
+            upcoming,
+            ("nhachan",),
+            role=Role.OFFICIAL,
+            menu=N_("Certificates expiring soon"),
+        ),
+        Command("claimlink", claim_link, ("lienket",), role=Role.OFFICIAL),
+    )

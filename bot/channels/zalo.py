@@ -39,7 +39,6 @@ from bot.channels.zalo_render import render, render_reply
 from handlers.context import Services
 from handlers.events import Attachment, Event, EventKind, FileTooLarge, Outcome, Reply
 from handlers.i18n import _, in_language
-from handlers.router import ROUTES
 from models.admin_units import fold
 from models.conversations import Conversation
 from models.inbox import Incoming
@@ -67,13 +66,10 @@ log = logging.getLogger(__name__)
 
 
 def parse_command(text: str) -> tuple[str, tuple[str, ...]]:
-    """`/dangky`, `/start CODE`, and `/đăng ký` typed with its diacritics and space."""
+    """`/dangky`, `/start CODE`; `/đăng ký` typed with its diacritics and space is the command
+    `dang` with the argument `ky`, which the router knows as `dangky`."""
     head, *args = text[1:].split()
-    word = fold(head).replace(" ", "")
-    whole = fold(text[1:]).replace(" ", "")
-    if word not in ROUTES.commands and whole in ROUTES.commands:
-        return whole, ()
-    return word, tuple(args)
+    return fold(head).replace(" ", ""), tuple(args)
 
 
 def _message(update: JSON) -> JSON:
