@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from handlers import labels
 from handlers.context import Context
-from handlers.engine import SUMMARY, Answers, Engine, Flow
+from handlers.engine import SUMMARY, Answers, Engine, Flow, meta_of
 from handlers.events import Notice, Outcome, Reply
 from handlers.i18n import N_, _, in_language
 from handlers.registration import STEPS, answers_of, to_input
@@ -56,7 +56,10 @@ async def _tell_producer(ctx: Context, registration: Registration, changed: list
 
 async def _complete(answers: Answers, ctx: Context) -> Outcome:
     registration = await ctx.session.get(
-        Registration, int(answers["_registration"]), with_for_update=True, populate_existing=True
+        Registration,
+        meta_of(answers).registration or 0,
+        with_for_update=True,
+        populate_existing=True,
     )
     if registration is None or registration.status not in OFFICIALLY_CORRECTABLE:
         return Outcome([Reply(_("This registration was changed meanwhile; nothing was done."))])
