@@ -13,6 +13,7 @@ import pytest
 
 from handlers.engine import META, meta_of
 from handlers.registration import FIELDS, STEPS, answers_from, answers_of, to_input
+from handlers.reports.export import DETAIL_COLUMNS
 from models.domain import RegistrationKind, SubjectType
 from models.registrations import Registration, RegistrationInput
 
@@ -117,3 +118,10 @@ def test_the_flow_diagram_names_every_question() -> None:
     nodes = set(re.findall(r"(?<![\w(])([a-z_]+)\[(?![(\[])", "\n".join(lines)))
     others = {"suggest", "which", "notserved", "summary", "edit", "retype"}
     assert nodes - others == {step.key for step in STEPS}
+
+
+def test_the_exports_detail_sheet_shows_every_column_the_form_fills() -> None:
+    """A field added to the form's table without a column in the export's detail sheet (and
+    its CSV) would be stored but never seen by the office."""
+    shown = {getattr(column.field, "key", None) for column in DETAIL_COLUMNS}
+    assert {column for field in FIELDS for column in field.columns} <= shown

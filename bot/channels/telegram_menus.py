@@ -1,7 +1,8 @@
 """Telegram's command menu, per role and language: everyone's menu lists the commands the
 messages teach (/dangky, /hoso, /huy… in Vietnamese, their English names for English clients);
 each official and admin gets a menu of their own chat (setMyCommands with a chat scope) that
-adds what their role may do, in the language they chose.
+adds what their role may do, in the language they chose. Which commands, and their
+descriptions, come from the routes (each `Command`'s `menu`, handlers/routes.py).
 
 The officials' menus follow role changes within a minute: a job compares who is an official
 now with what it last published, outside any database transaction.
@@ -26,12 +27,6 @@ from models.officials import officials
 log = logging.getLogger(__name__)
 
 
-def menu(routes: Routes, role: Role, language: str) -> list[dict[str, str]]:
-    """The commands of a role, named and described in `language`, as their routes declare
-    them (handlers/routes.py: each `Command`'s `menu`)."""
-    return routes.menu(role, language)
-
-
 async def _set(
     bot: Bot, commands: list[dict[str, str]], scope: str | None = None, language: str | None = None
 ) -> None:
@@ -45,7 +40,7 @@ async def publish_default_menus(bot: Bot, routes: Routes) -> None:
     for language in LANGUAGES:
         await _set(
             bot,
-            menu(routes, Role.PRODUCER, language),
+            routes.menu(Role.PRODUCER, language),
             language=None if language == "vi" else language,
         )
 
@@ -68,7 +63,7 @@ class OfficialMenus:
                 continue
             scope = json.dumps({"type": "chat", "chat_id": int(chat_id)})
             try:
-                await _set(self.bot, menu(self.routes, role, language), scope=scope)
+                await _set(self.bot, self.routes.menu(role, language), scope=scope)
             except TelegramError as error:  # a chat the bot cannot reach now: next tick
                 log.info("could not set the menu of an official's chat: %s", error)
                 continue
