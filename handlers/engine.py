@@ -44,8 +44,18 @@ class FormMeta:
     previous: dict[str, Any] | None = None
 
 
+# Where forms started before FormMeta kept it: a conversation left half-way at an upgrade.
+_LEGACY_META = {
+    "registration": "_registration",
+    "certificate": "_certificate",
+    "previous": "_previous",
+}
+
+
 def meta_of(answers: Answers) -> FormMeta:
-    return FormMeta(**answers.get(META, {}))
+    if META in answers:
+        return FormMeta(**answers[META])
+    return FormMeta(**{name: answers.get(key) for name, key in _LEGACY_META.items()})
 
 
 def with_meta(answers: Answers, meta: FormMeta) -> Answers:

@@ -125,3 +125,12 @@ def test_the_exports_detail_sheet_shows_every_column_the_form_fills() -> None:
     its CSV) would be stored but never seen by the office."""
     shown = {getattr(column.field, "key", None) for column in DETAIL_COLUMNS}
     assert {column for field in FIELDS for column in field.columns} <= shown
+
+
+def test_a_form_left_half_way_before_the_upgrade_keeps_what_it_was_started_for() -> None:
+    """Answers stored by the previous version kept the registration being completed among
+    the answers: completing it after the upgrade still resubmits that one, not a new one."""
+    stored = {**HOUSEHOLD_NEW, "_registration": 17, "_certificate": 4}
+    assert meta_of(stored).registration == 17
+    assert meta_of(stored).certificate == 4
+    assert to_input(stored, TODAY).certificate_id == 4
