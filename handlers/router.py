@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,14 +76,10 @@ def _typed_command(routes: Routes, event: Event) -> tuple[str, tuple[str, ...]] 
     return None
 
 
-def _command(routes: Routes, event: Event) -> tuple[str, tuple[str, ...]]:
-    """A slash command's name and arguments; `/đăng ký` (Zalo lets a command hold a space and
-    diacritics) is the command `dangky`."""
-    name = (event.command or "").lower()
-    whole = fold(name + "".join(event.args)).replace(" ", "")
-    if name not in routes.commands and whole in routes.commands:
-        return whole, ()
-    return name, event.args
+@cache
+def command_words() -> frozenset[str]:
+    """Every command name and alias (built on first use, for a channel parsing `/đăng ký`)."""
+    return frozenset(build_routes().commands)
 
 
 @dataclass(frozen=True)
@@ -177,12 +174,11 @@ async def _route(ctx: Context, conversation: Conversation, event: Event) -> Outc
         return Outcome([Reply(notice, choices=menu.main_menu(user.role))], toast=notice)
 
     if event.kind is EventKind.COMMAND:
-        name, args = _command(routes, event)
-        route = routes.commands.get(name)
+        route = routes.commands.get((event.command or "").lower())
         if route is None:
             reply = Reply(_("I don't know that command."), choices=menu.main_menu(user.role))
             return Outcome([reply])
-        return await dispatch(route, Call(ctx, conversation, event, args))
+        return await dispatch(route, Call(ctx, conversation, event, event.args))
 
     if engine is not None:
         return await _in_flow(engine, ctx, conversation, event)

@@ -39,6 +39,7 @@ from bot.channels.zalo_render import render, render_reply
 from handlers.context import Services
 from handlers.events import Attachment, Event, EventKind, FileTooLarge, Outcome, Reply
 from handlers.i18n import _, in_language
+from handlers.router import command_words
 from models.admin_units import fold
 from models.conversations import Conversation
 from models.inbox import Incoming
@@ -66,10 +67,13 @@ log = logging.getLogger(__name__)
 
 
 def parse_command(text: str) -> tuple[str, tuple[str, ...]]:
-    """`/dangky`, `/start CODE`; `/đăng ký` typed with its diacritics and space is the command
-    `dang` with the argument `ky`, which the router knows as `dangky`."""
+    """`/dangky`, `/start CODE`, and `/đăng ký` typed with its diacritics and space."""
     head, *args = text[1:].split()
-    return fold(head).replace(" ", ""), tuple(args)
+    word = fold(head).replace(" ", "")
+    whole = fold(text[1:]).replace(" ", "")
+    if word not in command_words() and whole in command_words():
+        return whole, ()
+    return word, tuple(args)
 
 
 def _message(update: JSON) -> JSON:
