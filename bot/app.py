@@ -145,11 +145,13 @@ def build_application(
 
     async def prepare(application: Application) -> None:
         """Runs once the bot is connected, before the first update."""
-        await publish_default_menus(application.bot)
+        await publish_default_menus(application.bot, shared.routes)
         async with sessionmaker() as session, session.begin():
             await ensure_admins(session, CHANNEL, settings.ocop_admins)
         # Only reads: on SQLite it never waits for (or holds) the write lock.
-        menus = OfficialMenus(application.bot, create_sessionmaker(db, read_only=True))
+        menus = OfficialMenus(
+            application.bot, create_sessionmaker(db, read_only=True), shared.routes
+        )
         await menus.sync()
         schedule_jobs(
             application,

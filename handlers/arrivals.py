@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Services
 from handlers.events import Choice, Notice, Outcome, Reply
-from handlers.i18n import _, in_language
-from handlers.routes import Call, Routes
+from handlers.i18n import N_, _, in_language
+from handlers.routes import Call, Command, Entry
 from models.admin_units import fold
 from models.arrivals import take_arrivals
 from models.domain import Role
@@ -96,5 +96,14 @@ async def arrival_setting(call: Call) -> Outcome:
     return Outcome([Reply(text)])
 
 
-def register_routes(routes: Routes) -> None:
-    routes.command("notices", arrival_setting, "thongbao", role=Role.OFFICIAL)
+def routes() -> tuple[Entry, ...]:
+    return (
+        Command(
+            "notices",
+            arrival_setting,
+            ("thongbao",),
+            role=Role.OFFICIAL,
+            menu=N_("Messages on arriving registrations"),
+            help=N_("/notices on|off: a message within a minute when registrations arrive"),
+        ),
+    )

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from handlers.context import Context
 from handlers.events import Choice, Outcome, Reply
 from handlers.i18n import _
-from handlers.routes import Call, Routes, dispatch
+from handlers.routes import Button, Call, Command, Entry, dispatch
 from models.consent import Decision, decide
 from models.conversations import Conversation
 from models.registrations import Subject
@@ -69,11 +69,13 @@ async def _decided(call: Call) -> Outcome:
             event = call.event
             remember_profile(
                 ctx.user,
-                Profile(event.channel, event.user_id, event.chat_id, event.display_name,
-                        event.username),
+                Profile(
+                    event.channel, event.user_id, event.chat_id, event.display_name, event.username
+                ),
             )
         prefix, *rest = args[1:] or ("m", "reg")
-        route = _ROUTES.buttons.get(prefix) if prefix != PREFIX else None
+        # The "I agree" button runs what it was shown for, through the table.
+        route = ctx.services.routes.buttons.get(prefix) if prefix != PREFIX else None
         if route is None:
             return Outcome([Reply(_("Thank you. Send /register to start."))])
         resumed = Call(ctx, call.conversation, call.event, tuple(rest))
@@ -124,11 +126,8 @@ def abandon_form(conversation: Conversation) -> None:
         conversation.version += 1
 
 
-_ROUTES = Routes()
-
-
-def register_routes(routes: Routes) -> None:
-    global _ROUTES
-    _ROUTES = routes  # the "I agree" button runs what it was shown for, through the table
-    routes.button(PREFIX, _decided)
-    routes.command("withdraw", withdraw, "rutlai")
+def routes() -> tuple[Entry, ...]:
+    return (
+        Button(PREFIX, _decided),
+        Command("withdraw", withdraw, ("rutlai",)),
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,6 +15,15 @@ from models.admin_units import Area
 from models.base import utcnow
 from models.storage import LocalStorage, Storage
 from models.users import User
+
+if TYPE_CHECKING:
+    from handlers.routes import Routes
+
+
+def _build_routes() -> Routes:
+    from handlers.router import build_routes  # the router imports every feature, and this
+
+    return build_routes()
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,8 @@ class Services:
     cover_template: str = ""
     dossier_max_bytes: int = 100 * 1024 * 1024
     letterhead: Letterhead = field(default_factory=Letterhead)
+    # Commands, buttons and forms: built from the features' tables with the services.
+    routes: Routes = field(default_factory=_build_routes, repr=False, compare=False)
 
     def today(self) -> dt.date:
         return self.clock().astimezone(self.timezone).date()

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from handlers import labels
 from handlers.context import Context
-from handlers.engine import SUMMARY, Answers, Engine, Flow
+from handlers.engine import SUMMARY, Answers, Engine, Flow, meta_of
 from handlers.events import Notice, Outcome, Reply
 from handlers.i18n import N_, _, in_language
 from handlers.registration import STEPS, answers_of, to_input
 from handlers.review import FIX_FLOW_NAME, _buttons, _load, _still_allowed, card
-from handlers.routes import Call, Routes
+from handlers.routes import Button, Call, Entry, Form
 from models.audit import record
 from models.domain import Role
 from models.registrations import (
@@ -56,7 +56,10 @@ async def _tell_producer(ctx: Context, registration: Registration, changed: list
 
 async def _complete(answers: Answers, ctx: Context) -> Outcome:
     registration = await ctx.session.get(
-        Registration, int(answers["_registration"]), with_for_update=True, populate_existing=True
+        Registration,
+        meta_of(answers).registration or 0,
+        with_for_update=True,
+        populate_existing=True,
     )
     if registration is None or registration.status not in OFFICIALLY_CORRECTABLE:
         return Outcome([Reply(_("This registration was changed meanwhile; nothing was done."))])
@@ -86,8 +89,10 @@ FIX_FLOW = Flow(
     cancelled=N_("Nothing was changed."),
 )
 FIX = Engine(FIX_FLOW)
-ENGINES = {FIX_FLOW.name: FIX}
 
 
-def register_routes(routes: Routes) -> None:
-    routes.button("rf", begin_correction, role=Role.OFFICIAL)
+def routes() -> tuple[Entry, ...]:
+    return (
+        Button("rf", begin_correction, role=Role.OFFICIAL),
+        Form(FIX),
+    )

@@ -12,11 +12,11 @@ import html
 from handlers import dossier
 from handlers.context import Context
 from handlers.events import Document, EventKind, LongTask, Outcome, Reply
-from handlers.i18n import _
+from handlers.i18n import N_, _
 from handlers.reports.certificate_import import MAX_FILE_BYTES
 from handlers.reports.certificate_template import template_xlsx
 from handlers.reports.digest import scope_codes
-from handlers.routes import Call, Routes
+from handlers.routes import Call, Command, Entry, Upload
 from handlers.scopes import parse_communes
 from models.domain import Role, parse_number
 
@@ -111,9 +111,46 @@ async def import_file(call: Call) -> Outcome:
     return Outcome([Reply(reading)], tasks=[task])
 
 
-def register_routes(routes: Routes) -> None:
-    routes.command("digest", digest_now, "bantin", role=Role.OFFICIAL)
-    routes.command("stats", stats, "thongke", role=Role.OFFICIAL)
-    routes.command("export", export, "xuat", role=Role.OFFICIAL)
-    routes.command("template", template, "maunhap", role=Role.ADMIN)
-    routes.document(import_file, role=Role.ADMIN, otherwise=dossier.receive)
+def routes() -> tuple[Entry, ...]:
+    return (
+        Command(
+            "digest",
+            digest_now,
+            ("bantin",),
+            role=Role.OFFICIAL,
+            menu=N_("Today's digest"),
+            help=N_("/digest: today's digest now"),
+        ),
+        Command(
+            "export",
+            export,
+            ("xuat",),
+            role=Role.OFFICIAL,
+            menu=N_("The registration table (Excel)"),
+            help=N_(
+                "/export [year] [commune codes]: the registration table (XLSX; add csv for CSV)"
+            ),
+        ),
+        Command(
+            "stats",
+            stats,
+            ("thongke",),
+            role=Role.OFFICIAL,
+            menu=N_("Figures for the annual report"),
+            help=N_("/stats [year]: cumulative figures for the annual report"),
+        ),
+        Command(
+            "template",
+            template,
+            ("maunhap",),
+            role=Role.ADMIN,
+            menu=N_("Import existing certificates"),
+            help=N_("/template, then send the filled file: import existing certificates"),
+        ),
+        Upload(
+            import_file,
+            role=Role.ADMIN,
+            otherwise=dossier.receive,
+            help=N_("Photos and files sent here go in your registration's dossier"),
+        ),
+    )

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from handlers import review
 from handlers.dossier import checklist_of, progress_line
 from handlers.events import Choice, LongTask, Outcome, Reply
-from handlers.i18n import _
+from handlers.i18n import N_, _
 from handlers.routes import Call, Routes, refusal
 from models.domain import RegistrationStatus, Role, parse_number
 from models.dossier import present_items
@@ -169,7 +169,15 @@ async def cover(call: Call) -> Outcome:
 
 def register_routes(routes: Routes) -> None:
     routes.button("dzo", _official_button, role=Role.OFFICIAL)
-    routes.command("missing", missing, "thieuhoso", role=Role.OFFICIAL)
+    routes.command(
+        "missing",
+        missing,
+        "thieuhoso",
+        role=Role.OFFICIAL,
+        help=N_(
+            "/missing: papers missing from dossiers; /coverletter [year]: the commune's letter"
+        ),
+    )
     routes.command("coverletter", cover, "congvan", role=Role.OFFICIAL)
 
 

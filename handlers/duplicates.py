@@ -8,7 +8,7 @@ import html
 
 from handlers import labels
 from handlers.context import Context
-from handlers.engine import Answers, Held
+from handlers.engine import Answers, Held, meta_of
 from handlers.events import Choice, Reply
 from handlers.i18n import _
 from models.registrations import (
@@ -21,7 +21,7 @@ from models.registrations import (
 
 async def refuse_duplicate(answers: Answers, ctx: Context, form: RegistrationInput) -> None:
     """The same product may not wait twice: a warning and a button to the one already sent."""
-    returned_id = answers.get("_registration")
+    returned_id = meta_of(answers).registration
     year = form.programme_year
     if returned_id is not None:
         own = await ctx.session.get(Registration, int(returned_id))

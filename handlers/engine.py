@@ -30,6 +30,43 @@ BACK_WORDS = frozenset({"quay lai", "tro lai", "back"})
 CANCEL_WORDS = frozenset({"huy", "huy bo", "cancel"})
 # Set in the answers while "really cancel?" is asked, to the version that asked it.
 CANCELLING = "_cancelling"
+META = "_meta"  # where a conversation keeps its FormMeta, apart from the form's answers
+
+
+@dataclass(frozen=True)
+class FormMeta:
+    """What a form was started for, which no question asks: the registration it changes (a
+    returned or corrected one), the certificate a re-evaluation renews, the producer details
+    of the last registration it offers to reuse. Read with `meta_of`, set with `with_meta`."""
+
+    registration: int | None = None
+    certificate: int | None = None
+    previous: dict[str, Any] | None = None
+
+
+# Where forms started before FormMeta kept it: a conversation left half-way at an upgrade.
+_LEGACY_META = {
+    "registration": "_registration",
+    "certificate": "_certificate",
+    "previous": "_previous",
+}
+
+
+def meta_of(answers: Answers) -> FormMeta:
+    if META in answers:
+        return FormMeta(**answers[META])
+    return FormMeta(**{name: answers.get(key) for name, key in _LEGACY_META.items()})
+
+
+def with_meta(answers: Answers, meta: FormMeta) -> Answers:
+    """`answers` with the form's metadata (stored under one key the steps never use)."""
+    stored = {key: value for key, value in vars(meta).items() if value is not None}
+    return {
+        **{key: v for key, v in answers.items() if key != META},
+        **({META: stored} if stored else {}),
+    }
+
+
 # A confirmation is asked before dropping a draft with at least this many answers.
 CONFIRM_CANCEL_FROM = 2
 Menu = Callable[[Context], tuple[tuple[Choice, ...], ...]]

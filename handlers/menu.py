@@ -11,16 +11,15 @@ from handlers.area import office_contact, served_area
 from handlers.context import Context
 from handlers.engine import Engine
 from handlers.events import Choice, Outcome, Reply
-from handlers.i18n import LANGUAGES, _, current_language, use_language
+from handlers.i18n import LANGUAGES, N_, _, current_language, use_language
 from handlers.officials import start_with_code
 from handlers.registration import FLOW, SUMMARY, answers_of, previous_details
-from handlers.routes import Call, Routes
+from handlers.routes import HELP_ROLES, Button, Call, Command, Entry, Form, Routes
 from models.conversations import Conversation
 from models.domain import RegistrationKind, RegistrationStatus, Role, parse_number
 from models.registrations import CORRECTABLE, Registration, registrations_of
 
 REGISTER = Engine(FLOW, menu=lambda ctx: main_menu(ctx.user.role))
-ENGINES: dict[str, Engine] = {FLOW.name: REGISTER}
 
 
 def main_menu(role: Role = Role.PRODUCER) -> tuple[tuple[Choice, ...], ...]:
@@ -62,41 +61,23 @@ def welcome(role: Role, ctx: Context | None = None) -> Reply:
     return Reply(text, choices=main_menu(role))
 
 
-def help_reply(role: Role, ctx: Context | None = None) -> Reply:
-    lines = [
-        _("<b>How to use this bot</b>"),
-        *(_served(ctx) if ctx is not None else ()),
-        "",
-        _("/register (or /dangky): register a product"),
-        _("/status (or /hoso): your registrations and their status"),
-        _("Photos and files sent here go in your registration's dossier"),
-        _("/cancel (or /huy): stop the registration in progress"),
-        _("/language: change the language"),
-        _(
-            "/mydata: what the bot keeps about you; /deletedata: delete it; /withdraw: withdraw "
-            "your consent"
-        ),
-    ]
-    if role is not Role.PRODUCER:
-        lines += [
-            "",
-            _("<b>For officials</b>"),
-            _("/pending: registrations waiting for review"),
-            _("/digest: today's digest now"),
-            _("/export [year] [commune codes]: the registration table (XLSX; add csv for CSV)"),
-            _("/stats [year]: cumulative figures for the annual report"),
-            _("/notices on|off: a message within a minute when registrations arrive"),
-            _("/missing: papers missing from dossiers; /coverletter [year]: the commune's letter"),
-        ]
-    if role is Role.ADMIN:
-        lines += [
-            "",
-            _("<b>For administrators</b>"),
-            html.escape(_("/official add|remove <id or @username> [commune codes]")),
-            _("/officials: who are officials, and their communes"),
-            _("/invite [commune codes]: a one-time link that makes its user an official"),
-            _("/template, then send the filled file: import existing certificates"),
-        ]
+HELP_HEADINGS = {
+    Role.PRODUCER: N_("<b>How to use this bot</b>"),
+    Role.OFFICIAL: N_("<b>For officials</b>"),
+    Role.ADMIN: N_("<b>For administrators</b>"),
+}
+
+
+def help_reply(routes: Routes, role: Role, ctx: Context | None = None) -> Reply:
+    """/help: each command's line as its route declares it, the producer's part first."""
+    lines: list[str] = []
+    for group, part in zip(HELP_ROLES[role], routes.help_lines(role), strict=True):
+        if lines:
+            lines.append("")
+        lines.append(_(HELP_HEADINGS[group]))
+        if group is Role.PRODUCER:
+            lines += [*(_served(ctx) if ctx is not None else ()), ""]
+        lines += part
     lines += [
         "",
         _(
@@ -156,9 +137,10 @@ async def status(call: Call) -> Outcome:
 async def start_registration(
     conversation: Conversation, ctx: Context, kind: RegistrationKind | None = None
 ) -> list[Reply]:
-    if conversation.flow in ENGINES:
+    engine = ctx.services.routes.flows.get(conversation.flow or "")
+    if engine is not None:
         notice = _("You have a registration in progress. Here is where you stopped.")
-        return ENGINES[conversation.flow].resume(conversation, ctx, notice)
+        return engine.resume(conversation, ctx, notice)
     asked = consent.gate(ctx, f"m:{kind.value if kind else 'reg'}")
     if asked is not None:
         return asked
@@ -174,9 +156,9 @@ async def register(call: Call) -> Outcome:
 
 async def cancel(call: Call) -> Outcome:
     conversation = call.conversation
-    if conversation.flow in ENGINES:
+    engine = call.ctx.services.routes.flows.get(conversation.flow or "")
+    if engine is not None:
         # The command is typed on purpose: it cancels without asking again.
-        engine = ENGINES[conversation.flow]
         replies = engine.cancel(conversation, call.ctx)
         return Outcome(replies if engine.menu else [*replies, welcome(call.ctx.user.role)])
     return Outcome([Reply(_("There is nothing to cancel."), choices=main_menu(call.ctx.user.role))])
@@ -191,7 +173,7 @@ async def start(call: Call) -> Outcome:
 
 
 async def help_command(call: Call) -> Outcome:
-    return Outcome([help_reply(call.ctx.user.role, call.ctx)])
+    return Outcome([help_reply(call.ctx.services.routes, call.ctx.user.role, call.ctx)])
 
 
 async def language(call: Call) -> Outcome:
@@ -238,20 +220,47 @@ async def edit_returned(call: Call) -> Outcome:
     asked = consent.gate(ctx, f"pe:{registration.id}")
     if asked is not None:
         return Outcome(asked)
-    if call.conversation.flow in ENGINES:
-        ENGINES[call.conversation.flow].finish(call.conversation)
+    if call.conversation.flow in call.ctx.services.routes.flows:
+        Engine.finish(call.conversation)
     notice = _("Change what the officials asked for, then submit again.")
     replies = REGISTER.begin(call.conversation, ctx, answers_of(registration), step=SUMMARY)
     return Outcome([Reply(notice), *replies])
 
 
-def register_routes(routes: Routes) -> None:
-    routes.command("start", start, "menu", "batdau")
-    routes.command("help", help_command, "huongdan", "trogiup")
-    routes.command("register", register, "dangky")
-    routes.command("cancel", cancel, "huy")
-    routes.command("status", status, "hoso")
-    routes.command("language", language, "ngonngu")
-    routes.button("m", menu_button)
-    routes.button("lang", choose_language)
-    routes.button("pe", edit_returned)
+def routes() -> tuple[Entry, ...]:
+    return (
+        Command(
+            "register",
+            register,
+            ("dangky",),
+            menu=N_("Register a product"),
+            help=N_("/register (or /dangky): register a product"),
+        ),
+        Command(
+            "status",
+            status,
+            ("hoso",),
+            menu=N_("My registrations"),
+            help=N_("/status (or /hoso): your registrations and their status"),
+        ),
+        Command(
+            "cancel",
+            cancel,
+            ("huy",),
+            menu=N_("Cancel the current registration"),
+            help=N_("/cancel (or /huy): stop the registration in progress"),
+        ),
+        Command("start", start, ("batdau", "menu"), menu=N_("Main menu")),
+        Command("help", help_command, ("huongdan", "trogiup"), menu=N_("Help")),
+        Command(
+            "language",
+            language,
+            ("ngonngu",),
+            menu=N_("Change language"),
+            help=N_("/language: change the language"),
+        ),
+        Form(REGISTER),
+        Button("m", menu_button),
+        Button("lang", choose_language),
+        Button("pe", edit_returned),
+    )

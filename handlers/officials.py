@@ -10,9 +10,9 @@ from handlers import labels
 from handlers.area import served_area
 from handlers.context import Context, TaskContext
 from handlers.events import Notice, Outcome, Reply
-from handlers.i18n import _, current_language, in_language
+from handlers.i18n import N_, _, current_language, in_language
 from handlers.review import close_review_forms
-from handlers.routes import Call, Routes
+from handlers.routes import Call, Command, Entry
 from handlers.scopes import parse_communes, wants_whole_area
 from models.admin_units import fold
 from models.audit import record
@@ -199,7 +199,30 @@ async def start_with_code(call: Call) -> Outcome | None:
     return Outcome([Reply(text)])
 
 
-def register_routes(routes: Routes) -> None:
-    routes.command("official", official, "canbo", role=Role.ADMIN)
-    routes.command("officials", list_officials, "dscanbo", role=Role.ADMIN)
-    routes.command("invite", invite, "moi", role=Role.ADMIN)
+def routes() -> tuple[Entry, ...]:
+    return (
+        Command(
+            "officials",
+            list_officials,
+            ("dscanbo",),
+            role=Role.ADMIN,
+            menu=N_("Officials and their communes"),
+            help=N_("/officials: who are officials, and their communes"),
+        ),
+        Command(
+            "official",
+            official,
+            ("canbo",),
+            role=Role.ADMIN,
+            menu=N_("Appoint or remove an official"),
+            help=N_("/official add|remove <id or @username> [commune codes]"),
+        ),
+        Command(
+            "invite",
+            invite,
+            ("moi",),
+            role=Role.ADMIN,
+            menu=N_("An invitation link for an official"),
+            help=N_("/invite [commune codes]: a one-time link that makes its user an official"),
+        ),
+    )

@@ -9,8 +9,8 @@ import json
 
 from handlers import labels
 from handlers.events import Choice, Document, LongTask, Notice, Outcome, Reply
-from handlers.i18n import _, in_language
-from handlers.routes import Call, Routes
+from handlers.i18n import N_, _, in_language
+from handlers.routes import Button, Call, Command, Entry
 from models.audit import record
 from models.officials import in_scope, officials
 from models.personal_data import Erasure, erase_person, everything_about
@@ -123,7 +123,17 @@ def _withdrawn_text(registration: Registration) -> str:
     ).format(code=registration.code, product=html.escape(registration.product_name))
 
 
-def register_routes(routes: Routes) -> None:
-    routes.command("mydata", my_data, "dulieu")
-    routes.command("deletedata", delete_data, "xoadulieu")
-    routes.button(PREFIX, delete_button)
+def routes() -> tuple[Entry, ...]:
+    return (
+        Command(
+            "mydata",
+            my_data,
+            ("dulieu",),
+            help=N_(
+                "/mydata: what the bot keeps about you; /deletedata: delete it; /withdraw: "
+                "withdraw your consent"
+            ),
+        ),
+        Command("deletedata", delete_data, ("xoadulieu",)),
+        Button(PREFIX, delete_button),
+    )

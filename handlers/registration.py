@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from handlers import labels
 from handlers.area import current_and_former, describe_match, office_contact, served_area
 from handlers.context import Context
 from handlers.duplicates import refuse_duplicate
-from handlers.engine import SUMMARY, Answers, Flow, Step
+from handlers.engine import SUMMARY, Answers, Flow, FormMeta, Step, meta_of, with_meta
 from handlers.events import Choice, Outcome, Reply, Request
 from handlers.i18n import N_, _
 from handlers.validators import (
@@ -42,12 +44,11 @@ from models.registrations import (
     submit_registration,
 )
 
-__all__ = ["FLOW", "SUMMARY", "answers_of", "previous_details"]
+__all__ = ["FIELDS", "FLOW", "SUMMARY", "answers_from", "answers_of", "previous_details"]
 
 FLOW_NAME = "register"
 # Above this many communes the buttons would fill the screen; the producer types the name.
 MAX_COMMUNE_BUTTONS = 12
-REUSED = ("subject_type", "subject_name", "owner", "address", "phone")
 
 
 def _labelled(mapping: dict[Any, str], words: dict[Any, str] | None = None) -> list[Option]:
@@ -146,11 +147,11 @@ def _show_commune(answers: Answers, ctx: Context) -> str:
 
 
 def _has_previous(answers: Answers) -> bool:
-    return bool(answers.get("_previous"))
+    return bool(meta_of(answers).previous)
 
 
 def _reuse_note(answers: Answers, ctx: Context) -> str:
-    previous = answers["_previous"]
+    previous = meta_of(answers).previous or {}
     return "\n".join(
         f"• {html.escape(value)}"
         for value in (
@@ -165,7 +166,7 @@ def _reuse_note(answers: Answers, ctx: Context) -> str:
 
 def _parse_reuse(value: str, answers: Answers, _ctx: Context) -> Answers:
     if value == "yes":
-        return {"reuse": "yes", **{key: answers["_previous"][key] for key in REUSED}}
+        return {"reuse": "yes", **(meta_of(answers).previous or {})}
     return {"reuse": "no"}
 
 
@@ -174,15 +175,9 @@ async def previous_details(ctx: Context) -> Answers:
     last = await last_details_of(ctx.session, ctx.user.id)
     if last is None:
         return {}
-    return {
-        "_previous": {
-            "subject_type": last.subject_type.value,
-            "subject_name": last.subject_name,
-            "owner": last.owner_name,
-            "address": last.address,
-            "phone": last.phone,
-        }
-    }
+    values = dict(last._mapping)
+    previous = {field.key: field.to_answer(values) for field in FIELDS if field.reused}
+    return with_meta({}, FormMeta(previous=previous))
 
 
 # --- the form --------------------------------------------------------------------------
@@ -406,73 +401,154 @@ def _summary_hints(answers: Answers, _ctx: Context) -> list[tuple[str, str]]:
     return hints
 
 
-def to_input(answers: Answers, today: dt.date) -> RegistrationInput:
-    household = answers["subject_type"] == SubjectType.HOUSEHOLD
-    location = answers.get("location")
-    issue_date = answers.get("issue_date")
-    target = Target(answers["target"])
-    star = answers.get("current_star") or star_before(target)
-    return RegistrationInput(
-        kind=RegistrationKind(answers["kind"]),
-        target=target,
-        programme_year=today.year,
-        commune_code=answers["commune"],
-        commune_input=answers.get("commune_input"),
-        legacy_commune=answers.get("legacy_commune"),
-        product_name=answers["product"],
-        product_group=ProductGroup(answers["group"]),
-        subject_type=SubjectType(answers["subject_type"]),
-        subject_name=answers["owner"] if household else answers["subject_name"],
-        owner_name=answers["owner"],
-        address=answers["address"],
-        phone=answers["phone"],
-        latitude=location[0] if location else None,
-        longitude=location[1] if location else None,
-        ecommerce=answers["ecommerce"] == "yes",
-        current_star=int(star) if star else None,
-        certificate_issue_date=dt.date.fromisoformat(issue_date) if issue_date else None,
-        certificate_id=answers.get("_certificate"),
+# --- the field table: each form key, its registration column(s), both ways ------------------
+
+
+Values = Mapping[str, Any]  # a registration's columns by name (a model, an input, a query row)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One answer of the form and the registration column(s) it fills: `to_input` reads the
+    answers into column values, `to_answer` reads the columns back into the answer, for a
+    registration opened again (returned, corrected), a reminder's re-evaluation and reuse.
+    `applies`: whether a registration with these values has the answer at all; `reused`: the
+    answer is offered again from the producer's last registration."""
+
+    key: str
+    columns: tuple[str, ...]
+    to_input: Callable[[Answers], dict[str, Any]]
+    to_answer: Callable[[Values], Any]
+    applies: Callable[[Values], bool] = lambda values: True
+    reused: bool = False
+
+
+def _column(
+    key: str,
+    column: str,
+    to_input: Callable[[Any], Any] = lambda value: value,
+    to_answer: Callable[[Any], Any] = lambda value: value,
+    **options: Any,
+) -> Field:
+    """An answer stored as one column, converted each way (a required answer: `answers[key]`)."""
+    return Field(
+        key,
+        (column,),
+        lambda answers: {column: to_input(answers[key])},
+        lambda values: to_answer(values[column]),
+        **options,
     )
+
+
+def _optional(key: str, column: str) -> Field:
+    return Field(key, (column,), lambda a: {column: a.get(key)}, lambda v: v[column])
+
+
+def _enum_value(value: Any) -> Any:
+    return value.value
+
+
+def _household(values: Values) -> bool:
+    return bool(values["subject_type"] is SubjectType.HOUSEHOLD)
+
+
+def _subject_name(answers: Answers) -> dict[str, Any]:
+    household = answers["subject_type"] == SubjectType.HOUSEHOLD
+    return {"subject_name": answers["owner"] if household else answers["subject_name"]}
+
+
+def _location(answers: Answers) -> dict[str, Any]:
+    location = answers.get("location")
+    return {
+        "latitude": location[0] if location else None,
+        "longitude": location[1] if location else None,
+    }
+
+
+def _location_answer(values: Values) -> list[float] | None:
+    latitude, longitude = values["latitude"], values["longitude"]
+    return [latitude, longitude] if latitude is not None and longitude is not None else None
+
+
+def _current_star(answers: Answers) -> dict[str, Any]:
+    star = answers.get("current_star") or star_before(Target(answers["target"]))
+    return {"current_star": int(star) if star else None}
+
+
+def _issue_date(answers: Answers) -> dict[str, Any]:
+    issued = answers.get("issue_date")
+    return {"certificate_issue_date": dt.date.fromisoformat(issued) if issued else None}
+
+
+FIELDS = (
+    _column("kind", "kind", RegistrationKind, _enum_value),
+    _column("commune", "commune_code"),
+    _optional("commune_input", "commune_input"),
+    _optional("legacy_commune", "legacy_commune"),
+    _column("product", "product_name"),
+    _column("group", "product_group", ProductGroup, _enum_value),
+    _column("subject_type", "subject_type", SubjectType, _enum_value, reused=True),
+    Field(
+        "subject_name",
+        ("subject_name",),
+        _subject_name,
+        lambda values: values["subject_name"],
+        applies=lambda values: not _household(values),
+        reused=True,
+    ),
+    _column("owner", "owner_name", reused=True),
+    _column("address", "address", reused=True),
+    _column("phone", "phone", reused=True),
+    _column("target", "target", Target, _enum_value),
+    _column("ecommerce", "ecommerce", lambda a: a == "yes", lambda v: "yes" if v else "no"),
+    Field("location", ("latitude", "longitude"), _location, _location_answer),
+    Field(
+        "current_star",
+        ("current_star",),
+        _current_star,
+        lambda values: str(values["current_star"]),
+        applies=lambda values: values["kind"] is RegistrationKind.REEVALUATION,
+    ),
+    Field(
+        "issue_date",
+        ("certificate_issue_date",),
+        _issue_date,
+        lambda v: v["certificate_issue_date"].isoformat() if v["certificate_issue_date"] else None,
+        applies=lambda values: values["kind"] is not RegistrationKind.NEW,
+    ),
+)
+
+
+def to_input(answers: Answers, today: dt.date) -> RegistrationInput:
+    columns: dict[str, Any] = {}
+    for field in FIELDS:
+        columns.update(field.to_input(answers))
+    return RegistrationInput(
+        **columns, programme_year=today.year, certificate_id=meta_of(answers).certificate
+    )
+
+
+def answers_from(values: Values) -> Answers:
+    """The answers that registration columns give (those known: a reminder knows a few)."""
+    return {
+        field.key: field.to_answer(values)
+        for field in FIELDS
+        if all(column in values for column in field.columns) and field.applies(values)
+    }
 
 
 def answers_of(registration: Registration) -> Answers:
     """The form as it was submitted, to complete a returned registration."""
-    answers: Answers = {
-        "_registration": registration.id,
-        "kind": registration.kind.value,
-        "commune": registration.commune_code,
-        "commune_input": registration.commune_input,
-        "legacy_commune": registration.legacy_commune,
-        "product": registration.product_name,
-        "group": registration.product_group.value,
-        "subject_type": registration.subject_type.value,
-        "owner": registration.owner_name,
-        "address": registration.address,
-        "phone": registration.phone,
-        "target": registration.target.value,
-        "ecommerce": "yes" if registration.ecommerce else "no",
-        "location": (
-            [registration.latitude, registration.longitude]
-            if registration.latitude is not None and registration.longitude is not None
-            else None
-        ),
-        # A re-evaluation started from a reminder keeps the certificate it renews.
-        "_certificate": registration.certificate_id,
-    }
-    if registration.subject_type is not SubjectType.HOUSEHOLD:
-        answers["subject_name"] = registration.subject_name
-    if registration.kind is not RegistrationKind.NEW:
-        issued = registration.certificate_issue_date
-        answers["issue_date"] = issued.isoformat() if issued else None
-    if registration.kind is RegistrationKind.REEVALUATION:
-        answers["current_star"] = str(registration.current_star)
-    return answers
+    values = {column: getattr(registration, column) for f in FIELDS for column in f.columns}
+    # A re-evaluation started from a reminder keeps the certificate it renews.
+    meta = FormMeta(registration=registration.id, certificate=registration.certificate_id)
+    return with_meta(answers_from(values), meta)
 
 
 async def complete(answers: Answers, ctx: Context) -> Outcome:
     form = to_input(answers, ctx.today())
     await refuse_duplicate(answers, ctx, form)  # the same product may not wait twice
-    returned_id = answers.get("_registration")
+    returned_id = meta_of(answers).registration
     if returned_id is not None:
         registration = await resubmit_registration(
             ctx.session, int(returned_id), ctx.user.id, form, ctx.services.clock()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from typing import Any
 
 from babel.dates import format_date
 from sqlalchemy import select
@@ -14,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import consent, labels
 from handlers.context import Context, Services
-from handlers.engine import Answers
+from handlers.engine import Engine, FormMeta, with_meta
 from handlers.events import Choice, Event, EventKind, Notice, Outcome, Reply
-from handlers.i18n import _, current_language, in_language, ngettext
-from handlers.menu import ENGINES, REGISTER
+from handlers.i18n import N_, _, current_language, in_language, ngettext
+from handlers.menu import REGISTER
 from handlers.officials import linked_reply
-from handlers.routes import Call, Routes
+from handlers.registration import answers_from
+from handlers.routes import Button, Call, Command, Entry
 from handlers.validators import Invalid, parse_phone
 from models.certificates import (
     Certificate,
@@ -28,7 +30,7 @@ from models.certificates import (
     newest_certificates,
     renewal_registered,
 )
-from models.domain import Role, SubjectType, parse_number
+from models.domain import RegistrationKind, Role, parse_number
 from models.officials import create_invite, in_scope, officials
 from models.outbox import OutboxMessage, OutboxStatus
 from models.registrations import Product, Subject
@@ -195,26 +197,26 @@ async def renew(call: Call) -> Outcome:
     product = await ctx.session.get(Product, held.product_id)
     subject = await ctx.session.get(Subject, held.subject_id)
     assert product is not None and subject is not None
-    preset: Answers = {
-        "_certificate": held.certificate_id,
-        "kind": "reeval",
-        "product": product.name,
-        "current_star": str(held.star),
-        "issue_date": held.issue_date.isoformat(),
-        "subject_type": subject.subject_type.value,
-        "owner": subject.representative,
+    # What is on file, as the registration's columns: the form's field table makes the answers.
+    on_file: dict[str, Any] = {
+        "kind": RegistrationKind.REEVALUATION,
+        "product_name": product.name,
+        "current_star": held.star,
+        "certificate_issue_date": held.issue_date,
+        "subject_type": subject.subject_type,
+        "subject_name": subject.name,
+        "owner_name": subject.representative,
         "address": subject.address,
+        "commune_code": product.commune_code,
+        "product_group": product.product_group,
+        "phone": subject.phone,
     }
-    if ctx.area.get(product.commune_code) is not None:
-        preset["commune"] = product.commune_code
-    if product.product_group is not None:
-        preset["group"] = product.product_group.value
-    if subject.subject_type is not SubjectType.HOUSEHOLD:
-        preset["subject_name"] = subject.name
-    if subject.phone:
-        preset["phone"] = subject.phone
-    if call.conversation.flow in ENGINES:
-        ENGINES[call.conversation.flow].finish(call.conversation)
+    if ctx.area.get(product.commune_code) is None:
+        del on_file["commune_code"]
+    known = {column: value for column, value in on_file.items() if value not in (None, "")}
+    preset = with_meta(answers_from(known), FormMeta(certificate=held.certificate_id))
+    if call.conversation.flow in ctx.services.routes.flows:
+        Engine.finish(call.conversation)
     notice = _("Re-evaluation of {product}: what is on file is filled in already.").format(
         product=html.escape(product.name)
     )
@@ -331,7 +333,15 @@ async def upcoming(call: Call) -> Outcome:
     return Outcome([Reply("\n".join(lines))])
 
 
-def register_routes(routes: Routes) -> None:
-    routes.button("rr", renew)
-    routes.command("reminders", upcoming, "nhachan", role=Role.OFFICIAL)
-    routes.command("claimlink", claim_link, "lienket", role=Role.OFFICIAL)
+def routes() -> tuple[Entry, ...]:
+    return (
+        Button("rr", renew),
+        Command(
+            "reminders",
+            upcoming,
+            ("nhachan",),
+            role=Role.OFFICIAL,
+            menu=N_("Certificates expiring soon"),
+        ),
+        Command("claimlink", claim_link, ("lienket",), role=Role.OFFICIAL),
+    )

@@ -20,7 +20,7 @@ from handlers.dossier import checklist_of, item_buttons, progress_line
 from handlers.engine import Answers, Engine, Flow, Step
 from handlers.events import Choice, Notice, Outcome, Reply
 from handlers.i18n import N_, _, current_language, in_language
-from handlers.routes import Call, Routes, refusal
+from handlers.routes import Button, Call, Command, Entry, Form, refusal
 from handlers.validators import Invalid, Option, clean, display_phone, parse_past_date
 from models.audit import record
 from models.certificates import Certificate
@@ -392,7 +392,7 @@ async def close_review_forms(session: AsyncSession, user: User) -> None:
     they were allowed before cannot be finished after."""
     conversation = await session.get(Conversation, (user.channel, user.chat_id))
     if conversation is not None and (
-        conversation.flow in ENGINES or conversation.flow == FIX_FLOW_NAME
+        conversation.flow in (NOTE_FLOW.name, CERTIFY_FLOW.name, FIX_FLOW_NAME)
     ):
         Engine.finish(conversation)
 
@@ -493,11 +493,21 @@ CERTIFY_FLOW = Flow(
 )
 
 NOTE, CERTIFY = Engine(NOTE_FLOW), Engine(CERTIFY_FLOW)
-ENGINES = {NOTE_FLOW.name: NOTE, CERTIFY_FLOW.name: CERTIFY}
 
 
-def register_routes(routes: Routes) -> None:
-    routes.command("pending", pending, "choduyet", role=Role.OFFICIAL)
-    routes.button("rvl", pending, role=Role.OFFICIAL)
-    routes.button("rv", review_button, role=Role.OFFICIAL)
-    routes.button("rvs", show, role=Role.OFFICIAL)
+def routes() -> tuple[Entry, ...]:
+    return (
+        Command(
+            "pending",
+            pending,
+            ("choduyet",),
+            role=Role.OFFICIAL,
+            menu=N_("Registrations waiting for review"),
+            help=N_("/pending: registrations waiting for review"),
+        ),
+        Form(NOTE),
+        Form(CERTIFY),
+        Button("rvl", pending, role=Role.OFFICIAL),
+        Button("rv", review_button, role=Role.OFFICIAL),
+        Button("rvs", show, role=Role.OFFICIAL),
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,11 +30,11 @@ from handlers import (
     reminders,
     review,
 )
+from handlers import routes as table
 from handlers.context import Context, Services
 from handlers.engine import Engine
 from handlers.events import Event, EventKind, Outcome, Reply
 from handlers.i18n import _, use_language
-from handlers.menu import ENGINES
 from handlers.routes import Call, Routes, dispatch
 from models.admin_units import fold
 from models.audit import record
@@ -42,35 +43,43 @@ from models.conversations import Conversation, conversations_for
 from models.tasks import queue_tasks
 from models.users import Profile, User, claim_updates, users_for
 
-ROUTES = Routes()
-for feature in (
+# Each feature's table, in the order the command menu and /help list their commands.
+FEATURES = (
     menu,
-    officials,
     review,
     corrections,
-    arrivals,
+    officials,
     documents,
-    dossier,
-    dossier_review,
     reminders,
+    arrivals,
     consent,
     personal_data,
-):
-    feature.register_routes(ROUTES)
-ENGINES.update(review.ENGINES)
-ENGINES.update(corrections.ENGINES)
+)
+
+
+def build_routes() -> Routes:
+    """The commands, buttons and forms of every feature (Services builds it at start-up)."""
+    routes = table.build_routes(feature.routes() for feature in FEATURES)
+    for legacy in (dossier, dossier_review):  # not yet a table: they register into `routes`
+        legacy.register_routes(routes)
+    return routes
+
 
 Progress = Callable[[str], Awaitable[None]]
 
 
-def _typed_command(event: Event) -> tuple[str, tuple[str, ...]] | None:
-    if event.kind is EventKind.COMMAND:
-        return (event.command or "").lower(), event.args
+def _typed_command(routes: Routes, event: Event) -> tuple[str, tuple[str, ...]] | None:
     if event.kind is EventKind.TEXT:
         word = fold(event.text or "").replace(" ", "")
-        if word in ROUTES.commands:
+        if word in routes.commands:
             return word, ()
     return None
+
+
+@cache
+def command_words() -> frozenset[str]:
+    """Every command name and alias (built on first use, for a channel parsing `/đăng ký`)."""
+    return frozenset(build_routes().commands)
 
 
 @dataclass(frozen=True)
@@ -151,11 +160,12 @@ async def _in_flow(
 
 async def _route(ctx: Context, conversation: Conversation, event: Event) -> Outcome:
     user = ctx.user
-    engine = ENGINES.get(conversation.flow or "")
+    routes = ctx.services.routes
+    engine = routes.flows.get(conversation.flow or "")
 
     if event.kind is EventKind.CHOICE:
         prefix, *parts = (event.choice or "").split(":")
-        route = ROUTES.buttons.get(prefix)
+        route = routes.buttons.get(prefix)
         if route is not None:
             return await dispatch(route, Call(ctx, conversation, event, tuple(parts)))
         if engine is not None:
@@ -164,7 +174,7 @@ async def _route(ctx: Context, conversation: Conversation, event: Event) -> Outc
         return Outcome([Reply(notice, choices=menu.main_menu(user.role))], toast=notice)
 
     if event.kind is EventKind.COMMAND:
-        route = ROUTES.commands.get((event.command or "").lower())
+        route = routes.commands.get((event.command or "").lower())
         if route is None:
             reply = Reply(_("I don't know that command."), choices=menu.main_menu(user.role))
             return Outcome([reply])
@@ -173,12 +183,12 @@ async def _route(ctx: Context, conversation: Conversation, event: Event) -> Outc
     if engine is not None:
         return await _in_flow(engine, ctx, conversation, event)
 
-    if event.kind in (EventKind.DOCUMENT, EventKind.PHOTO) and ROUTES.documents is not None:
-        return await dispatch(ROUTES.documents, Call(ctx, conversation, event))
+    if event.kind in (EventKind.DOCUMENT, EventKind.PHOTO) and routes.documents is not None:
+        return await dispatch(routes.documents, Call(ctx, conversation, event))
 
-    typed = _typed_command(event)
+    typed = _typed_command(routes, event)
     if typed is not None:
-        return await dispatch(ROUTES.commands[typed[0]], Call(ctx, conversation, event))
+        return await dispatch(routes.commands[typed[0]], Call(ctx, conversation, event))
     reply = Reply(
         _("I did not understand. What would you like to do?"), choices=menu.main_menu(user.role)
     )

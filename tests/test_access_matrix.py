@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.runtime import Runtime
-from handlers.router import ROUTES
+from handlers.router import build_routes
 from models.audit import AuditEntry
 from models.certificates import Certificate
 from models.conversations import Conversation
@@ -45,6 +45,7 @@ from tests.zalo_harness import ZaloBotUnderTest, ZaloUser, zalo_bot, zalo_emulat
 __all__ = ["zalo_bot", "zalo_emulator"]  # fixtures
 
 NOW = dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.UTC)
+ROUTES = build_routes()
 # The producer's personal details: none may appear in a refusal to anyone else; these and the
 # product's name in no answer at all to someone whose scope does not cover the producer.
 NAME, ADDRESS, PHONE, PRODUCT = "Nguyễn Văn Sáu", "Xóm Bến Đá", "+84905999888", "Mắm rươi"

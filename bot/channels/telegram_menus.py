@@ -1,7 +1,8 @@
 """Telegram's command menu, per role and language: everyone's menu lists the commands the
 messages teach (/dangky, /hoso, /huy… in Vietnamese, their English names for English clients);
 each official and admin gets a menu of their own chat (setMyCommands with a chat scope) that
-adds what their role may do, in the language they chose.
+adds what their role may do, in the language they chose. Which commands, and their
+descriptions, come from the routes (each `Command`'s `menu`, handlers/routes.py).
 
 The officials' menus follow role changes within a minute: a job compares who is an official
 now with what it last published, outside any database transaction.
@@ -18,49 +19,12 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.channels.telegram import CHANNEL, api_call
-from handlers.i18n import LANGUAGES, N_, _, in_language
+from handlers.i18n import LANGUAGES
+from handlers.routes import Routes
 from models.domain import Role
 from models.officials import officials
 
 log = logging.getLogger(__name__)
-
-# (English name, Vietnamese name, description), in the order the menu shows them.
-PRODUCER = (
-    ("register", "dangky", N_("Register a product")),
-    ("status", "hoso", N_("My registrations")),
-    ("cancel", "huy", N_("Cancel the current registration")),
-    ("start", "batdau", N_("Main menu")),
-    ("help", "huongdan", N_("Help")),
-    ("language", "ngonngu", N_("Change language")),
-)
-OFFICIAL = (
-    ("pending", "choduyet", N_("Registrations waiting for review")),
-    ("digest", "bantin", N_("Today's digest")),
-    ("export", "xuat", N_("The registration table (Excel)")),
-    ("stats", "thongke", N_("Figures for the annual report")),
-    ("reminders", "nhachan", N_("Certificates expiring soon")),
-    ("notices", "thongbao", N_("Messages on arriving registrations")),
-)
-ADMIN = (
-    ("officials", "dscanbo", N_("Officials and their communes")),
-    ("official", "canbo", N_("Appoint or remove an official")),
-    ("invite", "moi", N_("An invitation link for an official")),
-    ("template", "maunhap", N_("Import existing certificates")),
-)
-
-
-def menu(role: Role, language: str) -> list[dict[str, str]]:
-    """The commands of a role, named and described in `language`."""
-    entries: tuple[tuple[str, str, str], ...] = PRODUCER
-    if role is not Role.PRODUCER:
-        entries = OFFICIAL + PRODUCER
-    if role is Role.ADMIN:
-        entries = OFFICIAL + ADMIN + PRODUCER
-    with in_language(language):
-        return [
-            {"command": english if language == "en" else vietnamese, "description": _(text)}
-            for english, vietnamese, text in entries
-        ]
 
 
 async def _set(
@@ -71,19 +35,23 @@ async def _set(
     )
 
 
-async def publish_default_menus(bot: Bot) -> None:
+async def publish_default_menus(bot: Bot, routes: Routes) -> None:
     """Everyone's menu: Vietnamese by default, English for clients set to English."""
     for language in LANGUAGES:
         await _set(
-            bot, menu(Role.PRODUCER, language), language=None if language == "vi" else language
+            bot,
+            routes.menu(Role.PRODUCER, language),
+            language=None if language == "vi" else language,
         )
 
 
 class OfficialMenus:
     """Keeps each official's and admin's chat menu in step with their role and language."""
 
-    def __init__(self, bot: Bot, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self.bot, self.sessionmaker = bot, sessionmaker
+    def __init__(
+        self, bot: Bot, sessionmaker: async_sessionmaker[AsyncSession], routes: Routes
+    ) -> None:
+        self.bot, self.sessionmaker, self.routes = bot, sessionmaker, routes
         self.published: dict[str, tuple[Role, str]] = {}  # chat id -> what its menu shows
 
     async def sync(self) -> None:
@@ -95,7 +63,7 @@ class OfficialMenus:
                 continue
             scope = json.dumps({"type": "chat", "chat_id": int(chat_id)})
             try:
-                await _set(self.bot, menu(role, language), scope=scope)
+                await _set(self.bot, self.routes.menu(role, language), scope=scope)
             except TelegramError as error:  # a chat the bot cannot reach now: next tick
                 log.info("could not set the menu of an official's chat: %s", error)
                 continue

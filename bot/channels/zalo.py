@@ -39,7 +39,7 @@ from bot.channels.zalo_render import render, render_reply
 from handlers.context import Services
 from handlers.events import Attachment, Event, EventKind, FileTooLarge, Outcome, Reply
 from handlers.i18n import _, in_language
-from handlers.router import ROUTES
+from handlers.router import command_words
 from models.admin_units import fold
 from models.conversations import Conversation
 from models.inbox import Incoming
@@ -71,7 +71,7 @@ def parse_command(text: str) -> tuple[str, tuple[str, ...]]:
     head, *args = text[1:].split()
     word = fold(head).replace(" ", "")
     whole = fold(text[1:]).replace(" ", "")
-    if word not in ROUTES.commands and whole in ROUTES.commands:
+    if word not in command_words() and whole in command_words():
         return whole, ()
     return word, tuple(args)
 
