@@ -15,6 +15,7 @@ from handlers.i18n import N_, _, in_language
 from handlers.registration import STEPS, answers_of, to_input
 from handlers.review import FIX_FLOW_NAME, _buttons, _load, _still_allowed, card
 from handlers.routes import Call, Routes
+from models import keys
 from models.audit import record
 from models.domain import Role
 from models.registrations import (
@@ -50,7 +51,7 @@ async def _tell_producer(ctx: Context, registration: Registration, changed: list
         text = _(
             "An OCOP official corrected your registration {code}: {fields}. See it with /hoso."
         ).format(code=registration.code, fields=labels.fields(changed))
-    key = f"corrected:{registration.id}:{ctx.services.clock().isoformat()}"
+    key = keys.corrected(registration.id, ctx.services.clock())
     return Notice(producer.channel, producer.chat_id, (Reply(text),), key, producer.id)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from handlers.callbacks import DossierButton
 from handlers.checklist import Checklist, Completeness, Item, load_checklist
 from handlers.context import Context
 from handlers.events import Choice, LongTask, Outcome, Reply
@@ -55,7 +56,12 @@ def item_buttons(
     registration: Registration, items: tuple[Item, ...], prefix: str = "📎 "
 ) -> tuple[tuple[Choice, ...], ...]:
     return tuple(
-        (Choice(prefix + _short(item.label()), f"dz:i:{registration.id}:{item.key}"),)
+        (
+            Choice(
+                prefix + _short(item.label()),
+                DossierButton("i", (str(registration.id), item.key)).encode(),
+            ),
+        )
         for item in items
     )
 
@@ -102,8 +108,10 @@ async def checklist_reply(ctx: Context, registration: Registration, notice: str 
     buttons = item_buttons(registration, ordered)
     extra: list[Choice] = []
     if counts:
-        extra.append(Choice(_("🗑 Remove a file"), f"dz:x:{registration.id}"))
-    extra.append(Choice(_("📄 Form to sign"), f"dz:f:{registration.id}"))
+        extra.append(
+            Choice(_("🗑 Remove a file"), DossierButton("x", (str(registration.id),)).encode())
+        )
+    extra.append(Choice(_("📄 Form to sign"), DossierButton("f", (str(registration.id),)).encode()))
     return Reply((notice + "\n\n" if notice else "") + text, choices=(*buttons, tuple(extra)))
 
 
@@ -174,7 +182,7 @@ async def choose_item(call: Call) -> Outcome:
         "Send the photos or files for «{item}» ({code}). You can send several; tap "
         "Done when finished."
     ).format(item=label, code=loaded.code)
-    done = Choice(_("✔️ Done"), f"dz:l:{loaded.id}")
+    done = Choice(_("✔️ Done"), DossierButton("l", (str(loaded.id),)).encode())
     return Outcome([Reply(text, choices=((done,),))], keep_buttons=True)
 
 
@@ -258,7 +266,7 @@ async def list_files(call: Call) -> Outcome:
         item = checklist.item(row.item)
         name = item.label() if item else row.item
         label = "🗑 " + _short(f"{name}: {row.file_name}")
-        choices.append((Choice(label, f"dz:d:{row.id}"),))
+        choices.append((Choice(label, DossierButton("d", (str(row.id),)).encode()),))
     text = _("Tap the file to remove:")
     return Outcome([Reply(text, choices=tuple(choices))])
 
@@ -292,7 +300,7 @@ async def form(call: Call) -> Outcome:
 
 def send_papers_button() -> Choice:
     """The status list's one button to the dossiers (which registration comes next)."""
-    return Choice(_("📎 Send the dossier's papers"), "dz:r")
+    return Choice(_("📎 Send the dossier's papers"), DossierButton("r").encode())
 
 
 async def choose_registration(call: Call) -> Outcome:
@@ -312,13 +320,14 @@ async def choose_registration(call: Call) -> Outcome:
 
 def _which_registration(registrations: list[Registration], text: str) -> Reply:
     choices = tuple(
-        (Choice(f"{r.code} · {_short(r.product_name)}", f"dz:l:{r.id}"),) for r in registrations[:8]
+        (Choice(f"{r.code} · {_short(r.product_name)}", DossierButton("l", (str(r.id),)).encode()),)
+        for r in registrations[:8]
     )
     return Reply(text, choices=choices)
 
 
 def register_routes(routes: Routes) -> None:
-    routes.button("dz", _producer_button)
+    routes.button(DossierButton.prefix, _producer_button)
 
 
 async def _producer_button(call: Call) -> Outcome:

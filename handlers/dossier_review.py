@@ -9,6 +9,7 @@ import html
 from sqlalchemy import select
 
 from handlers import review
+from handlers.callbacks import DossierOfficial
 from handlers.dossier import checklist_of, progress_line
 from handlers.events import Choice, LongTask, Outcome, Reply
 from handlers.i18n import _
@@ -58,9 +59,12 @@ def _ask_reply(call: Call, registration: Registration, chosen: list[str]) -> Rep
     for item in kind.all:
         mark = "☑️" if item.key in chosen else "⬜"
         label = f"{mark} {item.label()}"[:60]
-        rows.append((Choice(label, f"dzo:t:{registration.id}:{item.key}"),))
+        rows.append(
+            (Choice(label, DossierOfficial("t", (str(registration.id), item.key)).encode()),)
+        )
     go = Choice(
-        _("↩️ Return, asking for {count}").format(count=len(chosen)), f"dzo:n:{registration.id}"
+        _("↩️ Return, asking for {count}").format(count=len(chosen)),
+        DossierOfficial("n", (str(registration.id),)).encode(),
     )
     rows.append((go,))
     text = _(
@@ -150,7 +154,7 @@ async def missing(call: Call) -> Outcome:
         lines.append("   " + progress_line(checklist, registration, present[registration.id]))
         if registration.status is RegistrationStatus.SUBMITTED and len(asks) < MISSING_BUTTONS:
             label = _("📎 Ask for papers: {code}").format(code=registration.code)
-            asks.append((Choice(label, f"dzo:a:{registration.id}"),))
+            asks.append((Choice(label, DossierOfficial("a", (str(registration.id),)).encode()),))
     if not lines:
         return Outcome([Reply(_("Every dossier to be decided has its required papers."))])
     title = _("<b>Papers still missing</b> ({count} registrations)").format(count=count)
@@ -168,7 +172,7 @@ async def cover(call: Call) -> Outcome:
 
 
 def register_routes(routes: Routes) -> None:
-    routes.button("dzo", _official_button, role=Role.OFFICIAL)
+    routes.button(DossierOfficial.prefix, _official_button, role=Role.OFFICIAL)
     routes.command("missing", missing, "thieuhoso", role=Role.OFFICIAL)
     routes.command("coverletter", cover, "congvan", role=Role.OFFICIAL)
 

@@ -8,6 +8,7 @@ from babel.dates import format_date
 
 from handlers import consent, dossier, labels
 from handlers.area import office_contact, served_area
+from handlers.callbacks import EditReturned, LanguageButton, MenuButton, ReviewList
 from handlers.context import Context
 from handlers.engine import Engine
 from handlers.events import Choice, Outcome, Reply
@@ -25,13 +26,16 @@ ENGINES: dict[str, Engine] = {FLOW.name: REGISTER}
 
 def main_menu(role: Role = Role.PRODUCER) -> tuple[tuple[Choice, ...], ...]:
     rows = [
-        (Choice(_("📝 Register a new product"), "m:new"),),
-        (Choice(_("🔁 Re-evaluate an expiring product"), "m:reeval"),),
-        (Choice(_("📋 My registrations"), "m:status"),),
-        (Choice(_("❓ Help"), "m:help"), Choice(_("🌐 Language"), "m:lang")),
+        (Choice(_("📝 Register a new product"), MenuButton("new").encode()),),
+        (Choice(_("🔁 Re-evaluate an expiring product"), MenuButton("reeval").encode()),),
+        (Choice(_("📋 My registrations"), MenuButton("status").encode()),),
+        (
+            Choice(_("❓ Help"), MenuButton("help").encode()),
+            Choice(_("🌐 Language"), MenuButton("lang").encode()),
+        ),
     ]
     if role is not Role.PRODUCER:
-        rows.insert(0, (Choice(_("🗂 Registrations to review"), "rvl"),))
+        rows.insert(0, (Choice(_("🗂 Registrations to review"), ReviewList().encode()),))
     return tuple(rows)
 
 
@@ -131,7 +135,9 @@ async def status(call: Call) -> Outcome:
             [
                 Reply(
                     _("You have not registered any product yet."),
-                    choices=((Choice(_("📝 Register a new product"), "m:new"),),),
+                    choices=(
+                        (Choice(_("📝 Register a new product"), MenuButton("new").encode()),),
+                    ),
                 )
             ]
         )
@@ -142,12 +148,12 @@ async def status(call: Call) -> Outcome:
         lines += _status_line(registration, ctx)
         if registration.status is RegistrationStatus.RETURNED:
             label = _("✏️ Complete and resubmit {code}").format(code=registration.code)
-            fixes.append((Choice(label, f"pe:{registration.id}"),))
+            fixes.append((Choice(label, EditReturned(registration.id).encode()),))
         elif registration.status is RegistrationStatus.SUBMITTED and corrections < 3:
             # The newest few only: a long list of buttons would bury the statuses.
             corrections += 1
             label = _("✏️ Correct {code}").format(code=registration.code)
-            fixes.append((Choice(label, f"pe:{registration.id}"),))
+            fixes.append((Choice(label, EditReturned(registration.id).encode()),))
     if any(registration.status in dossier.OPEN for registration in registrations):
         fixes.append((dossier.send_papers_button(),))
     return Outcome([Reply("\n".join(lines), choices=tuple(fixes))])
@@ -159,7 +165,7 @@ async def start_registration(
     if conversation.flow in ENGINES:
         notice = _("You have a registration in progress. Here is where you stopped.")
         return ENGINES[conversation.flow].resume(conversation, ctx, notice)
-    asked = consent.gate(ctx, f"m:{kind.value if kind else 'reg'}")
+    asked = consent.gate(ctx, MenuButton(kind.value if kind else "reg").encode())
     if asked is not None:
         return asked
     preset = await previous_details(ctx)
@@ -199,7 +205,12 @@ async def language(call: Call) -> Outcome:
         [
             Reply(
                 _("Choose your language:"),
-                choices=((Choice("🇻🇳 Tiếng Việt", "lang:vi"), Choice("🇬🇧 English", "lang:en")),),
+                choices=(
+                    (
+                        Choice("🇻🇳 Tiếng Việt", LanguageButton("vi").encode()),
+                        Choice("🇬🇧 English", LanguageButton("en").encode()),
+                    ),
+                ),
             )
         ]
     )
@@ -235,7 +246,7 @@ async def edit_returned(call: Call) -> Outcome:
         return Outcome([Reply(text)], refused=f"not theirs: {registration.id}")
     if registration is None or registration.status not in CORRECTABLE:
         return Outcome([Reply(_("This registration cannot be changed any more."))])
-    asked = consent.gate(ctx, f"pe:{registration.id}")
+    asked = consent.gate(ctx, EditReturned(registration.id).encode())
     if asked is not None:
         return Outcome(asked)
     if call.conversation.flow in ENGINES:
@@ -252,6 +263,6 @@ def register_routes(routes: Routes) -> None:
     routes.command("cancel", cancel, "huy")
     routes.command("status", status, "hoso")
     routes.command("language", language, "ngonngu")
-    routes.button("m", menu_button)
-    routes.button("lang", choose_language)
-    routes.button("pe", edit_returned)
+    routes.button(MenuButton.prefix, menu_button)
+    routes.button(LanguageButton.prefix, choose_language)
+    routes.button(EditReturned.prefix, edit_returned)

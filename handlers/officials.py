@@ -14,6 +14,7 @@ from handlers.i18n import _, current_language, in_language
 from handlers.review import close_review_forms
 from handlers.routes import Call, Routes
 from handlers.scopes import parse_communes, wants_whole_area
+from models import keys
 from models.admin_units import fold
 from models.audit import record
 from models.certificates import Held, link_certificate
@@ -70,7 +71,7 @@ def _welcome_official(ctx: Context, user: User) -> Notice:
             "You are now an OCOP official for {scope}. Send /pending to see registrations "
             "waiting for review, /help for everything you can do."
         ).format(scope=html.escape(describe_scope(ctx, user.scope)))
-    key = f"official:{user.id}:{ctx.services.clock().isoformat()}"
+    key = keys.official(user.id, ctx.services.clock())
     return Notice(user.channel, user.chat_id, (Reply(text),), key=key, user_id=user.id)
 
 

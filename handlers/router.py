@@ -29,12 +29,14 @@ from handlers import (
     reminders,
     review,
 )
+from handlers.callbacks import unpack
 from handlers.context import Context, Services
 from handlers.engine import Engine
 from handlers.events import Event, EventKind, Outcome, Reply
 from handlers.i18n import _, use_language
 from handlers.menu import ENGINES
 from handlers.routes import Call, Routes, dispatch
+from models import keys
 from models.admin_units import fold
 from models.audit import record
 from models.base import utcnow
@@ -131,7 +133,7 @@ async def handle_event(
             channel=event.channel,
             chat_id=event.chat_id,
             user_id=user.id,
-            key=f"{event.channel}:{event.update_id}",
+            key=keys.event(event.channel, event.update_id),
             tasks=outcome.tasks,
             now=utcnow(),
         )
@@ -154,10 +156,10 @@ async def _route(ctx: Context, conversation: Conversation, event: Event) -> Outc
     engine = ENGINES.get(conversation.flow or "")
 
     if event.kind is EventKind.CHOICE:
-        prefix, *parts = (event.choice or "").split(":")
+        prefix, parts = unpack(event.choice or "")
         route = ROUTES.buttons.get(prefix)
         if route is not None:
-            return await dispatch(route, Call(ctx, conversation, event, tuple(parts)))
+            return await dispatch(route, Call(ctx, conversation, event, parts))
         if engine is not None:
             return await _in_flow(engine, ctx, conversation, event)
         notice = _("That button belongs to a finished conversation.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -437,3 +438,18 @@ async def last_details_of(
 ) -> Row[SubjectType, str, str, str, str | None] | None:
     """Subject type and name, owner, address and phone of the user's last registration."""
     return (await session.execute(_LAST_DETAILS, {"user_id": user_id})).first()
+
+
+async def waiting_for_review(
+    session: AsyncSession, communes: Sequence[str] | None
+) -> list[Registration]:
+    """Registrations an official decides next (submitted, then accepted ones awaiting the
+    grading), oldest first; `communes` None means everywhere."""
+    query = (
+        select(Registration)
+        .where(Registration.status.in_([RegistrationStatus.SUBMITTED, RegistrationStatus.ACCEPTED]))
+        .order_by(Registration.status.desc(), Registration.submitted_at, Registration.id)
+    )
+    if communes is not None:
+        query = query.where(Registration.commune_code.in_(communes))
+    return list(await session.scalars(query))
