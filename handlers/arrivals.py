@@ -17,11 +17,11 @@ from handlers.events import Choice, Notice, Outcome, Reply
 from handlers.i18n import _, in_language
 from handlers.routes import Call, Routes
 from models import keys
-from models.admin_units import fold
 from models.arrivals import take_arrivals
 from models.domain import Role
 from models.officials import in_scope, officials
 from models.registrations import Registration
+from models.text import fold
 from models.users import User
 
 # More buttons than this would bury the list; the rest are in /choduyet.

@@ -20,9 +20,9 @@ from handlers.events import Choice, Event, EventKind, KeyButton, Outcome, Reply,
 from handlers.i18n import _
 from handlers.labels import NO_WORDS, YES_WORDS
 from handlers.validators import Invalid, Option
-from models.admin_units import fold
 from models.conversations import Conversation
 from models.domain import parse_number
+from models.text import fold
 
 Answers = dict[str, Any]
 SUMMARY = "summary"

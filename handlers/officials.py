@@ -15,11 +15,11 @@ from handlers.review import close_review_forms
 from handlers.routes import Call, Routes
 from handlers.scopes import parse_communes, wants_whole_area
 from models import keys
-from models.admin_units import fold
 from models.audit import record
 from models.certificates import Held, link_certificate
 from models.domain import Role
 from models.officials import create_invite, find_user, officials, redeem_invite
+from models.text import fold
 from models.users import User
 
 ADD = {"add", "them", "cap"}

@@ -28,7 +28,7 @@ from handlers.engine import Answers, Engine, Flow, Step
 from handlers.events import Choice, Notice, Outcome, Reply
 from handlers.i18n import N_, _, current_language, in_language
 from handlers.routes import Call, Routes, refusal
-from handlers.validators import Invalid, Option, clean, display_phone, parse_past_date
+from handlers.validators import Invalid, Option, display_phone, parse_past_date
 from models import keys
 from models.audit import record
 from models.certificates import Certificate
@@ -43,6 +43,7 @@ from models.domain import (
 from models.dossier import present_items
 from models.officials import in_scope
 from models.registrations import Registration, can_change, change_status, waiting_for_review
+from models.text import clean
 from models.users import User
 
 PENDING_LIMIT = 10

@@ -37,11 +37,11 @@ from handlers.i18n import _, use_language
 from handlers.menu import ENGINES
 from handlers.routes import Call, Routes, dispatch
 from models import keys
-from models.admin_units import fold
 from models.audit import record
 from models.base import utcnow
 from models.conversations import Conversation, conversations_for
 from models.tasks import queue_tasks
+from models.text import fold
 from models.users import Profile, User, claim_updates, users_for
 
 ROUTES = Routes()

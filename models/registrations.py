@@ -11,7 +11,6 @@ from sqlalchemy import JSON, Enum, ForeignKey, Integer, Row, String, Text, bindp
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.admin_units import fold
 from models.base import Base, insert_for, utcnow
 from models.domain import (
     ProductGroup,
@@ -20,6 +19,7 @@ from models.domain import (
     SubjectType,
     Target,
 )
+from models.text import fold
 
 
 def _enum(cls: type) -> Enum:

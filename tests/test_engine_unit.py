@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import cast
 
@@ -10,7 +11,7 @@ import pytest
 from handlers.context import Context
 from handlers.engine import SUMMARY, Engine, Flow, Step
 from handlers.events import Choice, Event, EventKind, Outcome, Reply
-from handlers.i18n import use_language
+from handlers.i18n import in_language
 from handlers.validators import Option
 from models.conversations import Conversation
 
@@ -70,9 +71,10 @@ FLOW = Flow("test", STEPS, "Your form", "✅ Send", _complete)
 
 
 @pytest.fixture(autouse=True)
-def _english() -> None:
-    use_language("en")
+def _english() -> Iterator[None]:
     sent.clear()
+    with in_language("en"):  # restored after: later test files expect the default
+        yield
 
 
 class Chat:
