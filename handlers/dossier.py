@@ -11,8 +11,6 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from sqlalchemy import select
-
 from handlers.callbacks import DossierButton
 from handlers.checklist import Checklist, Completeness, Item, load_checklist
 from handlers.context import Context
@@ -22,7 +20,7 @@ from handlers.routes import Call, Routes
 from models.conversations import Conversation
 from models.domain import RegistrationStatus, parse_number
 from models.dossier import DossierFile, files_of, remove_file, unreferenced
-from models.registrations import Registration
+from models.registrations import Registration, open_registrations_of, registration_id_by_code
 
 # Telegram's Bot API downloads files of at most 20 MB (getFile); larger ones cannot be read.
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
@@ -142,7 +140,7 @@ async def _own(call: Call, registration_id: str) -> Registration | Outcome:
 async def show_by_code(call: Call) -> Outcome:
     """dz:c:<code> — the receipt's button (the registration had no id yet when it was sent)."""
     code = call.args[0] if call.args else ""
-    number = await call.ctx.session.scalar(select(Registration.id).where(Registration.code == code))
+    number = await registration_id_by_code(call.ctx.session, code)
     return await show(Call(call.ctx, call.conversation, call.event, (str(number or ""),)))
 
 
@@ -187,16 +185,7 @@ async def choose_item(call: Call) -> Outcome:
 
 
 async def _open_registrations(ctx: Context) -> list[Registration]:
-    return list(
-        await ctx.session.scalars(
-            select(Registration)
-            .where(
-                Registration.submitted_by_user_id == ctx.user.id,
-                Registration.status.not_in(CLOSED),
-            )
-            .order_by(Registration.id.desc())
-        )
-    )
+    return await open_registrations_of(ctx.session, ctx.user.id, CLOSED)
 
 
 def refuse_size(size: int | None) -> str | None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import html
 
-from sqlalchemy import select
-
 from handlers import review
 from handlers.callbacks import DossierOfficial
 from handlers.dossier import checklist_of, progress_line
@@ -17,7 +15,7 @@ from handlers.routes import Call, Routes, refusal
 from models.domain import RegistrationStatus, Role, parse_number
 from models.dossier import present_items
 from models.officials import in_scope
-from models.registrations import Registration, can_change
+from models.registrations import Registration, can_change, registrations_in
 
 MISSING_BUTTONS = 5  # registrations /missing offers to ask for papers, the oldest first
 UNDECIDED = (RegistrationStatus.SUBMITTED, RegistrationStatus.RETURNED, RegistrationStatus.ACCEPTED)
@@ -128,14 +126,10 @@ async def missing(call: Call) -> Outcome:
     """`/missing` (/thieuhoso): every paper still missing, per registration to be decided in
     the official's communes, with a button to ask the producer for them."""
     ctx = call.ctx
-    query = (
-        select(Registration)
-        .where(Registration.status.in_(UNDECIDED))
-        .order_by(Registration.commune_code, Registration.submitted_at, Registration.id)
+    everywhere = ctx.user.role is Role.ADMIN or ctx.user.scope is None
+    registrations = await registrations_in(
+        ctx.session, UNDECIDED, None if everywhere else ctx.user.scope
     )
-    if ctx.user.role is not Role.ADMIN and ctx.user.scope is not None:
-        query = query.where(Registration.commune_code.in_(ctx.user.scope))
-    registrations = list(await ctx.session.scalars(query))
     present = await present_items(ctx.session, [r.id for r in registrations])
     checklist = checklist_of(ctx)
     lines: list[str] = []

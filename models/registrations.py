@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -452,4 +452,37 @@ async def waiting_for_review(
     )
     if communes is not None:
         query = query.where(Registration.commune_code.in_(communes))
+    return list(await session.scalars(query))
+
+
+async def registration_id_by_code(session: AsyncSession, code: str) -> int | None:
+    return await session.scalar(select(Registration.id).where(Registration.code == code))
+
+
+async def open_registrations_of(
+    session: AsyncSession, user_id: int, closed: Collection[RegistrationStatus]
+) -> list[Registration]:
+    """The user's registrations not in a `closed` status, newest first."""
+    rows = await session.scalars(
+        select(Registration)
+        .where(Registration.submitted_by_user_id == user_id, Registration.status.not_in(closed))
+        .order_by(Registration.id.desc())
+    )
+    return list(rows)
+
+
+async def registrations_in(
+    session: AsyncSession,
+    statuses: Collection[RegistrationStatus],
+    communes: Collection[str] | None,
+    year: int | None = None,
+) -> list[Registration]:
+    """Registrations in these statuses (of a programme year), by commune then oldest first;
+    `communes` None means everywhere."""
+    query = select(Registration).where(Registration.status.in_(statuses))
+    if communes is not None:
+        query = query.where(Registration.commune_code.in_(communes))
+    if year is not None:
+        query = query.where(Registration.programme_year == year)
+    query = query.order_by(Registration.commune_code, Registration.submitted_at, Registration.id)
     return list(await session.scalars(query))
