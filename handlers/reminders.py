@@ -146,8 +146,8 @@ async def expired_alerts(
 async def renew(call: Call) -> Outcome:
     """ "Register re-evaluation" under a reminder: the form, filled with what is on file."""
     ctx = call.ctx
-    certificate_id = (parse_number(call.args[0]) if call.args else None) or 0
-    held = await held_certificate(ctx.session, certificate_id)
+    button = Renew.from_parts(call.args)
+    held = await held_certificate(ctx.session, button.certificate_id) if button else None
     if held is None or held.owner_user_id != ctx.user.id:
         text = _("This certificate is not linked to your account.")
         # A certificate on file that is not theirs: a forged button, audited like a command.

@@ -329,10 +329,11 @@ async def show(call: Call) -> Outcome:
 
 async def review_button(call: Call) -> Outcome:
     ctx = call.ctx
-    if len(call.args) != 2 or call.args[0] not in ACTIONS:
+    button = ReviewDecision.from_parts(call.args)
+    if button is None or button.action not in ACTIONS:
         return Outcome([Reply(_("This button is not valid any more."))])
-    action, registration_id = call.args
-    loaded = await _load(call, registration_id)
+    action = button.action
+    loaded = await _load(call, str(button.registration_id))
     if isinstance(loaded, Outcome):
         return loaded
     status = ACTIONS[action]
