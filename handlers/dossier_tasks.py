@@ -14,6 +14,8 @@ import logging
 import re
 import zipfile
 
+from sqlalchemy import select
+
 from handlers import dossier
 from handlers.checklist import load_checklist
 from handlers.context import Context, TaskContext
@@ -35,7 +37,7 @@ from models.dossier import (
     unreferenced,
 )
 from models.officials import in_scope
-from models.registrations import Registration, registrations_in
+from models.registrations import Registration
 
 log = logging.getLogger(__name__)
 # One ZIP a message: Telegram lets a bot send files of at most 50 MB; some room for the archive.
@@ -204,7 +206,17 @@ async def run_cover(ctx: TaskContext) -> list[Reply]:
     checklist = load_checklist(ctx.services.checklist_path)
     codes = scope_codes(ctx.area, ctx.user)
     async with ctx.reader() as session:
-        accepted = await registrations_in(session, (RegistrationStatus.ACCEPTED,), codes, year)
+        accepted = list(
+            await session.scalars(
+                select(Registration)
+                .where(
+                    Registration.programme_year == year,
+                    Registration.status == RegistrationStatus.ACCEPTED,
+                    Registration.commune_code.in_(codes),
+                )
+                .order_by(Registration.commune_code, Registration.submitted_at, Registration.id)
+            )
+        )
         present = await present_items(session, [r.id for r in accepted])
     replies = []
     for code in codes:
