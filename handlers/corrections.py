@@ -8,6 +8,7 @@ field's name, not the values) and the producer is told which fields were correct
 from __future__ import annotations
 
 from handlers import labels
+from handlers.callbacks import CorrectField
 from handlers.context import Context
 from handlers.engine import SUMMARY, Answers, Engine, Flow
 from handlers.events import Notice, Outcome, Reply
@@ -31,7 +32,8 @@ KEPT = ("programme_year", "certificate_id")
 
 
 async def begin_correction(call: Call) -> Outcome:
-    loaded = await _load(call, call.args[0] if call.args else "")
+    button = CorrectField.from_parts(call.args)
+    loaded = await _load(call, str(button.registration_id) if button else "")
     if isinstance(loaded, Outcome):
         return loaded
     if loaded.status not in OFFICIALLY_CORRECTABLE:
@@ -91,4 +93,4 @@ ENGINES = {FIX_FLOW.name: FIX}
 
 
 def register_routes(routes: Routes) -> None:
-    routes.button("rf", begin_correction, role=Role.OFFICIAL)
+    routes.button(CorrectField.prefix, begin_correction, role=Role.OFFICIAL)

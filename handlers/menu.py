@@ -17,7 +17,7 @@ from handlers.officials import start_with_code
 from handlers.registration import FLOW, SUMMARY, answers_of, previous_details
 from handlers.routes import Call, Routes
 from models.conversations import Conversation
-from models.domain import RegistrationKind, RegistrationStatus, Role, parse_number
+from models.domain import RegistrationKind, RegistrationStatus, Role
 from models.registrations import CORRECTABLE, Registration, registrations_of
 
 REGISTER = Engine(FLOW, menu=lambda ctx: main_menu(ctx.user.role))
@@ -217,14 +217,16 @@ async def language(call: Call) -> Outcome:
 
 
 async def choose_language(call: Call) -> Outcome:
-    if call.args and call.args[0] in LANGUAGES:
-        call.ctx.user.language = use_language(call.args[0])
+    button = LanguageButton.from_parts(call.args)
+    if button is not None and button.language in LANGUAGES:
+        call.ctx.user.language = use_language(button.language)
     reply = Reply(_("Language changed to English."), choices=main_menu(call.ctx.user.role))
     return Outcome([reply])
 
 
 async def menu_button(call: Call) -> Outcome:
-    action = call.args[0] if call.args else ""
+    button = MenuButton.from_parts(call.args)
+    action = button.action if button else ""
     kinds = {"new": RegistrationKind.NEW, "reeval": RegistrationKind.REEVALUATION}
     if action in kinds:
         return Outcome(await start_registration(call.conversation, call.ctx, kinds[action]))
@@ -238,8 +240,8 @@ async def edit_returned(call: Call) -> Outcome:
     """A producer reopens a registration returned for completion, or corrects one no official
     has accepted yet (the right to correct one's data)."""
     ctx = call.ctx
-    registration_id = (parse_number(call.args[0]) if call.args else None) or 0
-    registration = await ctx.session.get(Registration, registration_id)
+    button = EditReturned.from_parts(call.args)
+    registration = await ctx.session.get(Registration, button.registration_id) if button else None
     if registration is not None and registration.submitted_by_user_id != ctx.user.id:
         # Someone else's registration: a forged button, refused like a command (audited).
         text = _("This registration cannot be changed any more.")

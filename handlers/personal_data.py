@@ -83,7 +83,8 @@ async def delete_data(call: Call) -> Outcome:
 
 async def delete_button(call: Call) -> Outcome:
     ctx = call.ctx
-    answer = call.args[0] if call.args else ""
+    button = DeleteData.from_parts(call.args)
+    answer = button.answer if button else ""
     if answer == "ask":
         return await delete_data(call)
     if answer != "yes":

@@ -320,7 +320,8 @@ async def dossier_line(ctx: Context, registration: Registration) -> str:
 
 async def show(call: Call) -> Outcome:
     """One registration's card with its buttons (from the officials' arrival message)."""
-    loaded = await _load(call, call.args[0] if call.args else "")
+    button = ReviewShow.from_parts(call.args)
+    loaded = await _load(call, str(button.registration_id) if button else "")
     if isinstance(loaded, Outcome):
         return loaded
     dossier = await dossier_line(call.ctx, loaded)
