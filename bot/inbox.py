@@ -35,6 +35,7 @@ from handlers.events import Event, Outcome, Reply
 from handlers.i18n import _, in_language
 from handlers.notices import serialize_choices
 from handlers.router import Prepared, handle_event
+from models import keys
 from models.base import utcnow
 from models.db import create_sessionmaker, is_unavailable
 from models.inbox import EXCESS_NOTICE, Pending, drop, next_pending, pending_of, waiting
@@ -306,7 +307,7 @@ class InboxWorker:
         user_id = prepared.users[(event.channel, event.user_id)].id
         outgoing = [
             Outgoing(
-                key=f"r:{row.channel}:{row.update_id}:{index}",
+                key=keys.reply(row.channel, row.update_id, index),
                 channel=row.channel,
                 chat_id=row.chat_id,
                 user_id=user_id,

@@ -25,6 +25,7 @@ from handlers.dossier_tasks import sweep_orphans
 from handlers.events import Notice
 from handlers.i18n import in_language
 from handlers.reports.digest import build_digest, render_digest
+from models import keys
 from models.base import run_alone, utcnow
 from models.conversations import forget_abandoned_forms
 from models.digests import open_digest
@@ -98,7 +99,7 @@ class DigestJob:
                     person.channel,
                     person.chat_id,
                     replies,
-                    key=f"digest:{person.id}:{local.date().isoformat()}",
+                    key=keys.digest(person.id, local.date()),
                     user_id=person.id,
                 )
                 queued += await notices.queue(session, [notice], utcnow())

@@ -25,6 +25,7 @@ from handlers.context import Services, TaskContext
 from handlers.events import Notice, Reply
 from handlers.i18n import _, use_language
 from handlers.tasks import perform
+from models import keys
 from models.base import utcnow
 from models.db import create_sessionmaker
 from models.tasks import (
@@ -191,7 +192,7 @@ class TaskRunner:
 
         async def progress(text: str) -> None:
             nonlocal progress_count
-            key = f"task:{row.id}:progress:{progress_count}"
+            key = keys.task_progress(row.id, progress_count)
             progress_count += 1
             try:
                 await self._queue(row, user, key, [Reply(text)])
@@ -241,7 +242,7 @@ class TaskRunner:
             if not mine:  # another runner took it over and will finish it
                 log.info("long task %s was taken over; its result is theirs to send", row.id)
                 return
-            notice = self._notice(row, user, f"task:{row.id}", replies)
+            notice = self._notice(row, user, keys.task_result(row.id), replies)
             queued = await notices.queue(session, [notice], utcnow())
         if queued:
             self.queued()

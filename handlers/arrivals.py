@@ -11,15 +11,17 @@ import html
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.callbacks import ReviewShow
 from handlers.context import Services
 from handlers.events import Choice, Notice, Outcome, Reply
 from handlers.i18n import N_, _, in_language
 from handlers.routes import Call, Command, Entry
-from models.admin_units import fold
+from models import keys
 from models.arrivals import take_arrivals
 from models.domain import Role
 from models.officials import in_scope, officials
 from models.registrations import Registration
+from models.text import fold
 from models.users import User
 
 # More buttons than this would bury the list; the rest are in /choduyet.
@@ -44,7 +46,12 @@ def arrivals_message(services: Services, arrived: list[tuple[Registration, bool]
         *(_line(services, registration, again) for registration, again in arrived),
     ]
     buttons = tuple(
-        (Choice(_("🔎 Review {code}").format(code=registration.code), f"rvs:{registration.id}"),)
+        (
+            Choice(
+                _("🔎 Review {code}").format(code=registration.code),
+                ReviewShow(registration.id).encode(),
+            ),
+        )
         for registration, _again in arrived[:MAX_BUTTONS]
     )
     if len(arrived) > MAX_BUTTONS:
@@ -69,7 +76,7 @@ async def arrival_notices(
             continue
         with in_language(person.language):
             reply = arrivals_message(services, theirs)
-        key = f"arrivals:{person.id}:{batch}"
+        key = keys.arrivals(person.id, batch)
         notices.append(Notice(person.channel, person.chat_id, (reply,), key, person.id))
     return notices
 

@@ -11,8 +11,8 @@ from functools import cache
 from pathlib import Path
 
 from handlers.i18n import current_language
-from models.admin_units import fold
 from models.domain import RegistrationKind
+from models.text import fold
 
 SHIPPED = Path(__file__).parent / "dossier_data" / "checklist.toml"
 KEY = re.compile(r"[a-z0-9]{1,12}")

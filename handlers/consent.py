@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import html
 
-from sqlalchemy import update
-
+from handlers.callbacks import ConsentButton, DeleteData
 from handlers.context import Context
 from handlers.events import Choice, Outcome, Reply
 from handlers.i18n import _
 from handlers.routes import Button, Call, Command, Entry, dispatch
+from models.certificates import unlink_subjects
 from models.consent import Decision, decide
 from models.conversations import Conversation
-from models.registrations import Subject
 from models.users import Profile, remember_profile
 
 # Bump when the notice's text changes in substance: everyone is asked again.
 NOTICE_VERSION = 1
-PREFIX = "cs"
+PREFIX = ConsentButton.prefix
 
 
 def needs_consent(ctx: Context) -> bool:
@@ -49,8 +48,8 @@ def notice(ctx: Context, resume: str) -> Reply:
         days=ctx.services.form_retention_days,
     )
     buttons = (
-        (Choice(_("✅ I agree"), f"{PREFIX}:y:{resume}"),),
-        (Choice(_("I do not agree"), f"{PREFIX}:n"),),
+        (Choice(_("✅ I agree"), ConsentButton.agree(resume).encode()),),
+        (Choice(_("I do not agree"), ConsentButton("n").encode()),),
     )
     return Reply(text, choices=buttons)
 
@@ -106,15 +105,13 @@ async def withdraw(call: Call) -> Outcome:
     _forget_profile(ctx)
     abandon_form(call.conversation)
     # No more reminders: their products are no longer linked to them.
-    await ctx.session.execute(
-        update(Subject).where(Subject.owner_user_id == ctx.user.id).values(owner_user_id=None)
-    )
+    await unlink_subjects(ctx.session, ctx.user.id)
     text = _(
         "Your consent is withdrawn: the bot no longer uses your personal information and will "
         "not remind you. What you submitted is still kept; to delete it, tap the button below "
         "or send /deletedata."
     )
-    delete_button = Choice(_("🗑 Delete my data"), "dd:ask")
+    delete_button = Choice(_("🗑 Delete my data"), DeleteData("ask").encode())
     return Outcome([Reply(text, choices=((delete_button,),))])
 
 

@@ -8,6 +8,7 @@ field's name, not the values) and the producer is told which fields were correct
 from __future__ import annotations
 
 from handlers import labels
+from handlers.callbacks import CorrectField
 from handlers.context import Context
 from handlers.engine import SUMMARY, Answers, Engine, Flow, meta_of
 from handlers.events import Notice, Outcome, Reply
@@ -15,6 +16,7 @@ from handlers.i18n import N_, _, in_language
 from handlers.registration import STEPS, answers_of, to_input
 from handlers.review import FIX_FLOW_NAME, _buttons, _load, _still_allowed, card
 from handlers.routes import Button, Call, Entry, Form
+from models import keys
 from models.audit import record
 from models.domain import Role
 from models.registrations import (
@@ -30,7 +32,8 @@ KEPT = ("programme_year", "certificate_id")
 
 
 async def begin_correction(call: Call) -> Outcome:
-    loaded = await _load(call, call.args[0] if call.args else "")
+    button = CorrectField.from_parts(call.args)
+    loaded = await _load(call, str(button.registration_id) if button else "")
     if isinstance(loaded, Outcome):
         return loaded
     if loaded.status not in OFFICIALLY_CORRECTABLE:
@@ -50,7 +53,7 @@ async def _tell_producer(ctx: Context, registration: Registration, changed: list
         text = _(
             "An OCOP official corrected your registration {code}: {fields}. See it with /hoso."
         ).format(code=registration.code, fields=labels.fields(changed))
-    key = f"corrected:{registration.id}:{ctx.services.clock().isoformat()}"
+    key = keys.corrected(registration.id, ctx.services.clock())
     return Notice(producer.channel, producer.chat_id, (Reply(text),), key, producer.id)
 
 
@@ -93,6 +96,6 @@ FIX = Engine(FIX_FLOW)
 
 def routes() -> tuple[Entry, ...]:
     return (
-        Button("rf", begin_correction, role=Role.OFFICIAL),
+        Button(CorrectField.prefix, begin_correction, role=Role.OFFICIAL),
         Form(FIX),
     )

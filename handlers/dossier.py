@@ -11,8 +11,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from sqlalchemy import select
-
+from handlers.callbacks import DossierButton
 from handlers.checklist import Checklist, Completeness, Item, load_checklist
 from handlers.context import Context
 from handlers.events import Choice, LongTask, Outcome, Reply
@@ -21,7 +20,7 @@ from handlers.routes import Call, Routes
 from models.conversations import Conversation
 from models.domain import RegistrationStatus, parse_number
 from models.dossier import DossierFile, files_of, remove_file, unreferenced
-from models.registrations import Registration
+from models.registrations import Registration, open_registrations_of, registration_id_by_code
 
 # Telegram's Bot API downloads files of at most 20 MB (getFile); larger ones cannot be read.
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
@@ -55,7 +54,12 @@ def item_buttons(
     registration: Registration, items: tuple[Item, ...], prefix: str = "📎 "
 ) -> tuple[tuple[Choice, ...], ...]:
     return tuple(
-        (Choice(prefix + _short(item.label()), f"dz:i:{registration.id}:{item.key}"),)
+        (
+            Choice(
+                prefix + _short(item.label()),
+                DossierButton("i", (str(registration.id), item.key)).encode(),
+            ),
+        )
         for item in items
     )
 
@@ -102,8 +106,10 @@ async def checklist_reply(ctx: Context, registration: Registration, notice: str 
     buttons = item_buttons(registration, ordered)
     extra: list[Choice] = []
     if counts:
-        extra.append(Choice(_("🗑 Remove a file"), f"dz:x:{registration.id}"))
-    extra.append(Choice(_("📄 Form to sign"), f"dz:f:{registration.id}"))
+        extra.append(
+            Choice(_("🗑 Remove a file"), DossierButton("x", (str(registration.id),)).encode())
+        )
+    extra.append(Choice(_("📄 Form to sign"), DossierButton("f", (str(registration.id),)).encode()))
     return Reply((notice + "\n\n" if notice else "") + text, choices=(*buttons, tuple(extra)))
 
 
@@ -134,7 +140,7 @@ async def _own(call: Call, registration_id: str) -> Registration | Outcome:
 async def show_by_code(call: Call) -> Outcome:
     """dz:c:<code> — the receipt's button (the registration had no id yet when it was sent)."""
     code = call.args[0] if call.args else ""
-    number = await call.ctx.session.scalar(select(Registration.id).where(Registration.code == code))
+    number = await registration_id_by_code(call.ctx.session, code)
     return await show(Call(call.ctx, call.conversation, call.event, (str(number or ""),)))
 
 
@@ -174,21 +180,12 @@ async def choose_item(call: Call) -> Outcome:
         "Send the photos or files for «{item}» ({code}). You can send several; tap "
         "Done when finished."
     ).format(item=label, code=loaded.code)
-    done = Choice(_("✔️ Done"), f"dz:l:{loaded.id}")
+    done = Choice(_("✔️ Done"), DossierButton("l", (str(loaded.id),)).encode())
     return Outcome([Reply(text, choices=((done,),))], keep_buttons=True)
 
 
 async def _open_registrations(ctx: Context) -> list[Registration]:
-    return list(
-        await ctx.session.scalars(
-            select(Registration)
-            .where(
-                Registration.submitted_by_user_id == ctx.user.id,
-                Registration.status.not_in(CLOSED),
-            )
-            .order_by(Registration.id.desc())
-        )
-    )
+    return await open_registrations_of(ctx.session, ctx.user.id, CLOSED)
 
 
 def refuse_size(size: int | None) -> str | None:
@@ -258,7 +255,7 @@ async def list_files(call: Call) -> Outcome:
         item = checklist.item(row.item)
         name = item.label() if item else row.item
         label = "🗑 " + _short(f"{name}: {row.file_name}")
-        choices.append((Choice(label, f"dz:d:{row.id}"),))
+        choices.append((Choice(label, DossierButton("d", (str(row.id),)).encode()),))
     text = _("Tap the file to remove:")
     return Outcome([Reply(text, choices=tuple(choices))])
 
@@ -292,7 +289,7 @@ async def form(call: Call) -> Outcome:
 
 def send_papers_button() -> Choice:
     """The status list's one button to the dossiers (which registration comes next)."""
-    return Choice(_("📎 Send the dossier's papers"), "dz:r")
+    return Choice(_("📎 Send the dossier's papers"), DossierButton("r").encode())
 
 
 async def choose_registration(call: Call) -> Outcome:
@@ -312,13 +309,14 @@ async def choose_registration(call: Call) -> Outcome:
 
 def _which_registration(registrations: list[Registration], text: str) -> Reply:
     choices = tuple(
-        (Choice(f"{r.code} · {_short(r.product_name)}", f"dz:l:{r.id}"),) for r in registrations[:8]
+        (Choice(f"{r.code} · {_short(r.product_name)}", DossierButton("l", (str(r.id),)).encode()),)
+        for r in registrations[:8]
     )
     return Reply(text, choices=choices)
 
 
 def register_routes(routes: Routes) -> None:
-    routes.button("dz", _producer_button)
+    routes.button(DossierButton.prefix, _producer_button)
 
 
 async def _producer_button(call: Call) -> Outcome:

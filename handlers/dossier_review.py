@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import html
 
-from sqlalchemy import select
-
 from handlers import review
+from handlers.callbacks import DossierOfficial
 from handlers.dossier import checklist_of, progress_line
 from handlers.events import Choice, LongTask, Outcome, Reply
 from handlers.i18n import N_, _
@@ -16,7 +15,7 @@ from handlers.routes import Call, Routes, refusal
 from models.domain import RegistrationStatus, Role, parse_number
 from models.dossier import present_items
 from models.officials import in_scope
-from models.registrations import Registration, can_change
+from models.registrations import Registration, can_change, registrations_in
 
 MISSING_BUTTONS = 5  # registrations /missing offers to ask for papers, the oldest first
 UNDECIDED = (RegistrationStatus.SUBMITTED, RegistrationStatus.RETURNED, RegistrationStatus.ACCEPTED)
@@ -58,9 +57,12 @@ def _ask_reply(call: Call, registration: Registration, chosen: list[str]) -> Rep
     for item in kind.all:
         mark = "☑️" if item.key in chosen else "⬜"
         label = f"{mark} {item.label()}"[:60]
-        rows.append((Choice(label, f"dzo:t:{registration.id}:{item.key}"),))
+        rows.append(
+            (Choice(label, DossierOfficial("t", (str(registration.id), item.key)).encode()),)
+        )
     go = Choice(
-        _("↩️ Return, asking for {count}").format(count=len(chosen)), f"dzo:n:{registration.id}"
+        _("↩️ Return, asking for {count}").format(count=len(chosen)),
+        DossierOfficial("n", (str(registration.id),)).encode(),
     )
     rows.append((go,))
     text = _(
@@ -124,14 +126,10 @@ async def missing(call: Call) -> Outcome:
     """`/missing` (/thieuhoso): every paper still missing, per registration to be decided in
     the official's communes, with a button to ask the producer for them."""
     ctx = call.ctx
-    query = (
-        select(Registration)
-        .where(Registration.status.in_(UNDECIDED))
-        .order_by(Registration.commune_code, Registration.submitted_at, Registration.id)
+    everywhere = ctx.user.role is Role.ADMIN or ctx.user.scope is None
+    registrations = await registrations_in(
+        ctx.session, UNDECIDED, None if everywhere else ctx.user.scope
     )
-    if ctx.user.role is not Role.ADMIN and ctx.user.scope is not None:
-        query = query.where(Registration.commune_code.in_(ctx.user.scope))
-    registrations = list(await ctx.session.scalars(query))
     present = await present_items(ctx.session, [r.id for r in registrations])
     checklist = checklist_of(ctx)
     lines: list[str] = []
@@ -150,7 +148,7 @@ async def missing(call: Call) -> Outcome:
         lines.append("   " + progress_line(checklist, registration, present[registration.id]))
         if registration.status is RegistrationStatus.SUBMITTED and len(asks) < MISSING_BUTTONS:
             label = _("📎 Ask for papers: {code}").format(code=registration.code)
-            asks.append((Choice(label, f"dzo:a:{registration.id}"),))
+            asks.append((Choice(label, DossierOfficial("a", (str(registration.id),)).encode()),))
     if not lines:
         return Outcome([Reply(_("Every dossier to be decided has its required papers."))])
     title = _("<b>Papers still missing</b> ({count} registrations)").format(count=count)
@@ -168,7 +166,7 @@ async def cover(call: Call) -> Outcome:
 
 
 def register_routes(routes: Routes) -> None:
-    routes.button("dzo", _official_button, role=Role.OFFICIAL)
+    routes.button(DossierOfficial.prefix, _official_button, role=Role.OFFICIAL)
     routes.command(
         "missing",
         missing,

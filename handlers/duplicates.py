@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 
 from handlers import labels
+from handlers.callbacks import EditReturned, MenuButton
 from handlers.context import Context
 from handlers.engine import Answers, Held, meta_of
 from handlers.events import Choice, Reply
@@ -50,5 +51,5 @@ async def refuse_duplicate(answers: Answers, ctx: Context, form: RegistrationInp
 
 def _open_data(registration: Registration) -> str:
     if registration.status in CORRECTABLE:
-        return f"pe:{registration.id}"
-    return "m:status"
+        return EditReturned(registration.id).encode()
+    return MenuButton("status").encode()

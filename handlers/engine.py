@@ -14,14 +14,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from handlers.callbacks import FlowButton
 from handlers.context import Context
 from handlers.events import Choice, Event, EventKind, KeyButton, Outcome, Reply, Request
 from handlers.i18n import _
 from handlers.labels import NO_WORDS, YES_WORDS
 from handlers.validators import Invalid, Option
-from models.admin_units import fold
 from models.conversations import Conversation
 from models.domain import parse_number
+from models.text import fold
 
 Answers = dict[str, Any]
 SUMMARY = "summary"
@@ -191,7 +192,10 @@ def words(msgid: str) -> frozenset[str]:
 
 
 def _nav_row(version: int) -> tuple[Choice, ...]:
-    return (Choice(_("⬅️ Back"), f"{version}:b"), Choice(_("✖️ Cancel"), f"{version}:x"))
+    return (
+        Choice(_("⬅️ Back"), FlowButton(version, "b").encode()),
+        Choice(_("✖️ Cancel"), FlowButton(version, "x").encode()),
+    )
 
 
 def _rows(choices: Sequence[Choice], columns: int) -> list[tuple[Choice, ...]]:
@@ -256,10 +260,13 @@ class Engine:
             keyboard.append((KeyButton(_("⬅️ Back")), KeyButton(_("✖️ Cancel"))))
             return [Reply(text, keyboard=tuple(keyboard))]
         shown = options or (step.options(answers, ctx) if step.options else ())
-        buttons = [Choice(option.label, f"{version}:o:{option.value}") for option in shown]
+        buttons = [
+            Choice(option.label, FlowButton(version, "o", option.value).encode())
+            for option in shown
+        ]
         rows = _rows(buttons, step.columns)
         if step.skip_label:
-            rows.append((Choice(_(step.skip_label), f"{version}:s"),))
+            rows.append((Choice(_(step.skip_label), FlowButton(version, "s").encode()),))
         rows.append(_nav_row(version))
         return [Reply(text, choices=tuple(rows))]
 
@@ -300,18 +307,21 @@ class Engine:
                     _("✏️ Retype: {field}").format(
                         field=self.flow.by_key[key].label_for(conversation.answers)
                     ),
-                    f"{version}:e:{key}",
+                    FlowButton(version, "e", key).encode(),
                 ),
             )
             for _hint, key in hints
         ]
         edits = [
-            Choice("✏️ " + step.label_for(conversation.answers), f"{version}:e:{step.key}")
+            Choice(
+                "✏️ " + step.label_for(conversation.answers),
+                FlowButton(version, "e", step.key).encode(),
+            )
             for step in self.flow.applicable(conversation.answers)
             if step.label
         ]
         rows = [*retype, *_rows(edits, 2)]
-        rows.append((Choice(_(self.flow.submit_label), f"{version}:ok"),))
+        rows.append((Choice(_(self.flow.submit_label), FlowButton(version, "ok").encode()),))
         rows.append(_nav_row(version))
         return Reply("\n".join(lines), choices=tuple(rows))
 
@@ -382,11 +392,11 @@ class Engine:
             outcome.replies.insert(0, Reply(said, remove_keyboard=True))
 
     async def _on_choice(self, conversation: Conversation, ctx: Context, data: str) -> Outcome:
-        version, _sep, rest = data.partition(":")
-        if parse_number(version) != conversation.version:
+        button = FlowButton.decode(data)
+        if button is None or button.version != conversation.version:
             notice = _("That button belongs to an earlier message. Here is the current question.")
             return Outcome(self.render(conversation, ctx, notice), toast=notice)
-        action, _sep, argument = rest.partition(":")
+        action, argument = button.action, button.argument or ""
         step = self._step(conversation)
         if action == "b":
             return Outcome(self.back(conversation, ctx))
@@ -527,8 +537,8 @@ class Engine:
             "will be deleted and nothing will be sent."
         ).format(count=_answered(self.flow, conversation.answers))
         choices = (
-            (Choice(_("🗑 Yes, cancel it"), f"{version}:xy"),),
-            (Choice(_("↩️ No, continue"), f"{version}:xn"),),
+            (Choice(_("🗑 Yes, cancel it"), FlowButton(version, "xy").encode()),),
+            (Choice(_("↩️ No, continue"), FlowButton(version, "xn").encode()),),
         )
         return [Reply(text, choices=choices)]
 

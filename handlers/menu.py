@@ -8,6 +8,7 @@ from babel.dates import format_date
 
 from handlers import consent, dossier, labels
 from handlers.area import office_contact, served_area
+from handlers.callbacks import EditReturned, LanguageButton, MenuButton, ReviewList
 from handlers.context import Context
 from handlers.engine import Engine
 from handlers.events import Choice, Outcome, Reply
@@ -16,7 +17,7 @@ from handlers.officials import start_with_code
 from handlers.registration import FLOW, SUMMARY, answers_of, previous_details
 from handlers.routes import HELP_ROLES, Button, Call, Command, Entry, Form, Routes
 from models.conversations import Conversation
-from models.domain import RegistrationKind, RegistrationStatus, Role, parse_number
+from models.domain import RegistrationKind, RegistrationStatus, Role
 from models.registrations import CORRECTABLE, Registration, registrations_of
 
 REGISTER = Engine(FLOW, menu=lambda ctx: main_menu(ctx.user.role))
@@ -24,13 +25,16 @@ REGISTER = Engine(FLOW, menu=lambda ctx: main_menu(ctx.user.role))
 
 def main_menu(role: Role = Role.PRODUCER) -> tuple[tuple[Choice, ...], ...]:
     rows = [
-        (Choice(_("📝 Register a new product"), "m:new"),),
-        (Choice(_("🔁 Re-evaluate an expiring product"), "m:reeval"),),
-        (Choice(_("📋 My registrations"), "m:status"),),
-        (Choice(_("❓ Help"), "m:help"), Choice(_("🌐 Language"), "m:lang")),
+        (Choice(_("📝 Register a new product"), MenuButton("new").encode()),),
+        (Choice(_("🔁 Re-evaluate an expiring product"), MenuButton("reeval").encode()),),
+        (Choice(_("📋 My registrations"), MenuButton("status").encode()),),
+        (
+            Choice(_("❓ Help"), MenuButton("help").encode()),
+            Choice(_("🌐 Language"), MenuButton("lang").encode()),
+        ),
     ]
     if role is not Role.PRODUCER:
-        rows.insert(0, (Choice(_("🗂 Registrations to review"), "rvl"),))
+        rows.insert(0, (Choice(_("🗂 Registrations to review"), ReviewList().encode()),))
     return tuple(rows)
 
 
@@ -112,7 +116,9 @@ async def status(call: Call) -> Outcome:
             [
                 Reply(
                     _("You have not registered any product yet."),
-                    choices=((Choice(_("📝 Register a new product"), "m:new"),),),
+                    choices=(
+                        (Choice(_("📝 Register a new product"), MenuButton("new").encode()),),
+                    ),
                 )
             ]
         )
@@ -123,12 +129,12 @@ async def status(call: Call) -> Outcome:
         lines += _status_line(registration, ctx)
         if registration.status is RegistrationStatus.RETURNED:
             label = _("✏️ Complete and resubmit {code}").format(code=registration.code)
-            fixes.append((Choice(label, f"pe:{registration.id}"),))
+            fixes.append((Choice(label, EditReturned(registration.id).encode()),))
         elif registration.status is RegistrationStatus.SUBMITTED and corrections < 3:
             # The newest few only: a long list of buttons would bury the statuses.
             corrections += 1
             label = _("✏️ Correct {code}").format(code=registration.code)
-            fixes.append((Choice(label, f"pe:{registration.id}"),))
+            fixes.append((Choice(label, EditReturned(registration.id).encode()),))
     if any(registration.status in dossier.OPEN for registration in registrations):
         fixes.append((dossier.send_papers_button(),))
     return Outcome([Reply("\n".join(lines), choices=tuple(fixes))])
@@ -141,7 +147,7 @@ async def start_registration(
     if engine is not None:
         notice = _("You have a registration in progress. Here is where you stopped.")
         return engine.resume(conversation, ctx, notice)
-    asked = consent.gate(ctx, f"m:{kind.value if kind else 'reg'}")
+    asked = consent.gate(ctx, MenuButton(kind.value if kind else "reg").encode())
     if asked is not None:
         return asked
     preset = await previous_details(ctx)
@@ -181,21 +187,28 @@ async def language(call: Call) -> Outcome:
         [
             Reply(
                 _("Choose your language:"),
-                choices=((Choice("🇻🇳 Tiếng Việt", "lang:vi"), Choice("🇬🇧 English", "lang:en")),),
+                choices=(
+                    (
+                        Choice("🇻🇳 Tiếng Việt", LanguageButton("vi").encode()),
+                        Choice("🇬🇧 English", LanguageButton("en").encode()),
+                    ),
+                ),
             )
         ]
     )
 
 
 async def choose_language(call: Call) -> Outcome:
-    if call.args and call.args[0] in LANGUAGES:
-        call.ctx.user.language = use_language(call.args[0])
+    button = LanguageButton.from_parts(call.args)
+    if button is not None and button.language in LANGUAGES:
+        call.ctx.user.language = use_language(button.language)
     reply = Reply(_("Language changed to English."), choices=main_menu(call.ctx.user.role))
     return Outcome([reply])
 
 
 async def menu_button(call: Call) -> Outcome:
-    action = call.args[0] if call.args else ""
+    button = MenuButton.from_parts(call.args)
+    action = button.action if button else ""
     kinds = {"new": RegistrationKind.NEW, "reeval": RegistrationKind.REEVALUATION}
     if action in kinds:
         return Outcome(await start_registration(call.conversation, call.ctx, kinds[action]))
@@ -209,15 +222,15 @@ async def edit_returned(call: Call) -> Outcome:
     """A producer reopens a registration returned for completion, or corrects one no official
     has accepted yet (the right to correct one's data)."""
     ctx = call.ctx
-    registration_id = (parse_number(call.args[0]) if call.args else None) or 0
-    registration = await ctx.session.get(Registration, registration_id)
+    button = EditReturned.from_parts(call.args)
+    registration = await ctx.session.get(Registration, button.registration_id) if button else None
     if registration is not None and registration.submitted_by_user_id != ctx.user.id:
         # Someone else's registration: a forged button, refused like a command (audited).
         text = _("This registration cannot be changed any more.")
         return Outcome([Reply(text)], refused=f"not theirs: {registration.id}")
     if registration is None or registration.status not in CORRECTABLE:
         return Outcome([Reply(_("This registration cannot be changed any more."))])
-    asked = consent.gate(ctx, f"pe:{registration.id}")
+    asked = consent.gate(ctx, EditReturned(registration.id).encode())
     if asked is not None:
         return Outcome(asked)
     if call.conversation.flow in call.ctx.services.routes.flows:
@@ -260,7 +273,7 @@ def routes() -> tuple[Entry, ...]:
             help=N_("/language: change the language"),
         ),
         Form(REGISTER),
-        Button("m", menu_button),
-        Button("lang", choose_language),
-        Button("pe", edit_returned),
+        Button(MenuButton.prefix, menu_button),
+        Button(LanguageButton.prefix, choose_language),
+        Button(EditReturned.prefix, edit_returned),
     )

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.events import Notice, Reply
+from models import keys
 from models.outbox import enqueue
 
 
@@ -25,7 +26,7 @@ async def queue(session: AsyncSession, notices: Iterable[Notice], now: dt.dateti
         for index, reply in enumerate(notice.replies):
             queued += await enqueue(
                 session,
-                key=f"{notice.key}#{index}",
+                key=keys.message(notice.key, index),
                 channel=notice.channel,
                 chat_id=notice.chat_id,
                 user_id=notice.user_id,

@@ -14,11 +14,12 @@ from handlers.i18n import N_, _, current_language, in_language
 from handlers.review import close_review_forms
 from handlers.routes import Call, Command, Entry
 from handlers.scopes import parse_communes, wants_whole_area
-from models.admin_units import fold
+from models import keys
 from models.audit import record
 from models.certificates import Held, link_certificate
 from models.domain import Role
 from models.officials import create_invite, find_user, officials, redeem_invite
+from models.text import fold
 from models.users import User
 
 ADD = {"add", "them", "cap"}
@@ -70,7 +71,7 @@ def _welcome_official(ctx: Context, user: User) -> Notice:
             "You are now an OCOP official for {scope}. Send /pending to see registrations "
             "waiting for review, /help for everything you can do."
         ).format(scope=html.escape(describe_scope(ctx, user.scope)))
-    key = f"official:{user.id}:{ctx.services.clock().isoformat()}"
+    key = keys.official(user.id, ctx.services.clock())
     return Notice(user.channel, user.chat_id, (Reply(text),), key=key, user_id=user.id)
 
 

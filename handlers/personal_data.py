@@ -8,15 +8,17 @@ import html
 import json
 
 from handlers import labels
+from handlers.callbacks import DeleteData
 from handlers.events import Choice, Document, LongTask, Notice, Outcome, Reply
 from handlers.i18n import N_, _, in_language
 from handlers.routes import Button, Call, Command, Entry
+from models import keys
 from models.audit import record
 from models.officials import in_scope, officials
 from models.personal_data import Erasure, erase_person, everything_about
 from models.registrations import Registration
 
-PREFIX = "dd"
+PREFIX = DeleteData.prefix
 FILE_NAME = "du-lieu-ca-nhan.json"
 
 
@@ -73,15 +75,16 @@ async def delete_data(call: Call) -> Outcome:
         "its commune for the statistics. It cannot be undone. Delete your data?"
     )
     buttons = (
-        (Choice(_("🗑 Yes, delete my data"), f"{PREFIX}:yes"),),
-        (Choice(_("Keep my data"), f"{PREFIX}:no"),),
+        (Choice(_("🗑 Yes, delete my data"), DeleteData("yes").encode()),),
+        (Choice(_("Keep my data"), DeleteData("no").encode()),),
     )
     return Outcome([Reply(text, choices=buttons)])
 
 
 async def delete_button(call: Call) -> Outcome:
     ctx = call.ctx
-    answer = call.args[0] if call.args else ""
+    button = DeleteData.from_parts(call.args)
+    answer = button.answer if button else ""
     if answer == "ask":
         return await delete_data(call)
     if answer != "yes":
@@ -111,7 +114,7 @@ async def _tell_officials(call: Call, erased: Erasure) -> list[Notice]:
             continue
         with in_language(official.language):
             replies = tuple(Reply(_withdrawn_text(registration)) for registration in mine)
-        key = f"withdrawn:{official.id}:{call.ctx.user.id}:{call.ctx.services.clock().isoformat()}"
+        key = keys.withdrawn(official.id, call.ctx.user.id, call.ctx.services.clock())
         notices.append(Notice(official.channel, official.chat_id, replies, key, official.id))
     return notices
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from handlers import labels
 from handlers.area import current_and_former, describe_match, office_contact, served_area
+from handlers.callbacks import DossierButton, MenuButton
 from handlers.context import Context
 from handlers.duplicates import refuse_duplicate
 from handlers.engine import SUMMARY, Answers, Flow, FormMeta, Step, meta_of, with_meta
@@ -569,10 +570,12 @@ async def complete(answers: Answers, ctx: Context) -> Outcome:
         "",
         _("The commune's OCOP officials will review it. See its status any time with /status."),
     ]
-    another = Choice(_("📝 Register another product"), "m:new")
-    mine = Choice(_("📋 My registrations"), "m:status")
+    another = Choice(_("📝 Register another product"), MenuButton("new").encode())
+    mine = Choice(_("📋 My registrations"), MenuButton("status").encode())
     # By code: the new registration has no id before the batch's flush.
-    papers = Choice(_("📎 Send the dossier's papers"), f"dz:c:{registration.code}")
+    papers = Choice(
+        _("📎 Send the dossier's papers"), DossierButton("c", (registration.code,)).encode()
+    )
     return Outcome([Reply("\n".join(lines), choices=((papers,), (another,), (mine,)))])
 
 

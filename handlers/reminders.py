@@ -10,10 +10,10 @@ import html
 from typing import Any
 
 from babel.dates import format_date
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import consent, labels
+from handlers.callbacks import Renew
 from handlers.context import Context, Services
 from handlers.engine import Engine, FormMeta, with_meta
 from handlers.events import Choice, Event, EventKind, Notice, Outcome, Reply
@@ -23,18 +23,21 @@ from handlers.officials import linked_reply
 from handlers.registration import answers_from
 from handlers.routes import Button, Call, Command, Entry
 from handlers.validators import Invalid, parse_phone
+from models import keys
 from models.certificates import (
-    Certificate,
     Held,
+    due_for_reminders,
+    expired_unrenewed,
+    expiring,
+    held_certificate,
     link_by_phone,
-    newest_certificates,
-    renewal_registered,
+    renewal_is_registered,
 )
 from models.domain import RegistrationKind, Role, parse_number
 from models.officials import create_invite, in_scope, officials
-from models.outbox import OutboxMessage, OutboxStatus
+from models.outbox import sent_reminders
 from models.registrations import Product, Subject
-from models.users import User
+from models.users import reachable_users
 
 EXPIRED_ALERT_DAYS = 30  # officials are alerted of certificates expired at most this long ago
 UPCOMING_DAYS = 180
@@ -48,10 +51,6 @@ def stage_of(days_left: int, reminder_days: tuple[int, ...]) -> int | None:
     """The reminder due with `days_left` to go: the latest reminder day already reached."""
     reached = [mark for mark in reminder_days if 0 <= days_left <= mark]
     return min(reached) if reached else None
-
-
-def reminder_key(certificate_id: int, stage: int) -> str:
-    return f"reminder:{certificate_id}:{stage}"
 
 
 def reminder_reply(held: Held, days_left: int) -> Reply:
@@ -73,7 +72,7 @@ def reminder_reply(held: Held, days_left: int) -> Reply:
             "{days} days left. Register its re-evaluation in time to keep its stars.",
             days_left,
         ).format(days=days_left, **values)
-    button = Choice(_("🔁 Register re-evaluation"), f"rr:{held.certificate_id}")
+    button = Choice(_("🔁 Register re-evaluation"), Renew(held.certificate_id).encode())
     return Reply(text, choices=((button,),))
 
 
@@ -83,16 +82,10 @@ async def due_reminders(
     """The producers' reminders due now (the caller queues them; keys make repeats harmless)."""
     today = now.astimezone(services.timezone).date()
     last = today + dt.timedelta(days=max(services.reminder_days, default=0))
-    rows = await session.execute(
-        newest_certificates().where(
-            Certificate.expiry_date >= today,
-            Certificate.expiry_date <= last,
-            Subject.owner_user_id.is_not(None),
-            ~renewal_registered(),
-        )
+    held = await due_for_reminders(session, today, last)
+    owners = await reachable_users(
+        session, {item.owner_user_id for item in held if item.owner_user_id}
     )
-    held = [Held(*row) for row in rows]
-    owners = await _users(session, {item.owner_user_id for item in held if item.owner_user_id})
     notices = []
     for item in held:
         owner = owners.get(item.owner_user_id or 0)
@@ -109,7 +102,7 @@ async def due_reminders(
                 "expiry_date": _day(item.expiry_date),
                 "days_left": days_left,
             }
-        key = reminder_key(item.certificate_id, stage)
+        key = keys.reminder(item.certificate_id, stage)
         template = {"kind": "reminder", "values": values}
         notices.append(
             Notice(owner.channel, owner.chat_id, (reply,), key, owner.id, template=template)
@@ -122,14 +115,7 @@ async def expired_alerts(
 ) -> list[Notice]:
     """Officials are told of certificates in their communes that expired unrenewed."""
     today = now.astimezone(services.timezone).date()
-    rows = await session.execute(
-        newest_certificates().where(
-            Certificate.expiry_date < today,
-            Certificate.expiry_date >= today - dt.timedelta(days=EXPIRED_ALERT_DAYS),
-            ~renewal_registered(),
-        )
-    )
-    expired = [Held(*row) for row in rows]
+    expired = await expired_unrenewed(session, today - dt.timedelta(days=EXPIRED_ALERT_DAYS), today)
     if not expired:
         return []
     notices = []
@@ -149,25 +135,11 @@ async def expired_alerts(
                     stars=labels.stars(item.star),
                     date=_day(item.expiry_date),
                 )
-            key = f"expired:{item.certificate_id}:{official.id}"
+            key = keys.expired(item.certificate_id, official.id)
             notices.append(
                 Notice(official.channel, official.chat_id, (Reply(text),), key, official.id)
             )
     return notices
-
-
-async def _users(session: AsyncSession, ids: set[int]) -> dict[int, User]:
-    if not ids:
-        return {}
-    found = await session.scalars(select(User).where(User.id.in_(ids), User.reachable.is_(True)))
-    return {user.id: user for user in found}
-
-
-async def _held(session: AsyncSession, certificate_id: int) -> Held | None:
-    row = (
-        await session.execute(newest_certificates().where(Certificate.id == certificate_id))
-    ).first()
-    return Held(*row) if row else None
 
 
 # --- the producer's one tap ------------------------------------------------------------------
@@ -176,22 +148,19 @@ async def _held(session: AsyncSession, certificate_id: int) -> Held | None:
 async def renew(call: Call) -> Outcome:
     """ "Register re-evaluation" under a reminder: the form, filled with what is on file."""
     ctx = call.ctx
-    certificate_id = (parse_number(call.args[0]) if call.args else None) or 0
-    held = await _held(ctx.session, certificate_id)
+    button = Renew.from_parts(call.args)
+    held = await held_certificate(ctx.session, button.certificate_id) if button else None
     if held is None or held.owner_user_id != ctx.user.id:
         text = _("This certificate is not linked to your account.")
         # A certificate on file that is not theirs: a forged button, audited like a command.
         refused = None if held is None else f"not theirs: {held.certificate_id}"
         return Outcome([Reply(text)], refused=refused)
-    renewed = await ctx.session.scalar(
-        select(Certificate.id).where(Certificate.id == held.certificate_id, renewal_registered())
-    )
-    if renewed is not None:
+    if await renewal_is_registered(ctx.session, held.certificate_id):
         text = _("A re-evaluation of {product} is already registered. See /status.").format(
             product=html.escape(held.product)
         )
         return Outcome([Reply(text)])
-    asked = consent.gate(ctx, f"rr:{held.certificate_id}")
+    asked = consent.gate(ctx, Renew(held.certificate_id).encode())
     if asked is not None:
         return Outcome(asked)
     product = await ctx.session.get(Product, held.product_id)
@@ -247,7 +216,7 @@ async def claim_link(call: Call) -> Outcome:
     """An official's one-time link that gives a certificate's product to whoever opens it."""
     ctx = call.ctx
     certificate_id = (parse_number(call.args[0]) if call.args else None) or 0
-    held = await _held(ctx.session, certificate_id)
+    held = await held_certificate(ctx.session, certificate_id)
     usage = Reply(html.escape(_("Usage: /claimlink <certificate number from /reminders>.")))
     if held is None:
         return Outcome([usage])
@@ -278,31 +247,13 @@ async def claim_link(call: Call) -> Outcome:
 async def upcoming(call: Call) -> Outcome:
     ctx = call.ctx
     today = ctx.today()
-    rows = await ctx.session.execute(
-        newest_certificates()
-        .where(
-            Certificate.expiry_date >= today,
-            Certificate.expiry_date <= today + dt.timedelta(days=UPCOMING_DAYS),
-        )
-        .order_by(Certificate.expiry_date)
-    )
-    items = [Held(*row) for row in rows if in_scope(ctx.user, row[6])]
+    found = await expiring(ctx.session, today, today + dt.timedelta(days=UPCOMING_DAYS))
+    items = [item for item in found if in_scope(ctx.user, item.commune_code)]
     if not items:
         return Outcome([Reply(_("No certificate expires in the next 180 days."))])
-    keys = [
-        reminder_key(item.certificate_id, stage) + "#0"
-        for item in items
-        for stage in ctx.services.reminder_days
-    ]
-    sent: dict[int, list[tuple[int, dt.datetime]]] = {}
-    for key, sent_at in await ctx.session.execute(
-        select(OutboxMessage.key, OutboxMessage.sent_at).where(
-            OutboxMessage.key.in_(keys), OutboxMessage.status == OutboxStatus.SENT.value
-        )
-    ):
-        _prefix, certificate, stage = key.split("#")[0].split(":")
-        if sent_at is not None:
-            sent.setdefault(int(certificate), []).append((int(stage), sent_at))
+    sent = await sent_reminders(
+        ctx.session, [item.certificate_id for item in items], ctx.services.reminder_days
+    )
     lines = [_("<b>Certificates expiring in the next 180 days</b>"), ""]
     for item in items:
         commune = ctx.area.get(item.commune_code)
@@ -335,7 +286,7 @@ async def upcoming(call: Call) -> Outcome:
 
 def routes() -> tuple[Entry, ...]:
     return (
-        Button("rr", renew),
+        Button(Renew.prefix, renew),
         Command(
             "reminders",
             upcoming,

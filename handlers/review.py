@@ -10,10 +10,17 @@ import html
 from collections.abc import Sequence
 
 from babel.dates import format_date
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import labels
+from handlers.callbacks import (
+    CorrectField,
+    DossierOfficial,
+    EditReturned,
+    ReviewDecision,
+    ReviewList,
+    ReviewShow,
+)
 from handlers.checklist import Item
 from handlers.context import Context
 from handlers.dossier import checklist_of, item_buttons, progress_line
@@ -21,7 +28,8 @@ from handlers.engine import Answers, Engine, Flow, Step
 from handlers.events import Choice, Notice, Outcome, Reply
 from handlers.i18n import N_, _, current_language, in_language
 from handlers.routes import Button, Call, Command, Entry, Form, refusal
-from handlers.validators import Invalid, Option, clean, display_phone, parse_past_date
+from handlers.validators import Invalid, Option, display_phone, parse_past_date
+from models import keys
 from models.audit import record
 from models.certificates import Certificate
 from models.conversations import Conversation
@@ -34,7 +42,8 @@ from models.domain import (
 )
 from models.dossier import present_items
 from models.officials import in_scope
-from models.registrations import Registration, can_change, change_status
+from models.registrations import Registration, can_change, change_status, waiting_for_review
+from models.text import clean
 from models.users import User
 
 PENDING_LIMIT = 10
@@ -138,21 +147,24 @@ def _certificate_lines(registration: Registration, ctx: Context) -> list[str]:
 
 def _buttons(registration: Registration) -> tuple[tuple[Choice, ...], ...]:
     key = registration.id
-    correct = Choice(_("✏️ Correct a field"), f"rf:{key}")
-    papers = Choice(_("📦 Dossier (ZIP)"), f"dzo:z:{key}")
+    correct = Choice(_("✏️ Correct a field"), CorrectField(key).encode())
+    papers = Choice(_("📦 Dossier (ZIP)"), DossierOfficial("z", (str(key),)).encode())
     if registration.status is RegistrationStatus.SUBMITTED:
         return (
-            (Choice(_("✅ Accept"), f"rv:acc:{key}"), Choice(_("↩️ Return"), f"rv:ret:{key}")),
-            (Choice(_("⛔ Reject"), f"rv:rej:{key}"), correct),
-            (Choice(_("📎 Ask for papers"), f"dzo:a:{key}"), papers),
+            (
+                Choice(_("✅ Accept"), ReviewDecision("acc", key).encode()),
+                Choice(_("↩️ Return"), ReviewDecision("ret", key).encode()),
+            ),
+            (Choice(_("⛔ Reject"), ReviewDecision("rej", key).encode()), correct),
+            (Choice(_("📎 Ask for papers"), DossierOfficial("a", (str(key),)).encode()), papers),
         )
     if registration.status is RegistrationStatus.ACCEPTED:
         return (
             (
-                Choice(_("🏅 Certified"), f"rv:cert:{key}"),
-                Choice(_("❌ Not certified"), f"rv:fail:{key}"),
+                Choice(_("🏅 Certified"), ReviewDecision("cert", key).encode()),
+                Choice(_("❌ Not certified"), ReviewDecision("fail", key).encode()),
             ),
-            (Choice(_("⏭ Next year"), f"rv:defer:{key}"), correct),
+            (Choice(_("⏭ Next year"), ReviewDecision("defer", key).encode()), correct),
             (papers,),
         )
     return ()
@@ -160,14 +172,8 @@ def _buttons(registration: Registration) -> tuple[tuple[Choice, ...], ...]:
 
 async def pending(call: Call) -> Outcome:
     ctx, official = call.ctx, call.ctx.user
-    query = (
-        select(Registration)
-        .where(Registration.status.in_([RegistrationStatus.SUBMITTED, RegistrationStatus.ACCEPTED]))
-        .order_by(Registration.status.desc(), Registration.submitted_at, Registration.id)
-    )
-    if official.role is not Role.ADMIN and official.scope is not None:
-        query = query.where(Registration.commune_code.in_(official.scope))
-    waiting = list(await ctx.session.scalars(query))
+    everywhere = official.role is Role.ADMIN or official.scope is None
+    waiting = await waiting_for_review(ctx.session, None if everywhere else official.scope)
     if not waiting:
         return Outcome([Reply(_("Nothing is waiting for review."))])
     replies = [
@@ -206,7 +212,7 @@ async def notify_producer(
             "product": registration.product_name,
             "status": status_label(registration.status),
         }
-    key = f"review:{registration.id}:{registration.status.value}:{ctx.services.clock().isoformat()}"
+    key = keys.review(registration.id, registration.status.value, ctx.services.clock())
     template = {"kind": "outcome", "values": values}
     return Notice(producer.channel, producer.chat_id, (reply,), key, producer.id, template)
 
@@ -240,7 +246,7 @@ def producer_message(registration: Registration, requested: Sequence[Item] = ())
         ).format(**values)
         fix = Choice(
             _("✏️ Complete and resubmit {code}").format(code=registration.code),
-            f"pe:{registration.id}",
+            EditReturned(registration.id).encode(),
         )
         if requested:
             text += "\n\n" + _("Papers to send:") + "\n"
@@ -314,7 +320,8 @@ async def dossier_line(ctx: Context, registration: Registration) -> str:
 
 async def show(call: Call) -> Outcome:
     """One registration's card with its buttons (from the officials' arrival message)."""
-    loaded = await _load(call, call.args[0] if call.args else "")
+    button = ReviewShow.from_parts(call.args)
+    loaded = await _load(call, str(button.registration_id) if button else "")
     if isinstance(loaded, Outcome):
         return loaded
     dossier = await dossier_line(call.ctx, loaded)
@@ -323,10 +330,11 @@ async def show(call: Call) -> Outcome:
 
 async def review_button(call: Call) -> Outcome:
     ctx = call.ctx
-    if len(call.args) != 2 or call.args[0] not in ACTIONS:
+    button = ReviewDecision.from_parts(call.args)
+    if button is None or button.action not in ACTIONS:
         return Outcome([Reply(_("This button is not valid any more."))])
-    action, registration_id = call.args
-    loaded = await _load(call, registration_id)
+    action = button.action
+    loaded = await _load(call, str(button.registration_id))
     if isinstance(loaded, Outcome):
         return loaded
     status = ACTIONS[action]
@@ -507,7 +515,7 @@ def routes() -> tuple[Entry, ...]:
         ),
         Form(NOTE),
         Form(CERTIFY),
-        Button("rvl", pending, role=Role.OFFICIAL),
-        Button("rv", review_button, role=Role.OFFICIAL),
-        Button("rvs", show, role=Role.OFFICIAL),
+        Button(ReviewList.prefix, pending, role=Role.OFFICIAL),
+        Button(ReviewDecision.prefix, review_button, role=Role.OFFICIAL),
+        Button(ReviewShow.prefix, show, role=Role.OFFICIAL),
     )

@@ -31,16 +31,18 @@ from handlers import (
     review,
 )
 from handlers import routes as table
+from handlers.callbacks import unpack
 from handlers.context import Context, Services
 from handlers.engine import Engine
 from handlers.events import Event, EventKind, Outcome, Reply
 from handlers.i18n import _, use_language
 from handlers.routes import Call, Routes, dispatch
-from models.admin_units import fold
+from models import keys
 from models.audit import record
 from models.base import utcnow
 from models.conversations import Conversation, conversations_for
 from models.tasks import queue_tasks
+from models.text import fold
 from models.users import Profile, User, claim_updates, users_for
 
 # Each feature's table, in the order the command menu and /help list their commands.
@@ -140,7 +142,7 @@ async def handle_event(
             channel=event.channel,
             chat_id=event.chat_id,
             user_id=user.id,
-            key=f"{event.channel}:{event.update_id}",
+            key=keys.event(event.channel, event.update_id),
             tasks=outcome.tasks,
             now=utcnow(),
         )
@@ -164,10 +166,10 @@ async def _route(ctx: Context, conversation: Conversation, event: Event) -> Outc
     engine = routes.flows.get(conversation.flow or "")
 
     if event.kind is EventKind.CHOICE:
-        prefix, *parts = (event.choice or "").split(":")
+        prefix, parts = unpack(event.choice or "")
         route = routes.buttons.get(prefix)
         if route is not None:
-            return await dispatch(route, Call(ctx, conversation, event, tuple(parts)))
+            return await dispatch(route, Call(ctx, conversation, event, parts))
         if engine is not None:
             return await _in_flow(engine, ctx, conversation, event)
         notice = _("That button belongs to a finished conversation.")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from models.admin_units import Area, fold
+from models.admin_units import Area
+from models.text import fold
 
 # Words that ask for the whole area instead of a list of communes.
 WHOLE_AREA = {"all", "tatca", "toanbo", "toanbodiaban", "ca", "het"}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import phonenumbers
 
 from handlers.i18n import _
+from models.text import clean
 
 
 @dataclass(frozen=True)
@@ -33,24 +34,6 @@ class Invalid(Exception):
         super().__init__(message)
         self.message = message
         self.options = tuple(options)
-
-
-# Control (ESC, \x01), format (U+202E that flips the text around it, zero-width marks),
-# private-use and lone surrogate characters: invisible or misleading in a name, never needed.
-_DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs"})
-
-
-def clean(text: str, multiline: bool = False) -> str:
-    """NFC-normalize (phones send decomposed Vietnamese too), drop control, format and
-    private-use characters, and collapse whitespace; `multiline` keeps the line breaks."""
-    kept = "".join(
-        char
-        for char in unicodedata.normalize("NFC", text)
-        if char.isspace() or unicodedata.category(char) not in _DROPPED_CATEGORIES
-    )
-    if multiline:
-        return "\n".join(" ".join(line.split()) for line in kept.splitlines()).strip()
-    return " ".join(kept.split())
 
 
 def letter_count(text: str) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 from vietnam_provinces import Province, ProvinceCode, Ward, WardCode
 
 from models.domain import parse_number
+from models.text import fold
 
 _NON_WORD = re.compile(r"[\W_]+")
 _PARTS = re.compile(r"[,;\n]+")
@@ -25,14 +26,6 @@ _PARTS = re.compile(r"[,;\n]+")
 _COMMUNE_PREFIXES = {"xa": "xa", "x": "xa", "phuong": "phuong", "p": "phuong", "tt": "thi tran"}
 _COMMUNE_PREFIXES |= {"thi tran": "thi tran", "dac khu": "dac khu", "dk": "dac khu"}
 _DISTRICT_PREFIXES = {"tx": "thi xa", "tp": "thanh pho", "h": "huyen", "q": "quan"}
-
-
-def fold(text: str) -> str:
-    """Case- and diacritics-insensitive key: lowercases, NFD-strips combining marks, maps đ/Đ to d,
-    collapses whitespace and punctuation to single spaces, strips."""
-    text = unicodedata.normalize("NFD", text.lower().replace("đ", "d"))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return " ".join(_NON_WORD.sub(" ", text).split())
 
 
 def _exact(text: str) -> str:

@@ -17,10 +17,10 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.admin_units import fold
 from models.certificates import Certificate
 from models.domain import ProductGroup, SubjectType, certificate_expiry
 from models.registrations import Product, Subject
+from models.text import fold
 
 Key = tuple[str, str, dt.date, int]  # folded product, folded subject, issue date, star
 SubjectKey = tuple[str, SubjectType]

@@ -134,3 +134,60 @@ def renewal_registered() -> Any:
         )
         .exists()
     )
+
+
+async def expiring(session: AsyncSession, first: dt.date, last: dt.date) -> list[Held]:
+    """Newest certificates expiring between the two days, soonest first."""
+    rows = await session.execute(
+        newest_certificates()
+        .where(Certificate.expiry_date >= first, Certificate.expiry_date <= last)
+        .order_by(Certificate.expiry_date)
+    )
+    return [Held(*row) for row in rows]
+
+
+async def due_for_reminders(session: AsyncSession, first: dt.date, last: dt.date) -> list[Held]:
+    """Certificates expiring between the two days whose product has an owner to remind and no
+    re-evaluation registered yet."""
+    rows = await session.execute(
+        newest_certificates().where(
+            Certificate.expiry_date >= first,
+            Certificate.expiry_date <= last,
+            Subject.owner_user_id.is_not(None),
+            ~renewal_registered(),
+        )
+    )
+    return [Held(*row) for row in rows]
+
+
+async def expired_unrenewed(session: AsyncSession, since: dt.date, before: dt.date) -> list[Held]:
+    """Certificates that expired in [since, before) with no re-evaluation registered."""
+    rows = await session.execute(
+        newest_certificates().where(
+            Certificate.expiry_date < before,
+            Certificate.expiry_date >= since,
+            ~renewal_registered(),
+        )
+    )
+    return [Held(*row) for row in rows]
+
+
+async def held_certificate(session: AsyncSession, certificate_id: int) -> Held | None:
+    row = (
+        await session.execute(newest_certificates().where(Certificate.id == certificate_id))
+    ).first()
+    return Held(*row) if row else None
+
+
+async def renewal_is_registered(session: AsyncSession, certificate_id: int) -> bool:
+    found = await session.scalar(
+        select(Certificate.id).where(Certificate.id == certificate_id, renewal_registered())
+    )
+    return found is not None
+
+
+async def unlink_subjects(session: AsyncSession, user_id: int) -> None:
+    """The user's products are no longer theirs (consent withdrawn): no more reminders."""
+    await session.execute(
+        update(Subject).where(Subject.owner_user_id == user_id).values(owner_user_id=None)
+    )

@@ -18,9 +18,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.admin_units import fold
 from models.base import Base
 from models.domain import parse_number
+from models.text import fold
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from models import keys
 from models.base import Base, insert_if_absent
 from models.users import User
 
@@ -450,3 +451,27 @@ async def live_buttons(session: AsyncSession, channel: str, chat_id: str) -> str
     if row is None or not row.reply or not row.choices or not row.message_id:
         return None
     return str(row.message_id)
+
+
+async def sent_reminders(
+    session: AsyncSession, certificate_ids: Collection[int], stages: Collection[int]
+) -> dict[int, list[tuple[int, dt.datetime]]]:
+    """Per certificate, the reminders actually sent: (stage, when)."""
+    wanted = [
+        keys.message(keys.reminder(certificate_id, stage), 0)
+        for certificate_id in certificate_ids
+        for stage in stages
+    ]
+    sent: dict[int, list[tuple[int, dt.datetime]]] = {}
+    if not wanted:
+        return sent
+    rows = await session.execute(
+        select(OutboxMessage.key, OutboxMessage.sent_at).where(
+            OutboxMessage.key.in_(wanted), OutboxMessage.status == OutboxStatus.SENT.value
+        )
+    )
+    for key, sent_at in rows:
+        parsed = keys.parse_reminder(key)
+        if parsed is not None and sent_at is not None:
+            sent.setdefault(parsed[0], []).append((parsed[1], sent_at))
+    return sent

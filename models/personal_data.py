@@ -14,6 +14,7 @@ import phonenumbers
 from sqlalchemy import delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models import keys
 from models.certificates import held_by
 from models.consent import Decision, consents_of, decide
 from models.conversations import Conversation
@@ -56,7 +57,7 @@ async def everything_about(session: AsyncSession, user: User, chat: Conversation
         select(OutboxMessage.key, OutboxMessage.sent_at, OutboxMessage.text)
         .where(
             OutboxMessage.user_id == user.id,
-            OutboxMessage.key.like("reminder:%"),
+            OutboxMessage.key.like(keys.reminder_like()),
             OutboxMessage.status == OutboxStatus.SENT.value,
         )
         .order_by(OutboxMessage.id)
@@ -77,7 +78,7 @@ async def everything_about(session: AsyncSession, user: User, chat: Conversation
         ],
         "consents": [_row(record) for record in await consents_of(session, user.id)],
         "reminders_sent": [
-            {"key": key.split("#")[0], "sent_at": _plain(sent_at), "text": text}
+            {"key": keys.notice_of(key), "sent_at": _plain(sent_at), "text": text}
             for key, sent_at, text in reminders
         ],
         "form_in_progress": dict(chat.answers) if chat.flow else None,

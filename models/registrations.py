@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,6 @@ from sqlalchemy import JSON, Enum, ForeignKey, Integer, Row, String, Text, bindp
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.admin_units import fold
 from models.base import Base, insert_for, utcnow
 from models.domain import (
     ProductGroup,
@@ -19,6 +19,7 @@ from models.domain import (
     SubjectType,
     Target,
 )
+from models.text import fold
 
 
 def _enum(cls: type) -> Enum:
@@ -437,3 +438,51 @@ async def last_details_of(
 ) -> Row[SubjectType, str, str, str, str | None] | None:
     """Subject type and name, owner, address and phone of the user's last registration."""
     return (await session.execute(_LAST_DETAILS, {"user_id": user_id})).first()
+
+
+async def waiting_for_review(
+    session: AsyncSession, communes: Sequence[str] | None
+) -> list[Registration]:
+    """Registrations an official decides next (submitted, then accepted ones awaiting the
+    grading), oldest first; `communes` None means everywhere."""
+    query = (
+        select(Registration)
+        .where(Registration.status.in_([RegistrationStatus.SUBMITTED, RegistrationStatus.ACCEPTED]))
+        .order_by(Registration.status.desc(), Registration.submitted_at, Registration.id)
+    )
+    if communes is not None:
+        query = query.where(Registration.commune_code.in_(communes))
+    return list(await session.scalars(query))
+
+
+async def registration_id_by_code(session: AsyncSession, code: str) -> int | None:
+    return await session.scalar(select(Registration.id).where(Registration.code == code))
+
+
+async def open_registrations_of(
+    session: AsyncSession, user_id: int, closed: Collection[RegistrationStatus]
+) -> list[Registration]:
+    """The user's registrations not in a `closed` status, newest first."""
+    rows = await session.scalars(
+        select(Registration)
+        .where(Registration.submitted_by_user_id == user_id, Registration.status.not_in(closed))
+        .order_by(Registration.id.desc())
+    )
+    return list(rows)
+
+
+async def registrations_in(
+    session: AsyncSession,
+    statuses: Collection[RegistrationStatus],
+    communes: Collection[str] | None,
+    year: int | None = None,
+) -> list[Registration]:
+    """Registrations in these statuses (of a programme year), by commune then oldest first;
+    `communes` None means everywhere."""
+    query = select(Registration).where(Registration.status.in_(statuses))
+    if communes is not None:
+        query = query.where(Registration.commune_code.in_(communes))
+    if year is not None:
+        query = query.where(Registration.programme_year == year)
+    query = query.order_by(Registration.commune_code, Registration.submitted_at, Registration.id)
+    return list(await session.scalars(query))

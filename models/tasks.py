@@ -17,6 +17,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, and_, delete, or_, selec
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from models import keys
 from models.base import Base, insert_if_absent
 
 
@@ -84,7 +85,7 @@ async def queue_tasks(
         queued += await insert_if_absent(
             session,
             LongTaskRow,
-            key=f"{key}:{number}",
+            key=keys.task(key, number),
             channel=channel,
             chat_id=chat_id,
             user_id=user_id,

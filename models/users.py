@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -181,3 +181,18 @@ async def forget_updates(session: AsyncSession, before: dt.datetime, limit: int 
     key = tuple_(ProcessedUpdate.channel, ProcessedUpdate.update_id)
     result = await session.execute(delete(ProcessedUpdate).where(key.in_(oldest)))
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def reachable_users(session: AsyncSession, ids: Collection[int]) -> dict[int, User]:
+    """The users among `ids` whom messages still reach, by id."""
+    if not ids:
+        return {}
+    found = await session.scalars(select(User).where(User.id.in_(ids), User.reachable.is_(True)))
+    return {user.id: user for user in found}
+
+
+async def language_of(session: AsyncSession, channel: str, chat_id: str) -> str | None:
+    """The language of the person in a chat (None: not known yet)."""
+    return await session.scalar(
+        select(User.language).where(User.channel == channel, User.chat_id == chat_id).limit(1)
+    )

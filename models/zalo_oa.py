@@ -176,3 +176,29 @@ async def other_channels(session: AsyncSession, channel: str, chat_id: str) -> l
         .order_by(User.id)
     )
     return list(owners)
+
+
+async def store_tokens(
+    session: AsyncSession,
+    channel: str,
+    version: int,
+    *,
+    access_token: bytes,
+    refresh_token: bytes,
+    expires_at: dt.datetime,
+    now: dt.datetime,
+) -> bool:
+    """Replace the sealed tokens if they are still at `version` (another process may have
+    refreshed them first); True when written."""
+    written = await session.execute(
+        update(OAuthToken)
+        .where(OAuthToken.channel == channel, OAuthToken.version == version)
+        .values(
+            access_token=access_token,
+            refresh_token=refresh_token,
+            access_expires_at=expires_at,
+            version=version + 1,
+            updated_at=now,
+        )
+    )
+    return bool(written.rowcount)  # type: ignore[attr-defined]

@@ -5,7 +5,8 @@ import warnings
 import pytest
 from vietnam_provinces import ProvinceCode, Ward
 
-from models.admin_units import Area, Commune, CommuneMatch, fold
+from models.admin_units import Area, Commune, CommuneMatch
+from models.text import fold
 
 DEFAULT_CODES = ["21439", "21451", "21457", "21472", "21478"]
 

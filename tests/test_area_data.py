@@ -14,7 +14,8 @@ from importlib.metadata import version
 from vietnam_provinces import Province
 
 from handlers.area import current_and_former
-from models.admin_units import Area, _legacy_index, _province_communes, fold
+from models.admin_units import Area, _legacy_index, _province_communes
+from models.text import fold
 
 PINNED = {"vietnam-provinces": "2025.10.1", "vietnamadminunits": "1.0.4"}
 DEFAULT_AREA = {

@@ -24,12 +24,12 @@ from bot.emulator.wire import html_visible_text
 from handlers.context import Services
 from handlers.events import Event, EventKind, Outcome
 from handlers.router import handle_event, prepare
-from handlers.validators import clean
 from models.admin_units import Area
 from models.all import Base
 from models.conversations import Conversation
 from models.db import create_engine, create_sessionmaker
 from models.domain import Role
+from models.text import clean
 from models.users import User
 
 SERVICES = Services(

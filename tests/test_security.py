@@ -19,13 +19,13 @@ from bot.migrate import upgrade
 from handlers.i18n import use_language
 from handlers.reports.certificate_import import ImportFileError, parse_certificates
 from handlers.reports.certificate_template import template_xlsx
-from handlers.validators import clean
 from models.admin_units import Area
 from models.audit import AuditEntry
 from models.db import create_engine, create_sessionmaker
 from models.domain import RegistrationStatus
 from models.officials import Invite, hash_code
 from models.registrations import Subject
+from models.text import clean
 from models.users import User
 from tests.conftest import reset_schema
 from tests.flows import answer_new_product, stored_registrations

@@ -40,10 +40,10 @@ from handlers.context import Services
 from handlers.events import Attachment, Event, EventKind, FileTooLarge, Outcome, Reply
 from handlers.i18n import _, in_language
 from handlers.router import command_words
-from models.admin_units import fold
 from models.conversations import Conversation
 from models.inbox import Incoming
 from models.menus import menu_of, remember_menu
+from models.text import fold
 
 if TYPE_CHECKING:
     from bot.delivery import DeliveryWorker

@@ -14,7 +14,6 @@ import signal
 from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
@@ -29,7 +28,7 @@ from handlers.i18n import in_language
 from models.db import create_engine, create_sessionmaker
 from models.menus import remember_menu
 from models.outbox import Pacing
-from models.users import User
+from models.users import language_of
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +83,7 @@ def zalo_sender(
 
     async def send(chat_id: str, reply: Reply) -> str:
         async with reader() as session:
-            language = await session.scalar(
-                select(User.language)
-                .where(User.channel == CHANNEL, User.chat_id == chat_id)
-                .limit(1)
-            )
+            language = await language_of(session, CHANNEL, chat_id)
         with in_language(language):
             rendered = render([reply])
         if rendered.menu:

@@ -18,10 +18,9 @@ from typing import Any
 
 import aiohttp
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.zalo_oa import OAuthToken
+from models.zalo_oa import OAuthToken, store_tokens
 
 log = logging.getLogger(__name__)
 
@@ -244,18 +243,15 @@ class TokenKeeper:
 
     async def _store(self, tokens: Tokens, version: int) -> bool:
         async with self.sessionmaker() as session, session.begin():
-            written = await session.execute(
-                update(OAuthToken)
-                .where(OAuthToken.channel == self.channel, OAuthToken.version == version)
-                .values(
-                    access_token=self._seal(tokens.access),
-                    refresh_token=self._seal(tokens.refresh),
-                    access_expires_at=tokens.expires_at,
-                    version=version + 1,
-                    updated_at=self.clock(),
-                )
+            return await store_tokens(
+                session,
+                self.channel,
+                version,
+                access_token=self._seal(tokens.access),
+                refresh_token=self._seal(tokens.refresh),
+                expires_at=tokens.expires_at,
+                now=self.clock(),
             )
-            return bool(written.rowcount)  # type: ignore[attr-defined]
 
     def _fresh(self, tokens: Tokens | None) -> bool:
         return tokens is not None and tokens.expires_at - REFRESH_MARGIN > self.clock()

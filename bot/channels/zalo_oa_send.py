@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.error import BadRequest, NetworkError
 
@@ -24,10 +23,11 @@ from bot.settings import Settings
 from handlers.events import Reply
 from handlers.i18n import in_language
 from handlers.notices import serialize_choices
+from models import keys
 from models.base import utcnow
 from models.menus import remember_menu
 from models.outbox import Claimed, enqueue
-from models.users import User
+from models.users import User, language_of
 from models.zalo_oa import OASend, last_interaction, other_channels, phone_of, reserve_zns
 
 log = logging.getLogger(__name__)
@@ -139,11 +139,7 @@ class OASender:
 
     async def _render_notice(self, message: Claimed) -> list[Reply]:
         async with self.sessionmaker() as session:
-            language = await session.scalar(
-                select(User.language)
-                .where(User.channel == CHANNEL, User.chat_id == message.chat_id)
-                .limit(1)
-            )
+            language = await language_of(session, CHANNEL, message.chat_id)
         with in_language(language):
             messages, menu = oa_messages([reply_of(message)])
         if menu:  # remembered before sending: the answer "1" may come at once
@@ -279,7 +275,7 @@ class OASender:
                 reply = reply_of(message)
                 await enqueue(
                     session,
-                    key=f"{message.key or message.id}>{user.channel}"[:200],
+                    key=keys.forwarded(message.key or str(message.id), user.channel),
                     channel=user.channel,
                     chat_id=user.chat_id,
                     user_id=user.id,

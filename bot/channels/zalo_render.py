@@ -21,8 +21,8 @@ from bot.channels.text import split_message
 from handlers.engine import BACK_WORDS, CANCEL_WORDS
 from handlers.events import Reply, Request
 from handlers.i18n import _
-from models.admin_units import fold
 from models.menus import MenuEntry
+from models.text import fold
 
 TEXT_LIMIT = 2000
 # Up to this many numbers are listed one by one ("1, 2 or 3"); more are given as a range.

@@ -23,10 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers import labels
 from handlers.area import current_and_former, describe_match
 from handlers.i18n import LANGUAGES, N_, _, translations
-from handlers.validators import OCOP_FIRST_YEAR, Invalid, clean, parse_phone
-from models.admin_units import Area, fold
+from handlers.validators import OCOP_FIRST_YEAR, Invalid, parse_phone
+from models.admin_units import Area
 from models.certificate_imports import ImportedCertificate, Key, store_imported, stored_keys
 from models.domain import ProductGroup, SubjectType
+from models.text import clean, fold
 
 MAX_ROWS = 5000
 MAX_FILE_BYTES = 5 * 1024 * 1024

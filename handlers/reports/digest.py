@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import labels
 from handlers.area import served_area
+from handlers.callbacks import ReviewList
 from handlers.checklist import Checklist, load_checklist
 from handlers.events import Choice, Document, Reply
 from handlers.i18n import _, current_language
@@ -297,7 +298,7 @@ def render_digest(digest: Digest) -> list[Reply]:
                 count=len(digest.incomplete)
             )
         )
-    choices = ((Choice(_("🗂 Registrations to review"), "rvl"),),)
+    choices = ((Choice(_("🗂 Registrations to review"), ReviewList().encode()),),)
     message = Reply("\n".join(text).rstrip(), choices=choices)
     if not long:
         return [message]
