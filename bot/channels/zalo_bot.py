@@ -16,8 +16,8 @@ from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
+from bot.channels.errors import Blocked, Flood, Rejected, Transient
 from bot.channels.zalo import CHANNEL, ZaloChannel
 from bot.channels.zalo_api import ZaloApiError, ZaloClient, ZaloNetworkError, wait_or_stop
 from bot.channels.zalo_render import render
@@ -49,27 +49,27 @@ REFUSED_CODES = frozenset({400, 404})  # documented HTTP meanings: the request i
 async def _send_text(
     client: ZaloClient, chat_id: str, text: str, blocked_codes: frozenset[int] = frozenset()
 ) -> str:
-    """sendMessage, with Zalo's failures raised as the errors the delivery worker knows
-    (it was written against Telegram's): it retries, backs off or gives up the same way."""
+    """sendMessage, with Zalo's failures raised as the delivery errors (bot/channels/errors.py):
+    the worker retries, backs off or gives up as it does for every channel."""
     try:
         return await client.send_message(chat_id, text)
     except ZaloNetworkError as error:
-        raise NetworkError(str(error)) from None
+        raise Transient(str(error)) from None
     except ZaloApiError as error:
         if error.code == 429:
             seconds = int(error.parameters.get("retry_after") or 1)
-            raise RetryAfter(dt.timedelta(seconds=max(1, seconds))) from None
+            raise Flood(dt.timedelta(seconds=max(1, seconds)), error.description) from None
         if error.code in blocked_codes:  # observed as "the user blocked the bot"
-            raise Forbidden(error.description) from None
+            raise Blocked(error.description) from None
         if error.code in RETRIED_CODES:
-            raise NetworkError(f"{error.code}: {error.description}") from None
+            raise Transient(f"{error.code}: {error.description}") from None
         if error.code not in REFUSED_CODES:
             log.warning(
                 "Zalo refused a message with error %s, which the bot does not know: %s",
                 error.code,
                 error.description,
             )
-        raise BadRequest(f"{error.code}: {error.description}") from None
+        raise Rejected(f"{error.code}: {error.description}") from None
 
 
 def zalo_sender(
