@@ -87,9 +87,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs["async_creator"] = inline_connector(database)
     engine = create_async_engine(url, **kwargs)
     writer = (
-        _WRITERS.setdefault(str(Path(database).resolve()), WriterLock())
-        if inline
-        else WriterLock()
+        _WRITERS.setdefault(str(Path(database).resolve()), WriterLock()) if inline else WriterLock()
     )
     # Inline, SQLite may only wait briefly (the loop waits with it); the retry above does the
     # rest. In aiosqlite's thread, SQLite's own busy handler may wait the whole time.
