@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, Defaults
@@ -20,8 +22,9 @@ from bot.channels.telegram_menus import OfficialMenus, publish_default_menus
 from bot.channels.telegram_receiver import TelegramPoller, TelegramWebhook, check_secret
 from bot.delivery import CONCURRENT_SENDS, DeliveryWorker
 from bot.fairness import SenderLimits
-from bot.jobs import parse_time, schedule_jobs
-from bot.runtime import Receiver, Runtime, settle_process
+from bot.inbox import Channel
+from bot.jobs import Job, Scheduled, parse_time, scheduled_jobs
+from bot.runtime import Receiver, Runtime
 from bot.settings import Settings
 from handlers.checklist import load_checklist
 from handlers.context import Letterhead, Services
@@ -78,6 +81,73 @@ def build_runtime(
     )
 
 
+class Adapter(Receiver, Protocol):
+    """A channel served beside the runtime: connected before it starts, closed after."""
+
+    @property
+    def channel(self) -> Channel: ...
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def add_zalo_channels(
+    settings: Settings,
+    engine: AsyncEngine,
+    services: Services,
+    runtime: Runtime,
+    *,
+    pacing: Pacing | None = None,
+    **zalo_options: Any,
+) -> list[Adapter]:
+    """The Zalo channels whose settings are set (Bot Platform, Official Account), on the
+    runtime. `zalo_options` go to ZaloBot (tests poll the emulator briefly)."""
+    adapters: list[Adapter] = []
+    if settings.zalo_bot_token:
+        # Imported only when used: aiohttp alone is ~0.15 s of start-up (bench/README.md).
+        from bot.channels.zalo_bot import ZaloBot
+
+        zalo = ZaloBot(settings, engine, services, pacing=pacing, **zalo_options)
+        zalo.channel.recorder = runtime.recorder
+        runtime.add_channel(zalo.channel, zalo)
+        adapters.append(zalo)
+    if settings.zalo_oa_app_id:
+        from bot.channels.zalo_oa_bot import OABot
+
+        official = OABot(settings, engine, services.clock, pacing=pacing)
+        official.channel.recorder = runtime.recorder
+        official.sender.queued = runtime.wake_deliveries
+        runtime.add_channel(official.channel, official)
+        adapters.append(official)
+    return adapters
+
+
+def job_table(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    services: Services,
+    runtime: Runtime,
+    menus: Job | None = None,
+) -> list[Scheduled]:
+    """The scheduled jobs, the same whichever channels are served (`menus`: Telegram's)."""
+    return scheduled_jobs(
+        sessionmaker,
+        services,
+        parse_time(settings.ocop_digest_time),
+        runtime.wake_deliveries,
+        BackupJob(
+            sessionmaker,
+            settings.database_url,
+            BackupSchedule.of(settings),
+            services.clock,
+            services.timezone,
+        ),
+        arrivals=settings.ocop_arrival_notices,
+        menus=menus,
+    )
+
+
 def build_application(
     settings: Settings,
     *,
@@ -128,20 +198,6 @@ def build_application(
         ),
     )
     worker = DeliveryWorker(sessionmaker, CHANNEL, telegram_sender(delivery_bot), pacing)
-    zalo = None
-    if settings.zalo_bot_token:
-        # Imported only when used: aiohttp alone is ~0.15 s of start-up (bench/README.md).
-        from bot.channels.zalo_bot import ZaloBot
-
-        zalo = ZaloBot(settings, db, shared, pacing=pacing)
-        zalo.channel.recorder = runtime.recorder
-    official = None
-    if settings.zalo_oa_app_id:
-        from bot.channels.zalo_oa_bot import OABot
-
-        official = OABot(settings, db, shared.clock, pacing=pacing)
-        official.channel.recorder = runtime.recorder
-        official.sender.queued = runtime.wake_deliveries
 
     async def prepare(application: Application) -> None:
         """Runs once the bot is connected, before the first update."""
@@ -153,36 +209,17 @@ def build_application(
             application.bot, create_sessionmaker(db, read_only=True), shared.routes
         )
         await menus.sync()
-        schedule_jobs(
-            application,
-            sessionmaker,
-            shared,
-            parse_time(settings.ocop_digest_time),
-            runtime.wake_deliveries,
-            BackupJob(
-                sessionmaker,
-                settings.database_url,
-                BackupSchedule.of(settings),
-                shared.clock,
-                shared.timezone,
-            ),
-            arrivals=settings.ocop_arrival_notices,
-            menus=menus,
-        )
+        runtime.scheduler.schedule(job_table(settings, sessionmaker, shared, runtime, menus))
         await delivery_bot.initialize()
-        if zalo is not None:
-            await zalo.open()
-        if official is not None:
-            await official.open()
+        for adapter in zalo:
+            await adapter.open()
         await runtime.start()
         log.info("serving %s", settings.served(application.bot.username))
 
     async def halt(_application: Application) -> None:
         await runtime.stop()
-        if zalo is not None:
-            await zalo.close()
-        if official is not None:
-            await official.close()
+        for adapter in zalo:
+            await adapter.close()
 
     async def dispose(_application: Application) -> None:
         await delivery_bot.shutdown()
@@ -223,12 +260,10 @@ def build_application(
     else:
         receiver = TelegramPoller(application.bot, channel, runtime.recorder)
     runtime.add_channel(channel, receiver)
-    if zalo is not None:
-        runtime.add_channel(zalo.channel, zalo)
-        application.bot_data["zalo"] = zalo
-    if official is not None:
-        runtime.add_channel(official.channel, official)
-        application.bot_data["zalo_oa"] = official
+    # After Telegram's: the runtime starts and stops the channels in the order they were added.
+    zalo = add_zalo_channels(settings, db, shared, runtime, pacing=pacing)
+    for adapter in zalo:
+        application.bot_data[adapter.channel.name] = adapter
     application.bot_data["runtime"] = runtime
     application.bot_data["delivery"] = worker
     return application
@@ -253,16 +288,93 @@ async def stop(application: Application) -> None:
         await application.post_shutdown(application)
 
 
-async def serve(application: Application, stopping: asyncio.Event | None = None) -> None:
-    """Serve until SIGINT or SIGTERM (or `stopping` is set)."""
-    stopping = stopping or asyncio.Event()
+def _stop_on_signals(stopping: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
+
+
+async def serve(
+    application: Application,
+    stopping: asyncio.Event | None = None,
+    started: Callable[[], None] | None = None,
+) -> None:
+    """Serve until SIGINT or SIGTERM (or `stopping` is set); `started` is called once serving."""
+    stopping = stopping or asyncio.Event()
+    _stop_on_signals(stopping)
     await start(application)
-    settle_process()
+    if started is not None:
+        started()
     try:
         await stopping.wait()
     finally:
         log.info("stopping")
         await stop(application)
+
+
+class WithoutTelegram:
+    """The bot with no Telegram token: the Zalo channels set, the runtime, the same jobs as
+    `build_application`'s (no PTB Application: it is Telegram's). `start`/`stop` as there."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: AsyncEngine | None = None,
+        services: Services | None = None,
+        pacing: Pacing | None = None,
+        **zalo_options: Any,
+    ) -> None:
+        self.own_engine = engine is None
+        self.engine = engine if engine is not None else create_engine(settings.database_url)
+        self.services = services or build_services(settings)
+        self.runtime = build_runtime(settings, self.engine, self.services)
+        self.adapters = add_zalo_channels(
+            settings, self.engine, self.services, self.runtime, pacing=pacing, **zalo_options
+        )
+        sessionmaker = create_sessionmaker(self.engine)
+        self.runtime.scheduler.schedule(
+            job_table(settings, sessionmaker, self.services, self.runtime)
+        )
+        self.settings = settings
+
+    async def start(self) -> None:
+        opened: list[Adapter] = []
+        try:
+            for adapter in self.adapters:
+                await adapter.open()
+                opened.append(adapter)
+            await self.runtime.start()
+        except BaseException:
+            await self._close(opened)
+            raise
+        log.info("serving %s", self.settings.served())
+
+    async def stop(self) -> None:
+        await self.runtime.stop()
+        await self._close(self.adapters)
+
+    async def _close(self, adapters: list[Adapter]) -> None:
+        for adapter in adapters:
+            await adapter.close()
+        if self.own_engine:
+            await self.engine.dispose()
+
+
+async def serve_without_telegram(
+    settings: Settings,
+    stopping: asyncio.Event | None = None,
+    started: Callable[[], None] | None = None,
+) -> None:
+    """Serve the Zalo channels alone until SIGINT/SIGTERM (or `stopping` is set)."""
+    stopping = stopping or asyncio.Event()
+    _stop_on_signals(stopping)
+    bot = WithoutTelegram(settings)
+    await bot.start()
+    if started is not None:
+        started()
+    try:
+        await stopping.wait()
+    finally:
+        log.info("stopping")
+        await bot.stop()

@@ -151,18 +151,17 @@ async def _import(settings: Settings, path: str, content: bytes) -> int:
 
 
 def run(settings: Settings) -> int:
-    from bot.app import build_application, serve
+    from bot.app import build_application, serve, serve_without_telegram
     from bot.migrate import upgrade
+    from bot.runtime import settle_process
 
     if not (settings.telegram_bot_token or settings.zalo_bot_token or settings.zalo_oa_app_id):
         print(NO_TOKEN, file=sys.stderr)
         return sandbox_cli.run()
     upgrade(settings.database_url)
     if not settings.telegram_bot_token:  # Zalo alone (Bot Platform, Official Account, or both)
-        from bot.channels.zalo_bot import serve as serve_zalo
-
         try:
-            asyncio.run(serve_zalo(settings))
+            asyncio.run(serve_without_telegram(settings, started=settle_process))
         except ValueError as error:  # a setting Zalo refused: say which, without a traceback
             print(error, file=sys.stderr)
             return 2
@@ -172,7 +171,7 @@ def run(settings: Settings) -> int:
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2
-    asyncio.run(serve(application))
+    asyncio.run(serve(application, started=settle_process))
     return 0
 
 

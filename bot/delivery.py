@@ -18,8 +18,8 @@ from typing import Any
 
 from aiolimiter import AsyncLimiter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
+from bot.channels.errors import Blocked, Deferred, Flood, Rejected, Transient
 from handlers.events import Choice, Document, KeyButton, Reply, Request
 from models.base import utcnow
 from models.db import URGENT_WRITE
@@ -56,15 +56,6 @@ STOP_WRITES = 1.0  # seconds at least for the last results and leases to be writ
 Send = Callable[[str, Reply], Awaitable[str]]
 # A channel that needs the whole outbox row (its key, template, recipient), not just the reply.
 SendClaimed = Callable[[Claimed], Awaitable[str]]
-
-
-class Deferred(Exception):
-    """Raised by a send: the channel holds the message back until `until` (ZNS sending hours,
-    the day's quota). It stays queued, not counted as a failed attempt."""
-
-    def __init__(self, until: dt.datetime, reason: str) -> None:
-        super().__init__(reason)
-        self.until = until
 
 
 def reply_of(message: Claimed) -> Reply:
@@ -109,7 +100,7 @@ def backoff(attempts: int) -> dt.timedelta:
 @dataclass
 class Result:
     message: Claimed
-    telegram_id: str | None = None
+    sent_id: str | None = None
     retry_at: dt.datetime | None = None
     failed: str | None = None
     blocked: bool = False
@@ -383,28 +374,27 @@ class DeliveryWorker:
                     await asyncio.sleep(pause)
                 await self._spacing.acquire()
                 if self.send_claimed is not None:
-                    result.telegram_id = await self.send_claimed(message)
+                    result.sent_id = await self.send_claimed(message)
                 else:
-                    result.telegram_id = await self.send(message.chat_id, reply_of(message))
+                    result.sent_id = await self.send(message.chat_id, reply_of(message))
                 result.done_at = self.clock()
                 self._chat_ready[message.chat_id] = loop.time() + self.pacing.interval(
                     message.chat_id
                 )
         except Deferred as error:
             result.retry_at, result.deferred = error.until, True
-        except RetryAfter as error:
-            retry = error.retry_after
-            seconds = retry.total_seconds() if isinstance(retry, dt.timedelta) else float(retry)
+        except Flood as error:
+            seconds = error.retry_after.total_seconds()
             result.flood_until = self.clock() + dt.timedelta(seconds=seconds)
             result.retry_at = result.flood_until
             # This chat waits it out here; the channel's shared budget is delayed when the
             # result is written (`delay_channel`), as for every process.
             self._chat_ready[message.chat_id] = loop.time() + seconds
-        except Forbidden as error:
+        except Blocked as error:
             result.blocked, result.failed = True, str(error)
-        except BadRequest as error:
+        except Rejected as error:
             result.failed = str(error)  # retrying the same request would fail the same way
-        except (NetworkError, TelegramError) as error:  # timeouts, 5xx, connection resets
+        except Transient as error:  # timeouts, 5xx, connection resets
             if attempts + 1 >= MAX_ATTEMPTS:
                 result.failed = f"gave up after {MAX_ATTEMPTS} attempts: {error}"
             else:
@@ -472,9 +462,9 @@ class DeliveryWorker:
                     # Out of this worker's hands now, unless claimed again meanwhile.
                     if self._leased.get(result.message.id) is result.message:
                         del self._leased[result.message.id]
-                    if result.telegram_id is not None or result.failed is not None:
+                    if result.sent_id is not None or result.failed is not None:
                         for listener in self.listeners:
-                            listener(result.message.id, result.telegram_id is not None)
+                            listener(result.message.id, result.sent_id is not None)
 
     async def _record(self, results: list[Result]) -> None:
         now = self.clock()
@@ -483,8 +473,8 @@ class DeliveryWorker:
         blocked: set[str] = set()
         for result in results:
             message = result.message
-            if result.telegram_id is not None:
-                batch.sent.append((message.id, result.telegram_id))
+            if result.sent_id is not None:
+                batch.sent.append((message.id, result.sent_id))
                 # The chat's next message is spaced from when this one really went out.
                 batch.chat_sent.append((message.chat_id, result.done_at or now))
             elif result.failed is not None:
@@ -500,7 +490,7 @@ class DeliveryWorker:
         flood = max((r.flood_until for r in results if r.flood_until), default=None)
         async with self.sessionmaker() as session, session.begin():
             # Before any other write waiting in this process: until this commits, a message
-            # Telegram accepted would be sent again if the process died.
+            # the channel accepted would be sent again if the process died.
             await session.connection(execution_options=URGENT_WRITE)
             await record(session, self.channel, batch, now, self.pacing)
             await hand_back(session, handed_back)

@@ -1,5 +1,6 @@
 """Scheduled work: the officials' daily digest, checked every minute against the local time;
-the officials' news of arrived registrations, every minute.
+the officials' news of arrived registrations, reminders, housekeeping, backups; and the
+`Scheduler` the runtime runs them with, the same for every set of channels.
 
 The tick asks "is today's digest due and not yet queued?" rather than trusting one timer, so a
 bot that was down at digest time sends it when it comes back. The digest is queued in the
@@ -9,13 +10,15 @@ never loses it; with several processes, the record's unique key lets only one qu
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram.ext import Application, ContextTypes
 
 from handlers import notices, reminders
 from handlers.arrivals import arrival_notices
@@ -66,7 +69,7 @@ class DigestJob:
         self.sessionmaker, self.services = sessionmaker, services
         self.digest_time, self.queued = digest_time, queued
 
-    async def __call__(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def __call__(self, _context: object = None) -> None:
         now = self.services.clock()
         local = now.astimezone(self.services.timezone)
         if local.time() < self.digest_time:
@@ -126,7 +129,7 @@ class NoticeJob:
     async def due(self, session: AsyncSession, now: dt.datetime) -> list[Notice]:
         raise NotImplementedError
 
-    async def __call__(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def __call__(self, _context: object = None) -> None:
         async with self.sessionmaker() as session, session.begin():
             if not await run_alone(session, self.name):
                 return
@@ -167,7 +170,7 @@ class HousekeepingJob:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], services: Services) -> None:
         self.sessionmaker, self.services = sessionmaker, services
 
-    async def __call__(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def __call__(self, _context: object = None) -> None:
         now = self.services.clock()
         before = now - KEEP_UPDATE_IDS
         forms = now - dt.timedelta(days=self.services.form_retention_days)
@@ -191,36 +194,116 @@ class HousekeepingJob:
             log.info("forgot old update ids, excess updates, finished tasks, forms and messages")
 
 
-def schedule_jobs(
-    application: Application,
+# A job is called with one argument it ignores (PTB's job context, once; BackupJob and
+# OfficialMenus keep that signature).
+Job = Callable[[Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A job, run every `interval` seconds, the first time `first` seconds after start."""
+
+    name: str
+    job: Job
+    interval: float
+    first: float = 1.0
+
+
+def scheduled_jobs(
     sessionmaker: async_sessionmaker[AsyncSession],
     services: Services,
     digest_time: dt.time,
     queued: Callable[[], None],
-    backup: Callable[[ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]] | None = None,
+    backup: Job | None = None,
     arrivals: bool = True,
-    menus: Callable[[ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]] | None = None,
-) -> None:
-    """(Re)schedule the jobs by name, so calling this twice never runs them twice."""
-    queue = application.job_queue
-    if queue is None:
-        raise RuntimeError("python-telegram-bot[job-queue] is required")
-    Job = Callable[[ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
-    jobs: list[tuple[str, Job, int]] = [
-        (DIGEST_JOB, DigestJob(sessionmaker, services, digest_time, queued), TICK_SECONDS),
-        (REMINDER_JOB, ReminderJob(sessionmaker, services, queued), TICK_SECONDS),
-        (HOUSEKEEPING_JOB, HousekeepingJob(sessionmaker, services), HOUSEKEEPING_SECONDS),
+    menus: Job | None = None,
+) -> list[Scheduled]:
+    """The jobs of a bot process, whichever channels it serves (`menus` is Telegram's)."""
+    jobs = [
+        Scheduled(DIGEST_JOB, DigestJob(sessionmaker, services, digest_time, queued), TICK_SECONDS),
+        Scheduled(REMINDER_JOB, ReminderJob(sessionmaker, services, queued), TICK_SECONDS),
+        Scheduled(HOUSEKEEPING_JOB, HousekeepingJob(sessionmaker, services), HOUSEKEEPING_SECONDS),
     ]
     if arrivals:
-        jobs.append((ARRIVALS_JOB, ArrivalsJob(sessionmaker, services, queued), TICK_SECONDS))
+        # Announced a tick after start-up: what arrived while the bot was down is one batch,
+        # and the first answers after a restart are not held up by it.
+        arrival = ArrivalsJob(sessionmaker, services, queued)
+        jobs.append(Scheduled(ARRIVALS_JOB, arrival, TICK_SECONDS, first=TICK_SECONDS))
     if backup is not None:
-        jobs.append((BACKUP_JOB, backup, TICK_SECONDS))
+        jobs.append(Scheduled(BACKUP_JOB, backup, TICK_SECONDS))
     if menus is not None:  # bot/channels/telegram_menus.py
-        jobs.append((MENUS_JOB, menus, TICK_SECONDS))
-    for name, callback, interval in jobs:
-        for job in queue.get_jobs_by_name(name):
-            job.schedule_removal()
-        # Arrivals are announced a tick after start-up: what arrived while the bot was down is
-        # one batch, and the first answers after a restart are not held up by it.
-        first = interval if name == ARRIVALS_JOB else 1
-        queue.run_repeating(callback, interval=interval, first=first, name=name)
+        jobs.append(Scheduled(MENUS_JOB, menus, TICK_SECONDS))
+    return jobs
+
+
+class Scheduler:
+    """Runs the scheduled jobs in the event loop, each in its own task, so a slow backup does
+    not hold up the digest; a job that fails is logged and runs again at its next time."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, Scheduled] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}  # a job's run under way
+        # Told the name of every job whose timed run has ended (tests wait on it).
+        self.listeners: list[Callable[[str], None]] = []
+
+    @property
+    def names(self) -> set[str]:
+        return set(self.jobs)
+
+    def schedule(self, jobs: list[Scheduled]) -> None:
+        """(Re)schedule these jobs by name, so scheduling twice never runs one twice."""
+        for scheduled in jobs:
+            self.jobs[scheduled.name] = scheduled
+            if (task := self._tasks.pop(scheduled.name, None)) is not None:
+                task.cancel()
+                self._tasks[scheduled.name] = self._start(scheduled)
+
+    def start(self) -> None:
+        for scheduled in self.jobs.values():
+            if scheduled.name not in self._tasks:
+                self._tasks[scheduled.name] = self._start(scheduled)
+
+    async def run_now(self, name: str) -> None:
+        """Run a job now, as its timer would (tests set the clock first)."""
+        await self.jobs[name].job(None)
+
+    async def stop(self, grace: float) -> None:
+        """No new runs; a run under way gets `grace` seconds to finish (each job is one
+        transaction per step, so one cut short is done again at the next start)."""
+        timers, self._tasks = list(self._tasks.values()), {}
+        for task in timers:
+            task.cancel()
+        await asyncio.gather(*timers, return_exceptions=True)
+        running = [task for task in self._running.values() if not task.done()]
+        if running:
+            _done, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        self._running.clear()
+
+    def _start(self, scheduled: Scheduled) -> asyncio.Task[None]:
+        return asyncio.create_task(self._repeat(scheduled), name=f"job-{scheduled.name}")
+
+    async def _repeat(self, scheduled: Scheduled) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + scheduled.first
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            due += scheduled.interval
+            run = asyncio.create_task(self._once(scheduled), name=f"job-{scheduled.name}-run")
+            self._running[scheduled.name] = run
+            # Shielded: stopping the timer lets the run under way finish (see `stop`).
+            with contextlib.suppress(Exception):
+                await asyncio.shield(run)
+            for listener in self.listeners:
+                listener(scheduled.name)
+            due = max(due, loop.time())  # a run longer than the interval: the next one at once
+
+    @staticmethod
+    async def _once(scheduled: Scheduled) -> None:
+        try:
+            await scheduled.job(None)
+        except Exception:
+            log.exception("scheduled job %s failed", scheduled.name)

@@ -1,12 +1,14 @@
-"""The runtime: the inbox worker, the delivery workers and the receivers of every enabled
-channel, started and stopped in one order, whichever channels are enabled.
+"""The runtime: the inbox worker, the delivery workers, the receivers of every enabled channel
+and the scheduled jobs (bot/jobs.py), started and stopped in one order, whichever channels are
+enabled.
 
 Start: unsent messages of a crashed SQLite bot are handed back to the queue (SQLite serves one
 process, so nobody else can be sending them; on PostgreSQL their leases run out), delivery
 starts, then the inbox worker (which first picks up what a previous run left), then the
-receivers. Stop (SIGTERM): receivers first, so nothing new is acknowledged; the updates in flight
-commit or are rolled back into the inbox; sends under way finish or go back to the queue. Each
-step has its own share of the 10 seconds a service manager allows.
+receivers, then the jobs. Stop (SIGTERM): the jobs, then the receivers, so nothing new is
+acknowledged; the updates in flight commit or are rolled back into the inbox; sends under way
+finish or go back to the queue. Each step has its own share of the 10 seconds a service manager
+allows.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from bot.batch import Batcher
 from bot.delivery import DeliveryWorker
 from bot.fairness import SenderLimits
 from bot.inbox import Channel, InboxWorker
+from bot.jobs import Scheduler
 from bot.receiving import Recorder
 from bot.tasks import TaskRunner
 from handlers.context import Services
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 INBOX_GRACE = 4.0  # seconds for updates in flight to commit when stopping
 DELIVERY_GRACE = 3.0  # seconds for sends under way to finish when stopping
 TASKS_GRACE = 2.0  # seconds for long tasks to finish; the others resume at the next start
+JOBS_GRACE = 1.0  # seconds for a scheduled job's run to finish; its next run does the rest
 
 
 def settle_process() -> None:
@@ -41,7 +45,7 @@ def settle_process() -> None:
     as long as the process, so it is frozen and full collections skip it (a pause of ~65 ms
     becomes ~10); most of what an update allocates dies by reference counting, so the cycle
     collector need not look at young objects every 700 allocations (+10-40% throughput,
-    bench/README.md, "conversation"). Called by the serving entry points only (`serve`), never
+    bench/README.md, "conversation"). Called by the CLI's `run` only, once serving, never
     by building an application, so tests and tools keep the interpreter's defaults."""
     gc.collect()
     gc.freeze()
@@ -77,6 +81,7 @@ class Runtime:
         self.inbox.tasks_queued = self.tasks.wake
         self.deliveries: dict[str, DeliveryWorker] = {}
         self.receivers: list[Receiver] = []
+        self.scheduler = Scheduler()
         self._tasks: list[asyncio.Task[None]] = []
         self._started: list[Receiver] = []
 
@@ -106,8 +111,10 @@ class Runtime:
         for receiver in self.receivers:
             await receiver.start()
             self._started.append(receiver)
+        self.scheduler.start()
 
     async def stop(self) -> None:
+        await self.scheduler.stop(JOBS_GRACE)
         for receiver in reversed(self._started):
             try:
                 await receiver.stop()

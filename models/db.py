@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
-import weakref
-from collections import deque
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -22,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.util import await_
+
+from models.sqlite_speed import WriterLock, inline_connector
 
 
 def is_sqlite(url: str) -> bool:
@@ -34,95 +31,7 @@ def prepare_sqlite_file(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-class _InlineConnection(aiosqlite.Connection):
-    """aiosqlite's connection, except that statements run in the event loop's own thread.
-
-    A statement on a local SQLite file takes microseconds; handing each one to aiosqlite's
-    worker thread and waking the loop again costs more than that, and under load the loop takes
-    a full turn of every other task before the answer is read, so a transaction of five
-    statements waited five turns (bench/README.md, "conversation"). The worker thread still
-    opens and closes the connection. Nothing waits long inside SQLite: write transactions queue
-    on the process's writer lock below before BEGIN IMMEDIATE, another process's write lock is
-    waited for in short steps (`_begin_immediate`), and readers never wait under WAL.
-    """
-
-    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if not self._running or self._connection is None:
-            raise ValueError("Connection closed")
-        return fn(*args, **kwargs)
-
-
-def _inline_connector(database: str) -> Callable[[], Awaitable[aiosqlite.Connection]]:
-    """Connections for a plain file path (URLs with options keep aiosqlite's own thread)."""
-
-    async def connect() -> aiosqlite.Connection:
-        connection = _InlineConnection(
-            lambda: sqlite3.connect(database, check_same_thread=False), iter_chunk_size=64
-        )
-        connection._thread.daemon = True  # as SQLAlchemy does for aiosqlite's own connections
-        return await connection
-
-    return connect
-
-
-class _Turns:
-    """A lock whose urgent waiters go before the others (FIFO within each kind)."""
-
-    def __init__(self) -> None:
-        self._held = False
-        self._waiting: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (
-            deque(),
-            deque(),
-        )
-
-    async def acquire(self, urgent: bool) -> None:
-        if not self._held and not any(self._waiting):
-            self._held = True
-            return
-        turn = asyncio.get_running_loop().create_future()
-        self._waiting[0 if urgent else 1].append(turn)
-        try:
-            await turn
-        except asyncio.CancelledError:
-            if turn.done() and not turn.cancelled():
-                self.release()  # handed over just as the waiter was cancelled: pass it on
-            raise
-
-    def release(self) -> None:
-        for queue in self._waiting:
-            while queue:
-                turn = queue.popleft()
-                if not turn.done():
-                    turn.set_result(None)  # the lock goes straight to it: still held
-                    return
-        self._held = False
-
-
-class _WriterLock:
-    """One write transaction at a time per process and database file (per event loop), queued in
-    asyncio rather than in SQLite's busy handler, which would block the loop that the current
-    writer needs to finish. Urgent transactions (`URGENT_WRITE`) go first: delivery results,
-    since a message sent but not yet marked sent is sent again if the process dies."""
-
-    def __init__(self) -> None:
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def acquire(self, info: dict[str, Any], urgent: bool = False) -> None:
-        lock = self._locks.setdefault(asyncio.get_running_loop(), _Turns())
-        await_(lock.acquire(urgent))
-        info[_WRITER] = lock
-
-    @staticmethod
-    def release(info: dict[str, Any]) -> None:
-        lock = info.pop(_WRITER, None)
-        if lock is not None:
-            lock.release()
-
-
-_WRITER = "ocop_writer_lock"
-_WRITERS: dict[str, _WriterLock] = {}  # by database file: two engines on one file share one
+_WRITERS: dict[str, WriterLock] = {}  # by database file: two engines on one file share one
 # Another process (`ocop-bot import`, a second bot during a restart) may hold SQLite's write
 # lock. Each attempt to begin waits at most BUSY_STEP inside SQLite, then the loop is free
 # while we pause; after BUSY_SECONDS the event fails with "database is locked".
@@ -175,12 +84,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     database = parsed.database or ""
     inline = bool(database) and database != ":memory:" and not parsed.query
     if inline:
-        kwargs["async_creator"] = _inline_connector(database)
+        kwargs["async_creator"] = inline_connector(database)
     engine = create_async_engine(url, **kwargs)
     writer = (
-        _WRITERS.setdefault(str(Path(database).resolve()), _WriterLock())
-        if inline
-        else _WriterLock()
+        _WRITERS.setdefault(str(Path(database).resolve()), WriterLock()) if inline else WriterLock()
     )
     # Inline, SQLite may only wait briefly (the loop waits with it); the retry above does the
     # rest. In aiosqlite's thread, SQLite's own busy handler may wait the whole time.

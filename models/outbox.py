@@ -327,12 +327,12 @@ async def record(
             .where(table.c.id == bindparam("row"))
             .values(
                 status=OutboxStatus.SENT.value,
-                message_id=bindparam("telegram_id"),
+                message_id=bindparam("sent_id"),
                 sent_at=now,
                 lease_until=None,
                 error=None,
             ),
-            [{"row": row, "telegram_id": telegram_id} for row, telegram_id in results.sent],
+            [{"row": row, "sent_id": sent_id} for row, sent_id in results.sent],
         )
     if results.retry:
         await session.execute(

@@ -114,9 +114,7 @@ class BotUnderTest:
 
     async def run_job(self, name: str) -> None:
         """Run a scheduled job now, as its timer would (the test sets the clock first)."""
-        assert self.application is not None and self.application.job_queue is not None
-        [job] = self.application.job_queue.get_jobs_by_name(name)
-        await job.run(self.application)
+        await self.runtime.scheduler.run_now(name)
 
     async def drain(self, timeout: float = 30.0, *, progressing: bool = False) -> None:
         """Wait until the outbox has nothing left to send (each message sent or given up); see

@@ -127,8 +127,7 @@ async def test_an_official_turns_the_arrival_messages_off_and_on(
 
 
 async def test_with_arrival_notices_off_officials_get_the_digest_only(bot: BotUnderTest) -> None:
-    assert bot.application is not None and bot.application.job_queue is not None
-    assert bot.application.job_queue.get_jobs_by_name(ARRIVALS_JOB) == ()
+    assert ARRIVALS_JOB not in bot.runtime.scheduler.names
     official = await make_official(bot, 5521, "21478")
     await register(bot, 5522, "Sa Huỳnh", "Mắm ruốc")
     await bot.run_job(DIGEST_JOB)

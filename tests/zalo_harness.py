@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.app import build_runtime
+from bot.app import WithoutTelegram
 from bot.channels.zalo_bot import ZaloBot
 from bot.emulator.zalo import ZaloEmulator
 from bot.jobs import ReminderJob
@@ -78,26 +78,31 @@ class ZaloBotUnderTest:
             clock=self.clock,
         )
         self.handled = Handled()
+        self.serving: WithoutTelegram | None = None
         self.zalo: ZaloBot | None = None
         self.runtime: Runtime | None = None
 
     async def start(self) -> None:
-        runtime = build_runtime(self.settings, self.engine, self.services)
-        zalo = ZaloBot(
-            self.settings,
-            self.engine,
-            self.services,
+        """Wired and started as `ocop-bot run` does with no Telegram token (bot/app.py)."""
+        serving = WithoutTelegram(
+            self.settings.model_copy(update={"telegram_bot_token": None}),
+            engine=self.engine,
+            services=self.services,
+            pacing=Pacing(self.settings.ocop_delivery_rate, private_interval=0.0),
             poll_timeout=5,
             retry_delay=0.05,
-            pacing=Pacing(self.settings.ocop_delivery_rate, private_interval=0.0),
         )
-        await start_channel(runtime, zalo, self.handled)
-        self.zalo, self.runtime = zalo, runtime
+        [zalo] = serving.adapters
+        assert isinstance(zalo, ZaloBot)
+        self.handled.attach(serving.runtime)
+        await serving.start()
+        self.serving, self.zalo, self.runtime = serving, zalo, serving.runtime
 
     async def stop(self) -> None:
-        zalo, self.zalo = self.zalo, None
-        runtime, self.runtime = self.runtime, None
-        await stop_channel(runtime, zalo)
+        serving, self.serving = self.serving, None
+        self.zalo = self.runtime = None
+        if serving is not None:
+            await serving.stop()
 
     async def restart(self) -> None:
         await self.stop()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -16,10 +19,11 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType, MessageLimit, ParseMode
-from telegram.error import BadRequest
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.request import RequestData
 from telegram.request._requestparameter import RequestParameter
 
+from bot.channels.errors import Blocked, Flood, Rejected, Transient
 from bot.channels.text import split_message
 from handlers.events import Attachment, Event, EventKind, FileTooLarge, Outcome, Reply, Request
 from models.inbox import Incoming
@@ -227,6 +231,23 @@ def split_reply(reply: Reply) -> list[Reply]:
     return [Reply(chunk) for chunk in first] + [replace(reply, text=last)]
 
 
+@contextmanager
+def delivery_errors() -> Iterator[None]:
+    """PTB's errors of a send as the delivery worker's (bot/channels/errors.py)."""
+    try:
+        yield
+    except RetryAfter as error:
+        retry = error.retry_after
+        seconds = retry if isinstance(retry, dt.timedelta) else dt.timedelta(seconds=retry)
+        raise Flood(seconds, str(error)) from error
+    except Forbidden as error:
+        raise Blocked(str(error)) from error
+    except BadRequest as error:  # before TelegramError: PTB makes it a NetworkError
+        raise Rejected(str(error)) from error
+    except TelegramError as error:  # timeouts, 5xx, connection resets, anything else PTB says
+        raise Transient(str(error)) from error
+
+
 PARTS_MEMORY = 1000  # long messages whose first parts went out and whose last has not yet
 
 
@@ -240,6 +261,10 @@ def telegram_sender(bot: Bot) -> Send:
     parts_sent: dict[tuple[str, str], int] = {}
 
     async def send(chat_id: str, reply: Reply) -> str:
+        with delivery_errors():
+            return await send_parts(chat_id, reply)
+
+    async def send_parts(chat_id: str, reply: Reply) -> str:
         if reply.document is not None:
             message = await bot.send_document(
                 int(chat_id),

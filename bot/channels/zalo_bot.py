@@ -1,31 +1,26 @@
 """The Zalo side of a bot process: API client, update loop and outbox worker, started and
-stopped together; and `serve`, which runs Zalo alone (no Telegram token) with the scheduled jobs.
-
-With both tokens set, `bot.app.build_application` starts a `ZaloBot` next to Telegram in the same
-event loop, and PTB's job queue schedules the jobs for both channels.
+stopped together. bot/app.py puts it on the runtime, beside Telegram or alone
+(`WithoutTelegram`); the runtime runs the same scheduled jobs either way.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
-import signal
 from collections.abc import Callable
-from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
+from bot.channels.errors import Blocked, Flood, Rejected, Transient
 from bot.channels.zalo import CHANNEL, ZaloChannel
-from bot.channels.zalo_api import ZaloApiError, ZaloClient, ZaloNetworkError, wait_or_stop
+from bot.channels.zalo_api import ZaloApiError, ZaloClient, ZaloNetworkError
 from bot.channels.zalo_render import render
 from bot.delivery import DeliveryWorker, Send
 from bot.settings import Settings
 from handlers.context import Services
 from handlers.events import Reply
 from handlers.i18n import in_language
-from models.db import create_engine, create_sessionmaker
+from models.db import create_sessionmaker
 from models.menus import remember_menu
 from models.outbox import Pacing
 from models.users import language_of
@@ -48,27 +43,27 @@ REFUSED_CODES = frozenset({400, 404})  # documented HTTP meanings: the request i
 async def _send_text(
     client: ZaloClient, chat_id: str, text: str, blocked_codes: frozenset[int] = frozenset()
 ) -> str:
-    """sendMessage, with Zalo's failures raised as the errors the delivery worker knows
-    (it was written against Telegram's): it retries, backs off or gives up the same way."""
+    """sendMessage, with Zalo's failures raised as the delivery errors (bot/channels/errors.py):
+    the worker retries, backs off or gives up as it does for every channel."""
     try:
         return await client.send_message(chat_id, text)
     except ZaloNetworkError as error:
-        raise NetworkError(str(error)) from None
+        raise Transient(str(error)) from None
     except ZaloApiError as error:
         if error.code == 429:
             seconds = int(error.parameters.get("retry_after") or 1)
-            raise RetryAfter(dt.timedelta(seconds=max(1, seconds))) from None
+            raise Flood(dt.timedelta(seconds=max(1, seconds)), error.description) from None
         if error.code in blocked_codes:  # observed as "the user blocked the bot"
-            raise Forbidden(error.description) from None
+            raise Blocked(error.description) from None
         if error.code in RETRIED_CODES:
-            raise NetworkError(f"{error.code}: {error.description}") from None
+            raise Transient(f"{error.code}: {error.description}") from None
         if error.code not in REFUSED_CODES:
             log.warning(
                 "Zalo refused a message with error %s, which the bot does not know: %s",
                 error.code,
                 error.description,
             )
-        raise BadRequest(f"{error.code}: {error.description}") from None
+        raise Rejected(f"{error.code}: {error.description}") from None
 
 
 def zalo_sender(
@@ -181,76 +176,3 @@ class ZaloBot:
 
     async def close(self) -> None:
         await self.client.close()
-
-
-# PTB's job queue hands its jobs a context; the jobs do not use it.
-_NO_CONTEXT = cast(Any, None)
-TICK_SECONDS = 60
-
-
-async def _run_jobs(jobs: list[Callable[[Any], Any]], stopping: asyncio.Event) -> None:
-    """The scheduled jobs every minute, as PTB's job queue would (they check what is due)."""
-    while not stopping.is_set():
-        for job in jobs:
-            try:
-                await job(_NO_CONTEXT)
-            except Exception:
-                log.exception("scheduled job %s failed", type(job).__name__)
-        if await wait_or_stop(stopping, TICK_SECONDS):
-            return
-
-
-async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> None:
-    """Run the Zalo channel alone until SIGINT/SIGTERM (or `stopping` is set)."""
-    from bot.app import build_runtime, build_services
-    from bot.backup import BackupJob, BackupSchedule
-    from bot.jobs import DigestJob, HousekeepingJob, ReminderJob, parse_time
-    from bot.runtime import settle_process
-
-    stopping = stopping or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
-    engine = create_engine(settings.database_url)
-    services = build_services(settings)
-    runtime = build_runtime(settings, engine, services)
-    bots: list[Any] = []
-    if settings.zalo_bot_token:
-        zalo = ZaloBot(settings, engine, services)
-        zalo.channel.recorder = runtime.recorder
-        runtime.add_channel(zalo.channel, zalo)
-        bots.append(zalo)
-    if settings.zalo_oa_app_id:
-        from bot.channels.zalo_oa_bot import OABot
-
-        official = OABot(settings, engine, services.clock)
-        official.channel.recorder = runtime.recorder
-        official.sender.queued = runtime.wake_deliveries
-        runtime.add_channel(official.channel, official)
-        bots.append(official)
-    sessionmaker = create_sessionmaker(engine)
-    wake = runtime.wake_deliveries
-    jobs: list[Callable[[Any], Any]] = [
-        DigestJob(sessionmaker, services, parse_time(settings.ocop_digest_time), wake),
-        ReminderJob(sessionmaker, services, wake),
-        HousekeepingJob(sessionmaker, services),
-        BackupJob(
-            sessionmaker,
-            settings.database_url,
-            BackupSchedule.of(settings),
-            services.clock,
-            services.timezone,
-        ),
-    ]
-    try:
-        for bot in bots:
-            await bot.open()
-        await runtime.start()
-        settle_process()
-        log.info("serving %s", settings.served())
-        await _run_jobs(jobs, stopping)
-    finally:
-        await runtime.stop()
-        for bot in bots:
-            await bot.close()
-        await engine.dispose()

@@ -14,11 +14,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram.error import BadRequest, NetworkError
 
+from bot.channels.errors import Deferred, Rejected, Transient
 from bot.channels.zalo_oa import CHANNEL, oa_messages
 from bot.channels.zalo_oa_api import OAClient, OAError, OANetworkError, TokenKeeper
-from bot.delivery import Deferred, reply_of
+from bot.delivery import reply_of
 from bot.settings import Settings
 from handlers.events import Reply
 from handlers.i18n import in_language
@@ -119,7 +119,7 @@ class OASender:
             except OAError as error:
                 if error.code not in WINDOW_ERRORS:
                     await self._note(message, "cs", "failed", error=error)
-                    raise BadRequest(f"{error.code}: {error.message}") from None
+                    raise Rejected(f"{error.code}: {error.message}") from None
                 log.info("Zalo OA says chat %s is outside its window", message.chat_id)
         return await self._outside_window(message, now)
 
@@ -158,7 +158,7 @@ class OASender:
                 )
             )
         except OANetworkError as error:
-            raise NetworkError(str(error)) from None
+            raise Transient(str(error)) from None
         except OAError as error:
             if not offered or error.code in WINDOW_ERRORS:
                 raise
@@ -227,11 +227,11 @@ class OASender:
             )
         except OANetworkError as error:
             await self._settle(reservation, "failed", tracking, text=str(error))
-            raise NetworkError(str(error)) from None
+            raise Transient(str(error)) from None
         except OAError as error:
             await self._settle(reservation, "failed", tracking, error=error)
             log.warning("ZNS refused message %s: %s %s", message.id, error.code, error.message)
-            raise BadRequest(f"ZNS {error.code}: {error.message}") from None
+            raise Rejected(f"ZNS {error.code}: {error.message}") from None
         message_id = str(data.get("msg_id") or "")
         await self._settle(reservation, "sent", tracking, message_id=message_id)
         return message_id[:32] or tracking[:32]
@@ -268,7 +268,7 @@ class OASender:
         others = await self._others(message)
         if not others:
             await self._note(message, "cs", "failed", text=why)
-            raise BadRequest(why)
+            raise Rejected(why)
         now = utcnow()  # the outbox is timed on the delivery's clock
         async with self.sessionmaker() as session, session.begin():
             for user in others:
@@ -289,7 +289,7 @@ class OASender:
         self.queued()
         names = ", ".join(sorted({user.channel for user in others}))
         await self._note(message, "cs", "fallback", text=f"{why}; sent on {names}")
-        raise BadRequest(f"{why}; sent on {names} instead")
+        raise Rejected(f"{why}; sent on {names} instead")
 
     async def _note(
         self,
