@@ -17,6 +17,8 @@ from telegram.ext import Application, ApplicationBuilder, Defaults
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.backup import BackupJob, BackupSchedule
+from bot.channels import telegram, zalo_oa
+from bot.channels import zalo as zalo_bot_channel
 from bot.channels.telegram import CHANNEL, TelegramChannel, telegram_sender
 from bot.channels.telegram_menus import OfficialMenus, publish_default_menus
 from bot.channels.telegram_receiver import TelegramPoller, TelegramWebhook, check_secret
@@ -35,6 +37,12 @@ from models.outbox import Pacing
 from models.storage import open_storage
 
 log = logging.getLogger(__name__)
+
+
+# Every channel a registration may have come through, enabled now or not, by its name.
+CHANNEL_LABELS = tuple(
+    (channel.CHANNEL, channel.LABEL) for channel in (telegram, zalo_bot_channel, zalo_oa)
+)
 
 
 def build_services(settings: Settings) -> Services:
@@ -57,6 +65,7 @@ def build_services(settings: Settings) -> Services:
             region=settings.ocop_s3_region,
         ),
         checklist_path=settings.ocop_dossier_checklist,
+        channels=CHANNEL_LABELS,
         form_template=settings.ocop_dossier_form_template,
         cover_template=settings.ocop_dossier_cover_template,
         dossier_max_bytes=settings.ocop_dossier_max_mb * 1024 * 1024,

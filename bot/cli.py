@@ -102,7 +102,10 @@ async def _export(
 
     services = build_services(settings)
     selection = ExportFilter(
-        year=year, communes=tuple(communes) or None, checklist_path=services.checklist_path
+        year=year,
+        communes=tuple(communes) or None,
+        checklist_path=services.checklist_path,
+        channels=services.channels,
     )
     engine = create_engine(settings.database_url)
     try:

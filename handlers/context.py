@@ -56,6 +56,8 @@ class Services:
     # form's template ("" = shipped), and the most one registration may hold.
     storage: Storage = field(default_factory=lambda: LocalStorage("data/dossier"))
     checklist_path: str = ""
+    # The channels' names as people read them, by channel (the adapters' LABEL).
+    channels: tuple[tuple[str, str], ...] = ()
     form_template: str = ""
     cover_template: str = ""
     dossier_max_bytes: int = 100 * 1024 * 1024

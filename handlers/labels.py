@@ -95,14 +95,6 @@ def fields(names: list[str]) -> str:
     labels = [_(FIELD[name]) for name in FIELD if name in names]
     return ", ".join(dict.fromkeys(labels))
 
-# The channel a registration came through (the adapters' names), as the export shows it.
-CHANNEL = {
-    "telegram": N_("Telegram chat"),
-    "zalo": N_("Zalo bot"),
-    "zalo_oa": N_("Zalo Official Account"),
-}
-
-
 
 def stars(count: int) -> str:
     return _("{count} stars").format(count=count)

@@ -92,7 +92,10 @@ async def run_export(ctx: TaskContext) -> list[Reply]:
     allowed = set(scope_codes(ctx.area, ctx.user))  # the official's communes as they are now
     communes = tuple(code for code in ctx.args["communes"] if code in allowed)
     selection = ExportFilter(
-        year=year, communes=communes, checklist_path=ctx.services.checklist_path
+        year=year,
+        communes=communes,
+        checklist_path=ctx.services.checklist_path,
+        channels=ctx.services.channels,
     )
     timezone, letterhead, today = ctx.services.timezone, ctx.services.letterhead, ctx.today()
     count, content = await offload(

@@ -21,6 +21,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from pypdf import PdfReader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.app import CHANNEL_LABELS
 from handlers.context import Letterhead
 from handlers.reports.export import ExportFilter, write_registration_xlsx
 from models.db import create_sessionmaker
@@ -180,7 +181,7 @@ async def test_thirteen_registrations_print_on_one_page_per_sheet(
     buffer = io.BytesIO()
     async with create_sessionmaker(engine)() as session:
         count = await write_registration_xlsx(
-            session, AREA, ExportFilter(YEAR), buffer,
+            session, AREA, ExportFilter(YEAR, channels=CHANNEL_LABELS), buffer,
             letterhead=LETTERHEAD, today=dt.date(YEAR, 12, 1),
         )  # fmt: skip
     assert count == 13
@@ -215,7 +216,7 @@ async def test_the_official_table_reads_as_an_office_document(engine: AsyncEngin
     buffer = io.BytesIO()
     async with create_sessionmaker(engine)() as session:
         await write_registration_xlsx(
-            session, AREA, ExportFilter(YEAR), buffer,
+            session, AREA, ExportFilter(YEAR, channels=CHANNEL_LABELS), buffer,
             letterhead=LETTERHEAD, today=dt.date(YEAR, 12, 1),
         )  # fmt: skip
     book = openpyxl.load_workbook(io.BytesIO(buffer.getvalue()))

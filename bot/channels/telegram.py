@@ -26,6 +26,7 @@ from telegram.request._requestparameter import RequestParameter
 from bot.channels.errors import Blocked, Flood, Rejected, Transient
 from bot.channels.text import split_message
 from handlers.events import Attachment, Event, EventKind, FileTooLarge, Outcome, Reply, Request
+from handlers.i18n import N_
 from models.inbox import Incoming
 from models.outbox import live_buttons
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from bot.delivery import DeliveryWorker, Send
 
 CHANNEL = "telegram"
+LABEL = N_("Telegram chat")  # as the export names the channel a registration came through
 log = logging.getLogger(__name__)
 
 JSONDict = dict[str, Any]

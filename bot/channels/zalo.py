@@ -38,7 +38,7 @@ from bot.channels.zalo_api import JSON, ZaloApiError, ZaloClient, ZaloNetworkErr
 from bot.channels.zalo_render import render, render_reply
 from handlers.context import Services
 from handlers.events import Attachment, Event, EventKind, FileTooLarge, Outcome, Reply
-from handlers.i18n import _, in_language
+from handlers.i18n import N_, _, in_language
 from handlers.router import command_words
 from models.conversations import Conversation
 from models.inbox import Incoming
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from bot.receiving import Recorder
 
 CHANNEL = "zalo"
+LABEL = N_("Zalo bot")  # as the export names the channel a registration came through
 SECRET_HEADER = "X-Bot-Api-Secret-Token"
 POLL_TIMEOUT = 30  # seconds one getUpdates call waits for an update
 MAX_RETRY_DELAY = 60.0

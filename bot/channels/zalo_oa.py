@@ -54,6 +54,7 @@ from bot.channels.zalo import answer_from_menu, download_image, parse_command
 from bot.channels.zalo_oa_api import OAClient, OAError, OANetworkError, TokenKeeper
 from bot.channels.zalo_render import render_reply
 from handlers.events import Attachment, Choice, Event, EventKind, Outcome, Reply
+from handlers.i18n import N_
 from models.inbox import Incoming
 from models.menus import MenuEntry, remember_menu
 from models.zalo_oa import touch_chat, unfollowed
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHANNEL = "zalo_oa"
+LABEL = N_("Zalo Official Account")  # as the export names the channel
 SIGNATURE_HEADER = "X-ZEvent-Signature"
 MAX_BUTTONS = 5  # more choices than this are answered by number only
 BUTTON_TITLE = 100

@@ -100,7 +100,6 @@ HEADER_ROWS = (7, 8)
 FIRST_DATA_ROW = HEADER_ROWS[1] + 1
 
 
-
 @dataclass(frozen=True)
 class Column:
     """A column of sheet 2 and of the CSV: its header, width, kind of value, the stored field it
@@ -161,6 +160,8 @@ class ExportFilter:
     year: int
     communes: tuple[str, ...] | None = None  # None = every commune
     checklist_path: str = ""  # the dossier checklist (OCOP_DOSSIER_CHECKLIST), "" = shipped
+    # What the channels a registration came through are called (each adapter names its own).
+    channels: tuple[tuple[str, str], ...] = ()
 
 
 def _normalized(code: str) -> str:
@@ -272,12 +273,14 @@ class _Dossiers:
 class _Details:
     """One registration row as the typed values of DETAIL_COLUMNS."""
 
-    def __init__(self, names: _Names, timezone: dt.tzinfo, dossiers: _Dossiers) -> None:
+    def __init__(
+        self, names: _Names, timezone: dt.tzinfo, dossiers: _Dossiers, selection: ExportFilter
+    ) -> None:
         self.names, self.timezone, self.dossiers = names, timezone, dossiers
         self.status, self.kind = _Labels.of(labels.STATUS), _Labels.of(labels.KIND)
         self.target, self.group = _Labels.of(labels.TARGET), _Labels.of(labels.GROUP)
         self.subject_type = _Labels.of(labels.SUBJECT_TYPE)
-        self.channel = _Labels.of(labels.CHANNEL)
+        self.channel = _Labels.of(dict(selection.channels))
         self.answers = {True: _(labels.YES), False: _(labels.NO), None: _(labels.NO)}
         self.phones = sheets.BulkPhoneFormat(display_phone)
         shows: dict[str, Callable[[Any], Any]] = {
@@ -331,8 +334,17 @@ class _OfficialSheet:
         self.number = 0
         self._begin(area, selection)
 
-    def _line(self, row: int, text: str, style: Format, *, size: float = sheets.FONT_SIZE,
-              bold: bool = False, first: int = 0, last: int = LAST_COLUMN) -> None:
+    def _line(
+        self,
+        row: int,
+        text: str,
+        style: Format,
+        *,
+        size: float = sheets.FONT_SIZE,
+        bold: bool = False,
+        first: int = 0,
+        last: int = LAST_COLUMN,
+    ) -> None:
         """A text over columns first..last of its own row, the row as tall as the text."""
         lines = sheets.wrapped_lines(text, self.measure.span(first, last), size, bold=bold)
         self.ws.set_row(row, height_for(lines, size))
@@ -482,7 +494,7 @@ async def write_registration_xlsx(
         workbook.set_properties({"title": _(TITLE).format(year=selection.year)})
         official = _OfficialSheet(workbook, area, selection, letterhead or Letterhead())
         dossiers = await _Dossiers.load(session, selection)
-        detail = _DetailSheet(workbook, _Details(official.names, timezone, dossiers))
+        detail = _DetailSheet(workbook, _Details(official.names, timezone, dossiers, selection))
         official.start_section()
         count = 0
         stmt = _statement(area, selection, FIELDS, by_section=True)
@@ -517,7 +529,7 @@ async def write_registration_csv(
         writer = csv.writer(out)
         writer.writerow([_(column.header) for column in DETAIL_COLUMNS])
         dossiers = await _Dossiers.load(session, selection)
-        details = _Details(_Names(area), timezone, dossiers)
+        details = _Details(_Names(area), timezone, dossiers, selection)
         kinds = [column.kind for column in DETAIL_COLUMNS]
         count = 0
         stmt = _statement(area, selection, FIELDS, by_section=False)
