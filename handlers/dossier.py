@@ -16,7 +16,7 @@ from handlers.checklist import Checklist, Completeness, Item, load_checklist
 from handlers.context import Context
 from handlers.events import Choice, LongTask, Outcome, Reply
 from handlers.i18n import _
-from handlers.routes import Call, Routes
+from handlers.routes import Button, Call, Entry
 from models.conversations import Conversation
 from models.domain import RegistrationStatus, parse_number
 from models.dossier import DossierFile, files_of, remove_file, unreferenced
@@ -315,8 +315,8 @@ def _which_registration(registrations: list[Registration], text: str) -> Reply:
     return Reply(text, choices=choices)
 
 
-def register_routes(routes: Routes) -> None:
-    routes.button(DossierButton.prefix, _producer_button)
+def routes() -> tuple[Entry, ...]:
+    return (Button(DossierButton.prefix, _producer_button),)
 
 
 async def _producer_button(call: Call) -> Outcome:

@@ -11,7 +11,7 @@ from handlers.callbacks import DossierOfficial
 from handlers.dossier import checklist_of, progress_line
 from handlers.events import Choice, LongTask, Outcome, Reply
 from handlers.i18n import N_, _
-from handlers.routes import Call, Routes, refusal
+from handlers.routes import Button, Call, Command, Entry, refusal
 from models.domain import RegistrationStatus, Role, parse_number
 from models.dossier import present_items
 from models.officials import in_scope
@@ -165,18 +165,20 @@ async def cover(call: Call) -> Outcome:
     return Outcome([Reply(text)], tasks=[LongTask("dossier_cover", {"year": year})])
 
 
-def register_routes(routes: Routes) -> None:
-    routes.button(DossierOfficial.prefix, _official_button, role=Role.OFFICIAL)
-    routes.command(
-        "missing",
-        missing,
-        "thieuhoso",
-        role=Role.OFFICIAL,
-        help=N_(
-            "/missing: papers missing from dossiers; /coverletter [year]: the commune's letter"
+def routes() -> tuple[Entry, ...]:
+    return (
+        Button(DossierOfficial.prefix, _official_button, role=Role.OFFICIAL),
+        Command(
+            "missing",
+            missing,
+            ("thieuhoso",),
+            role=Role.OFFICIAL,
+            help=N_(
+                "/missing: papers missing from dossiers; /coverletter [year]: the commune's letter"
+            ),
         ),
+        Command("coverletter", cover, ("congvan",), role=Role.OFFICIAL),
     )
-    routes.command("coverletter", cover, "congvan", role=Role.OFFICIAL)
 
 
 async def _official_button(call: Call) -> Outcome:

@@ -56,15 +56,14 @@ FEATURES = (
     arrivals,
     consent,
     personal_data,
+    dossier,
+    dossier_review,
 )
 
 
 def build_routes() -> Routes:
     """The commands, buttons and forms of every feature (Services builds it at start-up)."""
-    routes = table.build_routes(feature.routes() for feature in FEATURES)
-    for legacy in (dossier, dossier_review):  # not yet a table: they register into `routes`
-        legacy.register_routes(routes)
-    return routes
+    return table.build_routes(feature.routes() for feature in FEATURES)
 
 
 Progress = Callable[[str], Awaitable[None]]

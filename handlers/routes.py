@@ -157,20 +157,6 @@ class Routes:
             for group in HELP_ROLES[role]
         ]
 
-    def command(
-        self,
-        name: str,
-        handler: Handler,
-        *aliases: str,
-        role: Role = Role.PRODUCER,
-        menu: str | None = None,
-        help: str | None = None,
-    ) -> None:
-        """A feature that still registers its commands itself (`register_routes(routes)`)
-        rather than declaring a table: its command is declared here all the same."""
-        self.declared.append(Command(name, handler, aliases, role, menu, help))
-        self._command(name, handler, *aliases, role=role)
-
     def _command(self, name: str, handler: Handler, *aliases: str, role: Role) -> None:
         route = Route(name, handler, role)
         for key in (name, *aliases):
