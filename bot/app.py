@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -309,16 +310,25 @@ async def serve(
     started: Callable[[], None] | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM (or `stopping` is set); `started` is called once serving."""
+    await _serve(partial(start, application), partial(stop, application), stopping, started)
+
+
+async def _serve(
+    begin: Callable[[], Awaitable[None]],
+    end: Callable[[], Awaitable[None]],
+    stopping: asyncio.Event | None,
+    started: Callable[[], None] | None,
+) -> None:
     stopping = stopping or asyncio.Event()
     _stop_on_signals(stopping)
-    await start(application)
+    await begin()
     if started is not None:
         started()
     try:
         await stopping.wait()
     finally:
         log.info("stopping")
-        await stop(application)
+        await end()
 
 
 class WithoutTelegram:
@@ -376,14 +386,5 @@ async def serve_without_telegram(
     started: Callable[[], None] | None = None,
 ) -> None:
     """Serve the Zalo channels alone until SIGINT/SIGTERM (or `stopping` is set)."""
-    stopping = stopping or asyncio.Event()
-    _stop_on_signals(stopping)
     bot = WithoutTelegram(settings)
-    await bot.start()
-    if started is not None:
-        started()
-    try:
-        await stopping.wait()
-    finally:
-        log.info("stopping")
-        await bot.stop()
+    await _serve(bot.start, bot.stop, stopping, started)
