@@ -82,6 +82,8 @@ async def everything_about(session: AsyncSession, user: User, chat: Conversation
             for key, sent_at, text in reminders
         ],
         "form_in_progress": dict(chat.answers) if chat.flow else None,
+        # What that form was started with: the details of the last registration it reuses.
+        "form_started_with": dict(chat.meta or {}) if chat.flow else None,
         "dossier_files": [
             _row(row)
             for registration in registrations

@@ -26,6 +26,7 @@ _LEGACY = {
     "certificate": "_certificate",
     "previous": "_previous",
     "status": "_status",
+    "items": "_items",
 }
 
 _conversations = sa.table(
