@@ -4,8 +4,12 @@ review decides or a producer completes) is kept beside the answers, and survives
 
 from __future__ import annotations
 
+import datetime as dt
+
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.jobs import HOUSEKEEPING_JOB
 from models.conversations import Conversation
 from models.db import create_sessionmaker
 from models.domain import RegistrationStatus
@@ -76,3 +80,42 @@ async def test_a_return_and_its_completion_left_at_restarts_act_on_the_right_reg
     assert "OCOP-2026-0001" in producer.text  # the same registration, sent again
     [again] = await stored_registrations(engine)
     assert again.status is RegistrationStatus.SUBMITTED
+
+
+async def test_an_abandoned_form_forgets_the_details_it_offered_to_reuse(
+    bot: BotUnderTest, engine: AsyncEngine
+) -> None:
+    """The last registration's owner and phone, offered again by a second form, are personal
+    data: housekeeping empties a form left for 90 days, and what it was started with too."""
+    producer = Producer(bot, user_id=8301)
+    await answer_new_product(producer, owner="Nguyễn Văn A")
+    await producer.tap("Gửi hồ sơ")
+    await producer.tap("Đăng ký sản phẩm khác")
+    started = await _stored(engine, 8301)
+    assert started.meta is not None and started.meta["previous"]["owner"] == "Nguyễn Văn A"
+    assert _hidden(started) == set()
+
+    async with create_sessionmaker(engine)() as session, session.begin():
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.chat_id == "8301")
+            .values(updated_at=bot.clock() - dt.timedelta(days=91))
+        )
+    await bot.run_job(HOUSEKEEPING_JOB)
+    emptied = await _stored(engine, 8301)
+    assert (emptied.flow, emptied.answers, emptied.meta) == (None, {}, None)
+
+
+async def test_deleting_ones_data_mid_form_forgets_the_details_it_offered_to_reuse(
+    bot: BotUnderTest, engine: AsyncEngine
+) -> None:
+    producer = Producer(bot, user_id=8401)
+    await answer_new_product(producer, owner="Nguyễn Văn A")
+    await producer.tap("Gửi hồ sơ")
+    await producer.tap("Đăng ký sản phẩm khác")
+    assert (await _stored(engine, 8401)).meta is not None
+    await producer.say("/xoadulieu")
+    await producer.tap("Có, xoá")
+    assert "Đã xoá thông tin cá nhân" in producer.text
+    erased = await _stored(engine, 8401)
+    assert (erased.flow, erased.answers, erased.meta) == (None, {}, None)
