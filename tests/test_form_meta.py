@@ -82,18 +82,24 @@ async def test_a_return_and_its_completion_left_at_restarts_act_on_the_right_reg
     assert again.status is RegistrationStatus.SUBMITTED
 
 
+async def _second_form(bot: BotUnderTest, engine: AsyncEngine, user_id: int) -> Producer:
+    """A producer who registered once and starts again: the form offers the owner again."""
+    producer = Producer(bot, user_id=user_id)
+    await answer_new_product(producer, owner="Nguyễn Văn A")
+    await producer.tap("Gửi hồ sơ")
+    await producer.tap("Đăng ký sản phẩm khác")
+    started = await _stored(engine, user_id)
+    assert started.meta is not None and started.meta["previous"]["owner"] == "Nguyễn Văn A"
+    assert _hidden(started) == set()
+    return producer
+
+
 async def test_an_abandoned_form_forgets_the_details_it_offered_to_reuse(
     bot: BotUnderTest, engine: AsyncEngine
 ) -> None:
     """The last registration's owner and phone, offered again by a second form, are personal
     data: housekeeping empties a form left for 90 days, and what it was started with too."""
-    producer = Producer(bot, user_id=8301)
-    await answer_new_product(producer, owner="Nguyễn Văn A")
-    await producer.tap("Gửi hồ sơ")
-    await producer.tap("Đăng ký sản phẩm khác")
-    started = await _stored(engine, 8301)
-    assert started.meta is not None and started.meta["previous"]["owner"] == "Nguyễn Văn A"
-    assert _hidden(started) == set()
+    await _second_form(bot, engine, 8301)
 
     async with create_sessionmaker(engine)() as session, session.begin():
         await session.execute(
@@ -109,11 +115,7 @@ async def test_an_abandoned_form_forgets_the_details_it_offered_to_reuse(
 async def test_deleting_ones_data_mid_form_forgets_the_details_it_offered_to_reuse(
     bot: BotUnderTest, engine: AsyncEngine
 ) -> None:
-    producer = Producer(bot, user_id=8401)
-    await answer_new_product(producer, owner="Nguyễn Văn A")
-    await producer.tap("Gửi hồ sơ")
-    await producer.tap("Đăng ký sản phẩm khác")
-    assert (await _stored(engine, 8401)).meta is not None
+    producer = await _second_form(bot, engine, 8401)
     await producer.say("/xoadulieu")
     await producer.tap("Có, xoá")
     assert "Đã xoá thông tin cá nhân" in producer.text
