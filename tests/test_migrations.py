@@ -127,6 +127,12 @@ async def test_forms_in_progress_at_the_upgrade_keep_what_they_were_started_for(
             )
             back = {chat: answers for chat, answers in rows}
         assert back["completing"]["_meta"] == {"registration": 17}
+        assert back["returning"] == {
+            "_meta": {"registration": 5},
+            "_registration": 5,
+            "_status": "returned",
+            "_items": ["license"],
+        }
         assert back["plain"] == {"kind": "new"}
     finally:
         await engine.dispose()

@@ -28,6 +28,8 @@ _LEGACY = {
     "status": "_status",
     "items": "_items",
 }
+_FORM_META = ("registration", "certificate", "previous")  # 0010's FormMeta
+_REVIEW = ("registration", "status", "items")  # 0010's review forms
 
 _conversations = sa.table(
     "conversations",
@@ -52,6 +54,15 @@ def _split(answers: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             meta.setdefault(name, answers[key])
     kept = {key: v for key, v in answers.items() if key != _META and key not in _LEGACY.values()}
     return kept, meta
+
+
+def _as_before(meta: dict[str, Any]) -> dict[str, Any]:
+    """Where 0010's code reads it: the forms' FormMeta under one key, a review's own keys."""
+    kept = {name: meta[name] for name in _FORM_META if name in meta}
+    before = {_META: kept} if kept else {}
+    if "status" in meta:
+        before.update({_LEGACY[name]: meta[name] for name in _REVIEW if name in meta})
+    return before
 
 
 def upgrade() -> None:
@@ -84,9 +95,10 @@ def downgrade() -> None:
         ).where(_conversations.c.meta.is_not(None))
     ).all()
     for channel, chat_id, stored, meta in rows:
-        if not _loaded(meta):  # JSON null
+        loaded = _loaded(meta)
+        if not loaded:  # JSON null
             continue
-        answers = {**_loaded(stored), _META: _loaded(meta)}
+        answers = {**_loaded(stored), **_as_before(loaded)}
         connection.execute(
             _conversations.update()
             .where(_conversations.c.channel == channel, _conversations.c.chat_id == chat_id)
