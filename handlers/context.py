@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.admin_units import Area
 from models.base import utcnow
+from models.conversations import Conversation
 from models.storage import LocalStorage, Storage
 from models.users import User
 
@@ -80,6 +81,8 @@ class Context:
     services: Services
     # Sends a short "working on it" message at once, before the event's work is done.
     progress: Callable[[str], Awaitable[None]] = _ignore_progress
+    # The chat's conversation: its form's metadata (handlers.engine.meta_of) is read from it.
+    conversation: Conversation | None = None
 
     @property
     def area(self) -> Area:

@@ -13,7 +13,7 @@ from handlers.context import Context
 from handlers.engine import SUMMARY, Answers, Engine, Flow, meta_of
 from handlers.events import Notice, Outcome, Reply
 from handlers.i18n import N_, _, in_language
-from handlers.registration import STEPS, answers_of, to_input
+from handlers.registration import STEPS, answers_of, meta_for, to_input
 from handlers.review import FIX_FLOW_NAME, _buttons, _load, _still_allowed, card
 from handlers.routes import Button, Call, Entry, Form
 from models import keys
@@ -42,7 +42,9 @@ async def begin_correction(call: Call) -> Outcome:
         )
         return Outcome([Reply(text)])
     notice = _("Tap the field to correct, type the right value, then save.")
-    replies = FIX.begin(call.conversation, call.ctx, answers_of(loaded), step=SUMMARY)
+    replies = FIX.begin(
+        call.conversation, call.ctx, answers_of(loaded), step=SUMMARY, meta=meta_for(loaded)
+    )
     return Outcome([Reply(notice), *replies])
 
 
@@ -58,9 +60,10 @@ async def _tell_producer(ctx: Context, registration: Registration, changed: list
 
 
 async def _complete(answers: Answers, ctx: Context) -> Outcome:
+    meta = meta_of(ctx.conversation)
     registration = await ctx.session.get(
         Registration,
-        meta_of(answers).registration or 0,
+        meta.registration or 0,
         with_for_update=True,
         populate_existing=True,
     )
@@ -69,7 +72,7 @@ async def _complete(answers: Answers, ctx: Context) -> Outcome:
     refused = _still_allowed(ctx, registration)
     if refused is not None:
         return refused
-    changed = apply_form(registration, to_input(answers, ctx.today()), keep=KEPT)
+    changed = apply_form(registration, to_input(answers, ctx.today(), meta), keep=KEPT)
     updated = Reply(card(registration, ctx), choices=_buttons(registration))
     if not changed:
         return Outcome([Reply(_("Nothing was changed.")), updated])

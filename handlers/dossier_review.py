@@ -9,6 +9,7 @@ import html
 from handlers import review
 from handlers.callbacks import DossierOfficial
 from handlers.dossier import checklist_of, progress_line
+from handlers.engine import FormMeta
 from handlers.events import Choice, LongTask, Outcome, Reply
 from handlers.i18n import N_, _
 from handlers.routes import Button, Call, Command, Entry, refusal
@@ -113,13 +114,12 @@ async def return_asking(call: Call) -> Outcome:
     if not can_change(loaded, RegistrationStatus.RETURNED):
         return Outcome([Reply(_("{code} cannot be returned now.").format(code=loaded.code))])
     chosen = _chosen(call, loaded)
-    preset = {
-        "_registration": loaded.id,
-        "_status": RegistrationStatus.RETURNED.value,
-        "_items": chosen,
-    }
+    meta = FormMeta(
+        registration=loaded.id, status=RegistrationStatus.RETURNED.value, items=list(chosen)
+    )
     card = review.card(loaded, call.ctx)
-    return Outcome([Reply(card), *review.NOTE.begin(call.conversation, call.ctx, preset)])
+    replies = review.NOTE.begin(call.conversation, call.ctx, {}, meta=meta)
+    return Outcome([Reply(card), *replies])
 
 
 async def missing(call: Call) -> Outcome:

@@ -22,7 +22,7 @@ from models.registrations import (
 
 async def refuse_duplicate(answers: Answers, ctx: Context, form: RegistrationInput) -> None:
     """The same product may not wait twice: a warning and a button to the one already sent."""
-    returned_id = meta_of(answers).registration
+    returned_id = meta_of(ctx.conversation).registration
     year = form.programme_year
     if returned_id is not None:
         own = await ctx.session.get(Registration, int(returned_id))

@@ -31,41 +31,31 @@ BACK_WORDS = frozenset({"quay lai", "tro lai", "back"})
 CANCEL_WORDS = frozenset({"huy", "huy bo", "cancel"})
 # Set in the answers while "really cancel?" is asked, to the version that asked it.
 CANCELLING = "_cancelling"
-META = "_meta"  # where a conversation keeps its FormMeta, apart from the form's answers
 
 
 @dataclass(frozen=True)
 class FormMeta:
     """What a form was started for, which no question asks: the registration it changes (a
-    returned or corrected one), the certificate a re-evaluation renews, the producer details
-    of the last registration it offers to reuse. Read with `meta_of`, set with `with_meta`."""
+    returned, corrected or reviewed one), the certificate a re-evaluation renews, the producer
+    details of the last registration it offers to reuse, the status a review sets and the
+    papers a return asks for. Kept in `Conversation.meta`, never among the answers: read with
+    `meta_of`, set by `Engine.begin`."""
 
     registration: int | None = None
     certificate: int | None = None
     previous: dict[str, Any] | None = None
+    status: str | None = None
+    items: list[str] | None = None
 
 
-# Where forms started before FormMeta kept it: a conversation left half-way at an upgrade.
-_LEGACY_META = {
-    "registration": "_registration",
-    "certificate": "_certificate",
-    "previous": "_previous",
-}
+def meta_of(conversation: Conversation | None) -> FormMeta:
+    """The metadata of the form in progress (none outside a form, or without a conversation)."""
+    return FormMeta(**(conversation.meta or {})) if conversation is not None else FormMeta()
 
 
-def meta_of(answers: Answers) -> FormMeta:
-    if META in answers:
-        return FormMeta(**answers[META])
-    return FormMeta(**{name: answers.get(key) for name, key in _LEGACY_META.items()})
-
-
-def with_meta(answers: Answers, meta: FormMeta) -> Answers:
-    """`answers` with the form's metadata (stored under one key the steps never use)."""
+def _set_meta(conversation: Conversation, meta: FormMeta) -> None:
     stored = {key: value for key, value in vars(meta).items() if value is not None}
-    return {
-        **{key: v for key, v in answers.items() if key != META},
-        **({META: stored} if stored else {}),
-    }
+    conversation.meta = stored or None
 
 
 # A confirmation is asked before dropping a draft with at least this many answers.
@@ -75,6 +65,10 @@ _LEADING_SYMBOLS = re.compile(r"^[\W_]+")
 
 
 def _always(_answers: Answers) -> bool:
+    return True
+
+
+def _offered_always(_meta: FormMeta) -> bool:
     return True
 
 
@@ -90,6 +84,8 @@ class Step:
     parse_choice: Callable[[str, Answers, Context], Answers] | None = None
     request: Request | None = None
     when: Callable[[Answers], bool] = _always
+    # Asked only in forms started so (the reuse question: only with earlier details to reuse).
+    offered: Callable[[FormMeta], bool] = _offered_always
     skip_label: str | None = None
     resets: tuple[str, ...] = ()
     fills: tuple[str, ...] = ()
@@ -145,20 +141,23 @@ class Flow:
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_key", {step.key: step for step in self.steps})
 
-    def applicable(self, answers: Answers) -> list[Step]:
-        return [step for step in self.steps if step.when(answers)]
+    def applicable(self, answers: Answers, meta: FormMeta | None = None) -> list[Step]:
+        meta = meta or FormMeta()
+        return [step for step in self.steps if step.when(answers) and step.offered(meta)]
 
-    def next_step(self, answers: Answers) -> str:
-        for step in self.applicable(answers):
+    def next_step(self, answers: Answers, meta: FormMeta | None = None) -> str:
+        for step in self.applicable(answers, meta):
             if step.key not in answers:
                 return step.key
         return SUMMARY
 
-    def summary_lines(self, answers: Answers, ctx: Context) -> list[str]:
+    def summary_lines(
+        self, answers: Answers, ctx: Context, meta: FormMeta | None = None
+    ) -> list[str]:
         """One "label: answer" line per answered field, user values escaped."""
         return [
             f"<b>{step.label_for(answers)}:</b> {html.escape(_shown(step, answers, ctx))}"
-            for step in self.applicable(answers)
+            for step in self.applicable(answers, meta)
             if step.label and step.key in answers
         ]
 
@@ -213,11 +212,19 @@ class Engine:
     # --- starting and rendering -------------------------------------------------------
 
     def begin(
-        self, conversation: Conversation, ctx: Context, preset: Answers, step: str | None = None
+        self,
+        conversation: Conversation,
+        ctx: Context,
+        preset: Answers,
+        step: str | None = None,
+        meta: FormMeta | None = None,
     ) -> list[Reply]:
-        """Start the flow with some answers known; `step` jumps to a question (or the summary)."""
+        """Start the flow with some answers known and what it is for (`meta`); `step` jumps to
+        a question (or the summary)."""
+        meta = meta or FormMeta()
         conversation.flow = self.flow.name
-        _store(conversation, dict(preset), step or self.flow.next_step(preset))
+        _set_meta(conversation, meta)
+        _store(conversation, dict(preset), step or self.flow.next_step(preset, meta))
         return self.render(conversation, ctx)
 
     def render(
@@ -235,7 +242,9 @@ class Engine:
         lines = []
         if notice:
             lines += [f"⚠️ {notice}", ""]
-        progress = None if conversation.editing else self._progress(answers, step)
+        progress = (
+            None if conversation.editing else self._progress(answers, meta_of(conversation), step)
+        )
         if progress:
             lines.append(f"<i>{progress}</i>")
         lines.append(_(step.prompts(answers) if step.prompts else step.prompt))
@@ -270,14 +279,14 @@ class Engine:
         rows.append(_nav_row(version))
         return [Reply(text, choices=tuple(rows))]
 
-    def _progress(self, answers: Answers, step: Step) -> str | None:
+    def _progress(self, answers: Answers, meta: FormMeta, step: Step) -> str | None:
         """How many questions are left, this one included. Only questions still unanswered
         count, so a straight walk-through counts down by one; an answer that makes questions
         unnecessary (a household has no separate name, reused details) only shortens it."""
         after = self.flow.progress_after
         if after is not None and after not in answers:
             return None
-        left = [s for s in self.flow.applicable(answers) if s.key not in answers]
+        left = [s for s in self.flow.applicable(answers, meta) if s.key not in answers]
         if len(self.flow.steps) <= 1 or step not in left:
             return None
         if len(left) == 1:
@@ -288,7 +297,7 @@ class Engine:
         version = conversation.version
         lines = [f"⚠️ {notice}", ""] if notice else []
         lines += [f"<b>{_(self.flow.summary_title)}</b>", ""]
-        lines += self.flow.summary_lines(conversation.answers, ctx)
+        lines += self.flow.summary_lines(conversation.answers, ctx, meta_of(conversation))
         submit = _LEADING_SYMBOLS.sub("", _(self.flow.submit_label))  # "✅ Gửi hồ sơ": the words
         lines += [
             "",
@@ -317,7 +326,7 @@ class Engine:
                 "✏️ " + step.label_for(conversation.answers),
                 FlowButton(version, "e", step.key).encode(),
             )
-            for step in self.flow.applicable(conversation.answers)
+            for step in self.flow.applicable(conversation.answers, meta_of(conversation))
             if step.label
         ]
         rows = [*retype, *_rows(edits, 2)]
@@ -472,7 +481,7 @@ class Engine:
             for key in step.resets:
                 answers.pop(key, None)
         answers.update(update)
-        _store(conversation, answers, self.flow.next_step(answers))
+        _store(conversation, answers, self.flow.next_step(answers, meta_of(conversation)))
         if conversation.step == SUMMARY and not self.flow.confirm:
             return await self._complete(conversation, ctx)
         return Outcome(self.render(conversation, ctx))
@@ -487,10 +496,11 @@ class Engine:
 
     def back(self, conversation: Conversation, ctx: Context) -> list[Reply]:
         answers = dict(conversation.answers)
+        meta = meta_of(conversation)
         if conversation.editing:
-            _store(conversation, answers, self.flow.next_step(answers))
+            _store(conversation, answers, self.flow.next_step(answers, meta))
             return self.render(conversation, ctx)
-        applicable = [step for step in self.flow.applicable(answers) if step.key in answers]
+        applicable = [step for step in self.flow.applicable(answers, meta) if step.key in answers]
         if conversation.step != SUMMARY:
             current = self.flow.by_key[conversation.step or ""]
             order = [step.key for step in self.flow.steps]
@@ -562,6 +572,7 @@ class Engine:
     @staticmethod
     def finish(conversation: Conversation) -> None:
         conversation.flow = None
+        conversation.meta = None
         _store(conversation, {}, "")
         conversation.step = None
 

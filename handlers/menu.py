@@ -14,7 +14,7 @@ from handlers.engine import Engine
 from handlers.events import Choice, Outcome, Reply
 from handlers.i18n import LANGUAGES, N_, _, current_language, use_language
 from handlers.officials import start_with_code
-from handlers.registration import FLOW, SUMMARY, answers_of, previous_details
+from handlers.registration import FLOW, SUMMARY, answers_of, meta_for, previous_details
 from handlers.routes import HELP_ROLES, Button, Call, Command, Entry, Form, Routes
 from models.conversations import Conversation
 from models.domain import RegistrationKind, RegistrationStatus, Role
@@ -150,10 +150,8 @@ async def start_registration(
     asked = consent.gate(ctx, MenuButton(kind.value if kind else "reg").encode())
     if asked is not None:
         return asked
-    preset = await previous_details(ctx)
-    if kind is not None:
-        preset["kind"] = kind.value
-    return REGISTER.begin(conversation, ctx, preset)
+    preset = {"kind": kind.value} if kind is not None else {}
+    return REGISTER.begin(conversation, ctx, preset, meta=await previous_details(ctx))
 
 
 async def register(call: Call) -> Outcome:
@@ -236,7 +234,9 @@ async def edit_returned(call: Call) -> Outcome:
     if call.conversation.flow in call.ctx.services.routes.flows:
         Engine.finish(call.conversation)
     notice = _("Change what the officials asked for, then submit again.")
-    replies = REGISTER.begin(call.conversation, ctx, answers_of(registration), step=SUMMARY)
+    replies = REGISTER.begin(
+        call.conversation, ctx, answers_of(registration), step=SUMMARY, meta=meta_for(registration)
+    )
     return Outcome([Reply(notice), *replies])
 
 

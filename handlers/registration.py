@@ -13,7 +13,7 @@ from handlers.area import current_and_former, describe_match, office_contact, se
 from handlers.callbacks import DossierButton, MenuButton
 from handlers.context import Context
 from handlers.duplicates import refuse_duplicate
-from handlers.engine import SUMMARY, Answers, Flow, FormMeta, Step, meta_of, with_meta
+from handlers.engine import SUMMARY, Answers, Flow, FormMeta, Step, meta_of
 from handlers.events import Choice, Outcome, Reply, Request
 from handlers.i18n import N_, _
 from handlers.validators import (
@@ -45,7 +45,15 @@ from models.registrations import (
     submit_registration,
 )
 
-__all__ = ["FIELDS", "FLOW", "SUMMARY", "answers_from", "answers_of", "previous_details"]
+__all__ = [
+    "FIELDS",
+    "FLOW",
+    "SUMMARY",
+    "answers_from",
+    "answers_of",
+    "meta_for",
+    "previous_details",
+]
 
 FLOW_NAME = "register"
 # Above this many communes the buttons would fill the screen; the producer types the name.
@@ -147,12 +155,12 @@ def _show_commune(answers: Answers, ctx: Context) -> str:
 # --- reuse of the previous registration's details ----------------------------------------
 
 
-def _has_previous(answers: Answers) -> bool:
-    return bool(meta_of(answers).previous)
+def _has_previous(meta: FormMeta) -> bool:
+    return bool(meta.previous)
 
 
-def _reuse_note(answers: Answers, ctx: Context) -> str:
-    previous = meta_of(answers).previous or {}
+def _reuse_note(_answers: Answers, ctx: Context) -> str:
+    previous = meta_of(ctx.conversation).previous or {}
     return "\n".join(
         f"• {html.escape(value)}"
         for value in (
@@ -165,20 +173,22 @@ def _reuse_note(answers: Answers, ctx: Context) -> str:
     )
 
 
-def _parse_reuse(value: str, answers: Answers, _ctx: Context) -> Answers:
+def _parse_reuse(value: str, _answers: Answers, ctx: Context) -> Answers:
     if value == "yes":
-        return {"reuse": "yes", **(meta_of(answers).previous or {})}
+        return {"reuse": "yes", **(meta_of(ctx.conversation).previous or {})}
     return {"reuse": "no"}
 
 
-async def previous_details(ctx: Context) -> Answers:
-    """Owner, subject, address and phone of the producer's last registration, if any."""
+async def previous_details(ctx: Context) -> FormMeta:
+    """Owner, subject, address and phone of the producer's last registration, if any, for the
+    form to offer again."""
     last = await last_details_of(ctx.session, ctx.user.id)
     if last is None:
-        return {}
+        return FormMeta()
     values = dict(last._mapping)
-    previous = {field.key: field.to_answer(values) for field in FIELDS if field.reused}
-    return with_meta({}, FormMeta(previous=previous))
+    return FormMeta(
+        previous={field.key: field.to_answer(values) for field in FIELDS if field.reused}
+    )
 
 
 # --- the form --------------------------------------------------------------------------
@@ -307,7 +317,7 @@ STEPS = (
         N_("Use the same producer details as last time?"),
         options=_yes_no,
         parse_choice=_parse_reuse,
-        when=_has_previous,
+        offered=_has_previous,
         note=_reuse_note,
     ),
     Step(
@@ -520,13 +530,12 @@ FIELDS = (
 )
 
 
-def to_input(answers: Answers, today: dt.date) -> RegistrationInput:
+def to_input(answers: Answers, today: dt.date, meta: FormMeta) -> RegistrationInput:
+    """The registration the answers describe; `meta`: the certificate a re-evaluation renews."""
     columns: dict[str, Any] = {}
     for field in FIELDS:
         columns.update(field.to_input(answers))
-    return RegistrationInput(
-        **columns, programme_year=today.year, certificate_id=meta_of(answers).certificate
-    )
+    return RegistrationInput(**columns, programme_year=today.year, certificate_id=meta.certificate)
 
 
 def answers_from(values: Values) -> Answers:
@@ -541,15 +550,20 @@ def answers_from(values: Values) -> Answers:
 def answers_of(registration: Registration) -> Answers:
     """The form as it was submitted, to complete a returned registration."""
     values = {column: getattr(registration, column) for f in FIELDS for column in f.columns}
-    # A re-evaluation started from a reminder keeps the certificate it renews.
-    meta = FormMeta(registration=registration.id, certificate=registration.certificate_id)
-    return with_meta(answers_from(values), meta)
+    return answers_from(values)
+
+
+def meta_for(registration: Registration) -> FormMeta:
+    """What a form changing `registration` is for: that registration, and the certificate it
+    renews (a re-evaluation started from a reminder keeps it)."""
+    return FormMeta(registration=registration.id, certificate=registration.certificate_id)
 
 
 async def complete(answers: Answers, ctx: Context) -> Outcome:
-    form = to_input(answers, ctx.today())
+    meta = meta_of(ctx.conversation)
+    form = to_input(answers, ctx.today(), meta)
     await refuse_duplicate(answers, ctx, form)  # the same product may not wait twice
-    returned_id = meta_of(answers).registration
+    returned_id = meta.registration
     if returned_id is not None:
         registration = await resubmit_registration(
             ctx.session, int(returned_id), ctx.user.id, form, ctx.services.clock()
@@ -566,7 +580,7 @@ async def complete(answers: Answers, ctx: Context) -> Outcome:
         headline,
         _("Receipt code: <b>{code}</b>").format(code=registration.code),
         "",
-        *FLOW.summary_lines(answers, ctx),
+        *FLOW.summary_lines(answers, ctx, meta),
         "",
         _("The commune's OCOP officials will review it. See its status any time with /status."),
     ]

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers import consent, labels
 from handlers.callbacks import Renew
 from handlers.context import Context, Services
-from handlers.engine import Engine, FormMeta, with_meta
+from handlers.engine import Engine, FormMeta
 from handlers.events import Choice, Event, EventKind, Notice, Outcome, Reply
 from handlers.i18n import N_, _, current_language, in_language, ngettext
 from handlers.menu import REGISTER
@@ -183,13 +183,15 @@ async def renew(call: Call) -> Outcome:
     if ctx.area.get(product.commune_code) is None:
         del on_file["commune_code"]
     known = {column: value for column, value in on_file.items() if value not in (None, "")}
-    preset = with_meta(answers_from(known), FormMeta(certificate=held.certificate_id))
+    meta = FormMeta(certificate=held.certificate_id)
     if call.conversation.flow in ctx.services.routes.flows:
         Engine.finish(call.conversation)
     notice = _("Re-evaluation of {product}: what is on file is filled in already.").format(
         product=html.escape(product.name)
     )
-    return Outcome([Reply(notice), *REGISTER.begin(call.conversation, ctx, preset)])
+    return Outcome(
+        [Reply(notice), *REGISTER.begin(call.conversation, ctx, answers_from(known), meta=meta)]
+    )
 
 
 # --- linking producers to the certificates on file --------------------------------------------

@@ -24,7 +24,7 @@ from handlers.callbacks import (
 from handlers.checklist import Item
 from handlers.context import Context
 from handlers.dossier import checklist_of, item_buttons, progress_line
-from handlers.engine import Answers, Engine, Flow, Step
+from handlers.engine import Answers, Engine, Flow, FormMeta, Step, meta_of
 from handlers.events import Choice, Notice, Outcome, Reply
 from handlers.i18n import N_, _, current_language, in_language
 from handlers.routes import Button, Call, Command, Entry, Form, refusal
@@ -349,9 +349,10 @@ async def review_button(call: Call) -> Outcome:
         RegistrationStatus.DEFERRED,
     ):
         return await apply(ctx, loaded, status)
-    preset: Answers = {"_registration": loaded.id, "_status": status.value}
+    meta = FormMeta(registration=loaded.id, status=status.value)
     engine = CERTIFY if status is RegistrationStatus.CERTIFIED else NOTE
-    return Outcome([Reply(card(loaded, ctx)), *engine.begin(call.conversation, ctx, preset)])
+    replies = engine.begin(call.conversation, ctx, {}, meta=meta)
+    return Outcome([Reply(card(loaded, ctx)), *replies])
 
 
 # --- the two short forms an official fills in --------------------------------------------------
@@ -377,18 +378,19 @@ def _still_allowed(ctx: Context, registration: Registration) -> Outcome | None:
     return None
 
 
-async def _complete_review(answers: Answers, ctx: Context, note: str) -> Outcome:
-    """`answers["_items"]`: papers asked for with the return (handlers/dossier_review.py)."""
+async def _complete_review(ctx: Context, note: str) -> Outcome:
+    """The metadata's `items`: papers asked for with the return (handlers/dossier_review.py)."""
+    meta = meta_of(ctx.conversation)
     registration = await ctx.session.get(
-        Registration, int(answers["_registration"]), with_for_update=True, populate_existing=True
+        Registration, meta.registration or 0, with_for_update=True, populate_existing=True
     )
-    status = RegistrationStatus(answers["_status"])
+    status = RegistrationStatus(meta.status or "")
     if registration is None or not can_change(registration, status):
         return Outcome([Reply(_("This registration was changed meanwhile; nothing was done."))])
     refused = _still_allowed(ctx, registration)
     if refused is not None:
         return refused
-    outcome = await apply(ctx, registration, status, note, answers.get("_items") or ())
+    outcome = await apply(ctx, registration, status, note, meta.items or ())
     # The form's last message was pressed, not the card: the card comes again, updated.
     outcome.replies.append(Reply(outcome.edited or ""))
     outcome.edited = None
@@ -406,12 +408,15 @@ async def close_review_forms(session: AsyncSession, user: User) -> None:
 
 
 async def _complete_note(answers: Answers, ctx: Context) -> Outcome:
-    return await _complete_review(answers, ctx, answers["note"])
+    return await _complete_review(ctx, answers["note"])
 
 
 async def _complete_certificate(answers: Answers, ctx: Context) -> Outcome:
     registration = await ctx.session.get(
-        Registration, int(answers["_registration"]), with_for_update=True, populate_existing=True
+        Registration,
+        meta_of(ctx.conversation).registration or 0,
+        with_for_update=True,
+        populate_existing=True,
     )
     if registration is None or not can_change(registration, RegistrationStatus.CERTIFIED):
         return Outcome([Reply(_("This registration was changed meanwhile; nothing was done."))])
@@ -435,7 +440,7 @@ async def _complete_certificate(answers: Answers, ctx: Context) -> Outcome:
             issued=_date(issued),
             expiry=_date(certificate.expiry_date),
         )
-    return await _complete_review(answers, ctx, note)
+    return await _complete_review(ctx, note)
 
 
 def _parse_issued(text: str, _answers: Answers, ctx: Context) -> Answers:
@@ -458,7 +463,7 @@ NOTE_FLOW = Flow(
             label=N_("Reason"),
             parse_text=_parse_note,
             note=lambda a, c: _("Decision: {status}").format(
-                status=_(labels.STATUS[RegistrationStatus(a["_status"])])
+                status=_(labels.STATUS[RegistrationStatus(meta_of(c.conversation).status or "")])
             ),
         ),
     ),

@@ -127,9 +127,9 @@ async def handle_event(
     if event.update_id is not None and (event.channel, event.update_id) not in prepared.fresh:
         return Outcome()  # a redelivery
     use_language(user.language)
-    ctx = Context(session, user, services, progress)
-    linked = await reminders.link_shared_contact(ctx, event)
     conversation = prepared.conversations[(event.channel, event.chat_id)]
+    ctx = Context(session, user, services, progress, conversation)
+    linked = await reminders.link_shared_contact(ctx, event)
     outcome = await _route(ctx, conversation, event)
     if linked is not None:
         outcome.replies.insert(0, linked)

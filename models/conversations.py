@@ -22,6 +22,8 @@ class Conversation(Base):
     step: Mapped[str | None] = mapped_column(String(32))
     editing: Mapped[bool] = mapped_column(default=False)
     answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What the form was started for, which no question asks (handlers.engine.FormMeta).
+    meta: Mapped[dict[str, Any] | None] = mapped_column()
     version: Mapped[int] = mapped_column(default=0)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -70,7 +72,14 @@ async def forget_abandoned_forms(
     result = await session.execute(
         update(Conversation)
         .where(tuple_(Conversation.channel, Conversation.chat_id).in_(stale))
-        .values(flow=None, step=None, answers={}, editing=False, version=Conversation.version + 1)
+        .values(
+            flow=None,
+            step=None,
+            answers={},
+            meta=None,
+            editing=False,
+            version=Conversation.version + 1,
+        )
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]

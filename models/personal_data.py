@@ -82,6 +82,8 @@ async def everything_about(session: AsyncSession, user: User, chat: Conversation
             for key, sent_at, text in reminders
         ],
         "form_in_progress": dict(chat.answers) if chat.flow else None,
+        # What that form was started with: the details of the last registration it reuses.
+        "form_started_with": dict(chat.meta or {}) if chat.flow else None,
         "dossier_files": [
             _row(row)
             for registration in registrations
@@ -168,8 +170,8 @@ async def erase_person(
     if user.consent_version is not None:
         decide(session, user, user.consent_version, Decision.WITHDRAWN, now)
     user.display_name, user.username, user.phone = "", None, None
-    if chat.flow is not None or chat.answers:  # a form, or a dossier file waiting for its item
-        chat.flow, chat.step, chat.answers, chat.editing = None, None, {}, False
+    if chat.flow is not None or chat.answers or chat.meta:  # a form, or a file awaiting its item
+        chat.flow, chat.step, chat.answers, chat.meta, chat.editing = None, None, {}, None, False
         chat.version += 1
     pieces |= _phone_forms(pieces)
     await _purge_messages(session, user, {p for p in pieces if len(p) >= SHORTEST_SEARCHED})

@@ -9,7 +9,7 @@ from typing import cast
 import pytest
 
 from handlers.context import Context
-from handlers.engine import SUMMARY, Engine, Flow, Step
+from handlers.engine import SUMMARY, Engine, Flow, FormMeta, Step
 from handlers.events import Choice, Event, EventKind, Outcome, Reply
 from handlers.i18n import in_language
 from handlers.validators import Option
@@ -300,3 +300,41 @@ async def test_cancel_drops_the_draft() -> None:
     await chat.tap("Cancel")
     assert chat.conversation.flow is None and chat.answers == {}
     assert sent == []
+
+
+OFFERED = Flow(
+    "offered",
+    (
+        Step(
+            "reuse", "Same owner?", options=lambda _a, _c: REUSE, offered=lambda m: bool(m.previous)
+        ),
+        Step("product", "Product name?", "Product", parse_text=lambda t, _a, _c: {"product": t}),
+    ),
+    "Your form",
+    "✅ Send",
+    _complete,
+)
+
+
+def _idle() -> Conversation:
+    return Conversation(channel="test", chat_id="1", flow=None, step=None, answers={}, version=0)
+
+
+def test_what_a_form_was_started_for_is_kept_apart_from_its_answers_until_it_ends() -> None:
+    """Earlier details to reuse: the reuse question is asked, and the details sit in the
+    conversation's metadata, not among the answers; cancelling forgets them."""
+    engine = Engine(OFFERED)
+    conversation = _idle()
+    replies = engine.begin(conversation, CTX, {}, meta=FormMeta(previous={"owner": "A"}))
+    assert "Same owner?" in replies[0].text
+    assert conversation.answers == {}
+    assert conversation.meta == {"previous": {"owner": "A"}}
+    engine.cancel(conversation)
+    assert conversation.flow is None and conversation.meta is None
+
+
+def test_a_question_offered_only_with_earlier_details_is_not_asked_without_them() -> None:
+    conversation = _idle()
+    replies = Engine(OFFERED).begin(conversation, CTX, {})
+    assert "Product name?" in replies[0].text
+    assert conversation.meta is None

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from handlers.engine import META, meta_of
-from handlers.registration import FIELDS, STEPS, answers_from, answers_of, to_input
+from handlers.engine import FormMeta
+from handlers.registration import FIELDS, STEPS, answers_from, answers_of, meta_for, to_input
 from handlers.reports.export import DETAIL_COLUMNS
 from models.domain import RegistrationKind, SubjectType
 from models.registrations import Registration, RegistrationInput
@@ -70,12 +70,13 @@ def _stored(form: RegistrationInput, registration_id: int) -> Registration:
     ids=["household new", "cooperative re-evaluation", "enterprise upgrade"],
 )
 def test_every_answer_goes_to_the_registration_and_comes_back(answers: dict[str, object]) -> None:
-    form = to_input(dict(answers), TODAY)
-    again = answers_of(_stored(form, 17))
-    assert meta_of(again).registration == 17
-    assert {key: value for key, value in again.items() if key != META} == answers
+    form = to_input(dict(answers), TODAY, FormMeta())
+    stored = _stored(form, 17)
+    again = answers_of(stored)
+    assert again == answers  # only the form's answers: what it is for is kept apart
+    assert meta_for(stored).registration == 17
     # The form read back submits the same registration.
-    assert to_input(again, TODAY) == form
+    assert to_input(again, TODAY, meta_for(stored)) == form
 
 
 def test_the_field_table_covers_every_question_and_every_column() -> None:
@@ -127,10 +128,7 @@ def test_the_exports_detail_sheet_shows_every_column_the_form_fills() -> None:
     assert {column for field in FIELDS for column in field.columns} <= shown
 
 
-def test_a_form_left_half_way_before_the_upgrade_keeps_what_it_was_started_for() -> None:
-    """Answers stored by the previous version kept the registration being completed among
-    the answers: completing it after the upgrade still resubmits that one, not a new one."""
-    stored = {**HOUSEHOLD_NEW, "_registration": 17, "_certificate": 4}
-    assert meta_of(stored).registration == 17
-    assert meta_of(stored).certificate == 4
-    assert to_input(stored, TODAY).certificate_id == 4
+def test_a_re_evaluation_renews_the_certificate_it_was_started_for() -> None:
+    form = to_input(dict(COOPERATIVE_REEVALUATION), TODAY, FormMeta(certificate=4))
+    assert form.certificate_id == 4
+    assert meta_for(_stored(form, 17)) == FormMeta(registration=17, certificate=4)

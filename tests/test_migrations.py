@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import JSON, bindparam, select, text
 from sqlalchemy.engine import Connection
 
 from bot.migrate import downgrade, upgrade
+from handlers.engine import FormMeta, meta_of
 from models.all import Base
-from models.db import create_engine
+from models.conversations import Conversation
+from models.db import create_engine, create_sessionmaker
 from tests.conftest import reset_schema
 
 
@@ -72,3 +74,65 @@ async def test_outbox_ids_are_never_reused_after_a_delete(tmp_path: Path) -> Non
         new = await connection.scalar(text("SELECT id FROM outbox WHERE key = 'c'"))
     await engine.dispose()
     assert new > last
+
+
+# Forms in progress as the previous versions stored them: their metadata among the answers.
+_OLD_FORMS = {
+    "completing": {"kind": "new", "product": "Mắm ruốc", "_meta": {"registration": 17}},
+    "renewing": {"kind": "reevaluation", "_certificate": 4, "_previous": {"owner": "Nguyễn A"}},
+    "returning": {"_registration": 5, "_status": "returned", "_items": ["license"]},
+    "plain": {"kind": "new"},
+}
+
+
+@pytest.mark.both_databases
+async def test_forms_in_progress_at_the_upgrade_keep_what_they_were_started_for(
+    database_url: str,
+) -> None:
+    """0011 moves the metadata out of the answers of forms left half-way: each still acts on
+    its registration or certificate after the upgrade, and its answers are the form's only."""
+    engine = create_engine(database_url)
+    try:
+        await reset_schema(engine)
+        await asyncio.to_thread(upgrade, database_url, "0010")
+        insert = text(
+            "INSERT INTO conversations (channel, chat_id, flow, step, editing, answers, version, "
+            "updated_at) VALUES ('telegram', :chat, 'register', 'summary', false, :answers, 3, "
+            "'2026-12-02 10:00:00')"
+        ).bindparams(bindparam("answers", type_=JSON))
+        async with engine.begin() as connection:
+            for chat, answers in _OLD_FORMS.items():
+                await connection.execute(insert, {"chat": chat, "answers": answers})
+        await asyncio.to_thread(upgrade, database_url)
+        async with create_sessionmaker(engine)() as session:
+            stored = {c.chat_id: c for c in await session.scalars(select(Conversation))}
+        assert {chat: c.answers for chat, c in stored.items()} == {
+            "completing": {"kind": "new", "product": "Mắm ruốc"},
+            "renewing": {"kind": "reevaluation"},
+            "returning": {},
+            "plain": {"kind": "new"},
+        }
+        assert {chat: meta_of(c) for chat, c in stored.items()} == {
+            "completing": FormMeta(registration=17),
+            "renewing": FormMeta(certificate=4, previous={"owner": "Nguyễn A"}),
+            "returning": FormMeta(registration=5, status="returned", items=["license"]),
+            "plain": FormMeta(),
+        }
+        assert {c.step for c in stored.values()} == {"summary"}
+        # Rolled back, the previous version finds its metadata where it kept it.
+        await asyncio.to_thread(downgrade, database_url, "0010")
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text("SELECT chat_id, answers FROM conversations").columns(answers=JSON)
+            )
+            back = {chat: answers for chat, answers in rows}
+        assert back["completing"]["_meta"] == {"registration": 17}
+        assert back["returning"] == {
+            "_meta": {"registration": 5},
+            "_registration": 5,
+            "_status": "returned",
+            "_items": ["license"],
+        }
+        assert back["plain"] == {"kind": "new"}
+    finally:
+        await engine.dispose()
