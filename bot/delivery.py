@@ -161,10 +161,12 @@ class DeliveryWorker:
         self._sending = asyncio.Semaphore(CONCURRENT_SENDS)
         # The claim plans slots 1/rate apart, but tasks that wake late would go out in a burst,
         # and replies come on top. A small bucket spaces every send: it lets a late sender
-        # catch up by a few messages (4% of the rate) and runs at 95% of it, so no one-second
-        # window exceeds the limit.
-        burst = max(1, int(pacing.rate * 0.04))
-        self._spacing = AsyncLimiter(burst, burst / (pacing.rate * RATE_MARGIN))
+        # catch up by a few messages (4% of the rate, at least two: a bucket of one loses the
+        # slot of every send that wakes late) and runs a little under 95% of the rate, so its
+        # worst second is that of a one-message bucket at 95%: no window exceeds the limit.
+        burst = max(2, int(pacing.rate * 0.04))
+        spaced = pacing.rate * RATE_MARGIN - (burst - 1)  # the same worst second as one of 1
+        self._spacing = AsyncLimiter(burst, burst / spaced)
         # Notified after every write of results (tests and benchmarks wait on it).
         self.flushed = asyncio.Condition()
         # Told the outbox id of every message whose fate is written: sent (True) or failed.
