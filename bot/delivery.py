@@ -20,6 +20,7 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.errors import Blocked, Deferred, Flood, Rejected, Transient
+from bot.stopping import finish_within
 from handlers.events import Choice, Document, KeyButton, Reply, Request
 from models.base import utcnow
 from models.db import URGENT_WRITE
@@ -247,12 +248,7 @@ class DeliveryWorker:
         self._wake.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        if self._in_flight:
-            _done, left = await asyncio.wait(set(self._in_flight), timeout=grace)
-            for task in left:
-                task.cancel()
-            if left:
-                await asyncio.gather(*left, return_exceptions=True)
+        await finish_within(set(self._in_flight), grace)
         # The writes get what is left of the grace, and a moment at least: a database locked by
         # another process must not hold the stop for its whole retry budget, twice.
         try:

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.batch import NOT_ITS_TURN, Batcher
 from bot.delivery import LEASE, DeliveryWorker, keyboard_of
+from bot.stopping import finish_within
 from handlers.context import Services
 from handlers.events import Event, Outcome, Reply
 from handlers.i18n import _, in_language
@@ -440,12 +441,7 @@ class InboxWorker:
         the rest (rolled back: they stay in the inbox for the next start)."""
         self._stopping.set()
         self._wake.set()
-        tasks = list(self._active.values())
-        if tasks:
-            _done, left = await asyncio.wait(tasks, timeout=grace)
-            for task in left:
-                task.cancel()
-            await asyncio.gather(*left, return_exceptions=True)
+        await finish_within(list(self._active.values()), grace)
         self._chats.clear()
         self._known.clear()
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.stopping import finish_within
 from handlers import notices, reminders
 from handlers.arrivals import arrival_notices
 from handlers.checklist import load_checklist
@@ -275,12 +276,7 @@ class Scheduler:
         for task in timers:
             task.cancel()
         await asyncio.gather(*timers, return_exceptions=True)
-        running = [task for task in self._running.values() if not task.done()]
-        if running:
-            _done, late = await asyncio.wait(running, timeout=grace)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+        await finish_within([task for task in self._running.values() if not task.done()], grace)
         self._running.clear()
 
     def _start(self, scheduled: Scheduled) -> asyncio.Task[None]:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.stopping import finish_within
 from handlers import notices
 from handlers.context import Services, TaskContext
 from handlers.events import Notice, Reply
@@ -122,10 +123,7 @@ class TaskRunner:
             running = list(self._running.values())
         if not running:
             return
-        _done, pending = await asyncio.wait(running, timeout=grace)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        pending = await finish_within(running, grace)
         if pending:
             log.info("stopped %d long tasks; they run again when their lease ends", len(pending))
 
