@@ -161,8 +161,8 @@ async def _child(url: str, api_url: str, conversations: int, warmup: int) -> dic
         database_url=url,
     )
     request = LocalBotApi()
-    # Without AIORateLimiter (Telegram's 30 messages/s would make this take 6 minutes); it
-    # keeps no state for private chats, so what is measured is the same.
+    # Without Telegram's 30 messages/s (that would make this take 6 minutes); the pacing keeps
+    # no state for private chats, so what is measured is the same.
     application = build_application(
         settings, request=request, pacing=Pacing(1_000_000, private_interval=0.0)
     )

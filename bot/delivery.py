@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import math
 import os
 import socket
 import time
@@ -16,10 +17,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from aiolimiter import AsyncLimiter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.errors import Blocked, Deferred, Flood, Rejected, Transient
+from bot.send_window import SendWindow
 from bot.stopping import finish_within
 from handlers.events import Choice, Document, KeyButton, Reply, Request
 from models.base import utcnow
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 20
 # httpcore scans its whole pool for every request: a small pool is faster than a big one.
 CONCURRENT_SENDS = 24
-RATE_MARGIN = 0.95
 IDLE_POLL = 1.0
 # A lease on a message being sent; renewed while it is (a dead process's run out soon).
 LEASE = dt.timedelta(seconds=15)
@@ -161,13 +161,9 @@ class DeliveryWorker:
         # Requests on the wire at once; the rest wait for their slot and a free connection.
         self._sending = asyncio.Semaphore(CONCURRENT_SENDS)
         # The claim plans slots 1/rate apart, but tasks that wake late would go out in a burst,
-        # and replies come on top. A small bucket spaces every send: it lets a late sender
-        # catch up by a few messages (4% of the rate, at least two: a bucket of one loses the
-        # slot of every send that wakes late) and runs a little under 95% of the rate, so its
-        # worst second is that of a one-message bucket at 95%: no window exceeds the limit.
-        burst = max(2, int(pacing.rate * 0.04))
-        spaced = pacing.rate * RATE_MARGIN - (burst - 1)  # the same worst second as one of 1
-        self._spacing = AsyncLimiter(burst, burst / spaced)
+        # replies come on top, and the way to the server delays some sends more than others:
+        # the window counts what may have arrived, so no second there passes the limit.
+        self._window = SendWindow(max(1, math.floor(pacing.rate)))
         # Notified after every write of results (tests and benchmarks wait on it).
         self.flushed = asyncio.Condition()
         # Told the outbox id of every message whose fate is written: sent (True) or failed.
@@ -370,11 +366,14 @@ class DeliveryWorker:
                 pause = self._chat_ready.get(message.chat_id, 0.0) - loop.time()
                 if pause > 0:
                     await asyncio.sleep(pause)
-                await self._spacing.acquire()
-                if self.send_claimed is not None:
-                    result.sent_id = await self.send_claimed(message)
-                else:
-                    result.sent_id = await self.send(message.chat_id, reply_of(message))
+                await self._window.acquire()
+                try:
+                    if self.send_claimed is not None:
+                        result.sent_id = await self.send_claimed(message)
+                    else:
+                        result.sent_id = await self.send(message.chat_id, reply_of(message))
+                finally:
+                    self._window.release()
                 result.done_at = self.clock()
                 self._chat_ready[message.chat_id] = loop.time() + self.pacing.interval(
                     message.chat_id
