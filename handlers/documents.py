@@ -90,7 +90,7 @@ async def template(call: Call) -> Outcome:
 async def import_file(call: Call) -> Outcome:
     """An admin's file is an import, unless it is a photo or the admin chose a dossier item."""
     ctx, attachment = call.ctx, call.event.attachment
-    if call.event.kind is EventKind.PHOTO or dossier.STATE in call.conversation.answers:
+    if call.event.kind is EventKind.PHOTO or dossier.in_progress(call.conversation):
         return await dossier.receive(call)
     if attachment is None:
         return Outcome([Reply(_("Send the filled template as a file."))])

@@ -9,11 +9,13 @@ form), so it survives restarts. A file is only looked at by its long task
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 from typing import Any
 
 from handlers.callbacks import DossierButton
 from handlers.checklist import Checklist, Completeness, Item, load_checklist
 from handlers.context import Context
+from handlers.engine import meta_of, set_meta
 from handlers.events import Choice, LongTask, Outcome, Reply
 from handlers.i18n import _
 from handlers.routes import Button, Call, Entry
@@ -24,7 +26,6 @@ from models.registrations import Registration, open_registrations_of, registrati
 
 # Telegram's Bot API downloads files of at most 20 MB (getFile); larger ones cannot be read.
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
-STATE = "_dossier"  # the conversation's answers key, used only outside a form
 CLOSED = (RegistrationStatus.WITHDRAWN,)
 # Registrations whose papers the status list offers to send (a decision is still to come).
 OPEN = (RegistrationStatus.SUBMITTED, RegistrationStatus.RETURNED, RegistrationStatus.ACCEPTED)
@@ -116,13 +117,17 @@ async def checklist_reply(ctx: Context, registration: Registration, notice: str 
 def _state(conversation: Conversation) -> dict[str, Any]:
     if conversation.flow is not None:
         return {}
-    value = conversation.answers.get(STATE)
-    return dict(value) if isinstance(value, dict) else {}
+    return dict(meta_of(conversation).dossier or {})
+
+
+def in_progress(conversation: Conversation) -> bool:
+    """Whether the chat is adding files to a dossier (a file it sends is one of them)."""
+    return bool(_state(conversation))
 
 
 def _set_state(conversation: Conversation, state: dict[str, Any]) -> None:
-    if conversation.flow is None:  # a form's answers are the form's
-        conversation.answers = {**conversation.answers, STATE: state}
+    if conversation.flow is None:  # a form's metadata is the form's
+        set_meta(conversation, replace(meta_of(conversation), dossier=state or None))
 
 
 async def _own(call: Call, registration_id: str) -> Registration | Outcome:

@@ -5,11 +5,12 @@ then lists with a button each to send them."""
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 
 from handlers import review
 from handlers.callbacks import DossierOfficial
 from handlers.dossier import checklist_of, progress_line
-from handlers.engine import FormMeta
+from handlers.engine import FormMeta, meta_of, set_meta
 from handlers.events import Choice, LongTask, Outcome, Reply
 from handlers.i18n import N_, _
 from handlers.routes import Button, Call, Command, Entry, refusal
@@ -20,7 +21,6 @@ from models.registrations import Registration, can_change, registrations_in
 
 MISSING_BUTTONS = 5  # registrations /missing offers to ask for papers, the oldest first
 UNDECIDED = (RegistrationStatus.SUBMITTED, RegistrationStatus.RETURNED, RegistrationStatus.ACCEPTED)
-ASKING = "_dossier_ask"  # the official's chosen items, in the conversation outside a form
 
 
 async def _load(call: Call) -> Registration | Outcome:
@@ -45,7 +45,7 @@ async def download(call: Call) -> Outcome:
 def _chosen(call: Call, registration: Registration) -> list[str]:
     if call.conversation.flow is not None:
         return []
-    asking = call.conversation.answers.get(ASKING)
+    asking = meta_of(call.conversation).asking
     if isinstance(asking, dict) and asking.get("r") == registration.id:
         return [str(key) for key in asking.get("items", [])]
     return []
@@ -87,9 +87,9 @@ async def ask(call: Call) -> Outcome:
 
 
 def _remember(call: Call, registration: Registration, chosen: list[str]) -> None:
-    if call.conversation.flow is None:
-        answers = {**call.conversation.answers, ASKING: {"r": registration.id, "items": chosen}}
-        call.conversation.answers = answers
+    if call.conversation.flow is None:  # a form's metadata is the form's
+        asking = {"r": registration.id, "items": chosen}
+        set_meta(call.conversation, replace(meta_of(call.conversation), asking=asking))
 
 
 async def toggle(call: Call) -> Outcome:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from handlers.callbacks import FlowButton
@@ -29,31 +29,35 @@ SUMMARY = "summary"
 
 BACK_WORDS = frozenset({"quay lai", "tro lai", "back"})
 CANCEL_WORDS = frozenset({"huy", "huy bo", "cancel"})
-# Set in the answers while "really cancel?" is asked, to the version that asked it.
-CANCELLING = "_cancelling"
 
 
 @dataclass(frozen=True)
 class FormMeta:
-    """What a form was started for, which no question asks: the registration it changes (a
-    returned, corrected or reviewed one), the certificate a re-evaluation renews, the producer
-    details of the last registration it offers to reuse, the status a review sets and the
-    papers a return asks for. Kept in `Conversation.meta`, never among the answers: read with
-    `meta_of`, set by `Engine.begin`."""
+    """What a conversation holds that no question asks. In a form: the registration it changes
+    (a returned, corrected or reviewed one), the certificate a re-evaluation renews, the
+    producer details of the last registration it offers to reuse, the status a review sets, the
+    papers a return asks for, and while "really cancel?" is asked, the version that asked it.
+    Outside a form: a dossier file waiting for the paper it is (handlers/dossier.py) and the
+    papers an official is choosing to ask for (handlers/dossier_review.py). Kept in
+    `Conversation.meta`, never among the answers: read with `meta_of`, set by `Engine.begin`
+    and `set_meta`."""
 
     registration: int | None = None
     certificate: int | None = None
     previous: dict[str, Any] | None = None
     status: str | None = None
     items: list[str] | None = None
+    cancelling: int | None = None
+    dossier: dict[str, Any] | None = None
+    asking: dict[str, Any] | None = None
 
 
 def meta_of(conversation: Conversation | None) -> FormMeta:
-    """The metadata of the form in progress (none outside a form, or without a conversation)."""
+    """The conversation's metadata (empty without a conversation)."""
     return FormMeta(**(conversation.meta or {})) if conversation is not None else FormMeta()
 
 
-def _set_meta(conversation: Conversation, meta: FormMeta) -> None:
+def set_meta(conversation: Conversation, meta: FormMeta) -> None:
     stored = {key: value for key, value in vars(meta).items() if value is not None}
     conversation.meta = stored or None
 
@@ -176,13 +180,15 @@ def _store(
     editing: bool = False,
     cancelling: bool = False,
 ) -> None:
-    # A new dict, so the JSON column is marked changed; any step forgets a pending "cancel?".
-    conversation.answers = {key: value for key, value in answers.items() if key != CANCELLING}
+    conversation.answers = dict(answers)  # a new dict, so the JSON column is marked changed
     conversation.step = step
     conversation.editing = editing
     conversation.version += 1
-    if cancelling:
-        conversation.answers[CANCELLING] = conversation.version
+    # Any step forgets a pending "cancel?"; the one that asks it remembers its version.
+    meta = meta_of(conversation)
+    if cancelling or meta.cancelling is not None:
+        asked = conversation.version if cancelling else None
+        set_meta(conversation, replace(meta, cancelling=asked))
 
 
 def words(msgid: str) -> frozenset[str]:
@@ -223,7 +229,7 @@ class Engine:
         a question (or the summary)."""
         meta = meta or FormMeta()
         conversation.flow = self.flow.name
-        _set_meta(conversation, meta)
+        set_meta(conversation, meta)
         _store(conversation, dict(preset), step or self.flow.next_step(preset, meta))
         return self.render(conversation, ctx)
 
@@ -341,7 +347,7 @@ class Engine:
         before = self._step(conversation)
         answered = dict(conversation.answers)
         typed = fold(event.text or "") if event.kind is EventKind.TEXT else None
-        asked = conversation.answers.get(CANCELLING) == conversation.version
+        asked = meta_of(conversation).cancelling == conversation.version
         if asked and typed is not None and typed in words(YES_WORDS) | CANCEL_WORDS:
             outcome = Outcome(self.cancel(conversation, ctx))
         elif asked and typed is not None and typed in words(NO_WORDS) | BACK_WORDS:
@@ -556,7 +562,7 @@ class Engine:
         self, conversation: Conversation, ctx: Context, notice: str | None = None
     ) -> list[Reply]:
         """The current question again (after "no, continue", or when the producer comes back)."""
-        if CANCELLING in conversation.answers:
+        if meta_of(conversation).cancelling is not None:
             _store(
                 conversation, conversation.answers, conversation.step or "", conversation.editing
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import cast
 
@@ -300,6 +301,24 @@ async def test_cancel_drops_the_draft() -> None:
     await chat.tap("Cancel")
     assert chat.conversation.flow is None and chat.answers == {}
     assert sent == []
+
+
+async def test_really_cancel_is_remembered_apart_from_the_answers_and_forgotten_on_no() -> None:
+    """With a draft worth keeping, Cancel asks first; the pending question is the
+    conversation's metadata, never an answer, and "No, continue" forgets it: a "yes" typed
+    afterwards is an answer again, not a confirmation."""
+    chat = Chat()
+    chat.engine = Engine(replace(FLOW, confirm_cancel=True))
+    await chat.tap("New product")
+    await chat.type("Nước mắm")
+    await chat.tap("Cancel")
+    assert "really" in chat.text.lower() and chat.conversation.flow == "test"
+    assert chat.answers == {"kind": "new", "product": "Nước mắm"}
+    assert chat.conversation.meta == {"cancelling": chat.conversation.version}
+    await chat.tap("No, continue")
+    assert chat.asking == "reuse" and chat.conversation.meta is None
+    await chat.type("yes")
+    assert chat.conversation.flow == "test" and chat.answers["product"] == "Nước mắm"
 
 
 OFFERED = Flow(

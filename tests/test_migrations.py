@@ -136,3 +136,57 @@ async def test_forms_in_progress_at_the_upgrade_keep_what_they_were_started_for(
         assert back["plain"] == {"kind": "new"}
     finally:
         await engine.dispose()
+
+
+_PASSING_STATE = {  # chat: (flow, answers as 0011's code kept them, meta)
+    "asked-to-cancel": ("register", {"kind": "new", "_cancelling": 4}, {"registration": 9}),
+    "adding-a-file": (None, {"_dossier": {"r": 12, "i": "license"}}, None),
+    "choosing-papers": (None, {"_dossier_ask": {"r": 7, "items": ["label"]}}, None),
+    "plain": ("register", {"kind": "new"}, None),
+}
+
+
+@pytest.mark.both_databases
+async def test_passing_state_at_the_upgrade_is_kept_out_of_the_answers(database_url: str) -> None:
+    """0012 moves a pending "really cancel?", a dossier file waiting for its paper and the papers
+    an official is choosing into the conversation's metadata: the answers are the form's only,
+    and nothing the chat was in the middle of is lost, either way of the migration."""
+    engine = create_engine(database_url)
+    try:
+        await reset_schema(engine)
+        await asyncio.to_thread(upgrade, database_url, "0011")
+        insert = text(
+            "INSERT INTO conversations (channel, chat_id, flow, step, editing, answers, meta, "
+            "version, updated_at) VALUES ('telegram', :chat, :flow, 'summary', false, :answers, "
+            ":meta, 4, '2026-12-02 10:00:00')"
+        ).bindparams(bindparam("answers", type_=JSON), bindparam("meta", type_=JSON))
+        async with engine.begin() as connection:
+            for chat, (flow, answers, meta) in _PASSING_STATE.items():
+                values = {"chat": chat, "flow": flow, "answers": answers, "meta": meta}
+                await connection.execute(insert, values)
+        await asyncio.to_thread(upgrade, database_url)
+        async with create_sessionmaker(engine)() as session:
+            stored = {c.chat_id: c for c in await session.scalars(select(Conversation))}
+        assert {chat: c.answers for chat, c in stored.items()} == {
+            "asked-to-cancel": {"kind": "new"},
+            "adding-a-file": {},
+            "choosing-papers": {},
+            "plain": {"kind": "new"},
+        }
+        assert {chat: meta_of(c) for chat, c in stored.items()} == {
+            "asked-to-cancel": FormMeta(registration=9, cancelling=4),
+            "adding-a-file": FormMeta(dossier={"r": 12, "i": "license"}),
+            "choosing-papers": FormMeta(asking={"r": 7, "items": ["label"]}),
+            "plain": FormMeta(),
+        }
+        await asyncio.to_thread(downgrade, database_url, "0011")
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text("SELECT chat_id, answers, meta FROM conversations").columns(
+                    answers=JSON, meta=JSON
+                )
+            )
+            back = {chat: (answers, meta) for chat, answers, meta in rows}
+        assert back == {chat: (a, m) for chat, (_flow, a, m) in _PASSING_STATE.items()}
+    finally:
+        await engine.dispose()
