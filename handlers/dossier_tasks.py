@@ -16,7 +16,6 @@ import logging
 import re
 import zipfile
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers import dossier
@@ -40,7 +39,7 @@ from models.dossier import (
     unreferenced,
 )
 from models.officials import in_scope
-from models.registrations import Registration
+from models.registrations import Registration, hold_for_files, registrations_in
 from models.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -94,14 +93,9 @@ async def run_receive(ctx: TaskContext) -> list[Reply]:
     label = html.escape(known_item.label() if known_item else item)
     name = _file_name(str(ctx.args.get("file_name") or "file"), content_type)
     async with ctx.writer() as session, session.begin():
-        # Checked again under a lock on the registration: two files sent at once (two
-        # devices, two processes) both passed the check above, and only one may fit. NO KEY:
-        # rows of other tables that refer to the registration are not held up meanwhile.
-        await session.scalar(
-            select(Registration.id)
-            .where(Registration.id == registration_id)
-            .with_for_update(key_share=True)
-        )
+        # Checked again under the lock: two files sent at once both passed the check above,
+        # and only one may fit.
+        await hold_for_files(session, registration_id)
         held = await _held_if_over(session, registration_id, digest, len(content), limit)
         if held is None:
             added = await add_file(
@@ -249,17 +243,7 @@ async def run_cover(ctx: TaskContext) -> list[Reply]:
     checklist = load_checklist(ctx.services.checklist_path)
     codes = scope_codes(ctx.area, ctx.user)
     async with ctx.reader() as session:
-        accepted = list(
-            await session.scalars(
-                select(Registration)
-                .where(
-                    Registration.programme_year == year,
-                    Registration.status == RegistrationStatus.ACCEPTED,
-                    Registration.commune_code.in_(codes),
-                )
-                .order_by(Registration.commune_code, Registration.submitted_at, Registration.id)
-            )
-        )
+        accepted = await registrations_in(session, [RegistrationStatus.ACCEPTED], codes, year)
         present = await present_items(session, [r.id for r in accepted])
     replies = []
     for code in codes:

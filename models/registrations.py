@@ -471,6 +471,17 @@ async def open_registrations_of(
     return list(rows)
 
 
+async def hold_for_files(session: AsyncSession, registration_id: int) -> None:
+    """Lock a registration while a file is added to its dossier: two files sent at once (two
+    devices, two processes) wait for each other, so a size limit checked under it holds. NO
+    KEY: rows of other tables that refer to the registration are not held up meanwhile."""
+    await session.scalar(
+        select(Registration.id)
+        .where(Registration.id == registration_id)
+        .with_for_update(key_share=True)
+    )
+
+
 async def registrations_in(
     session: AsyncSession,
     statuses: Collection[RegistrationStatus],
