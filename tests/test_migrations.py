@@ -85,6 +85,27 @@ _OLD_FORMS = {
 }
 
 
+async def _upgraded_from(
+    engine: Any, url: str, revision: str, chats: dict[str, dict[str, Any]]
+) -> dict[str, Conversation]:
+    """Conversations written at `revision` (each its flow, answers and, from 0011, meta), the
+    schema then upgraded to the newest: what they became."""
+    await reset_schema(engine)
+    await asyncio.to_thread(upgrade, url, revision)
+    columns = sorted({name for row in chats.values() for name in row})
+    insert = text(
+        "INSERT INTO conversations (channel, chat_id, step, editing, version, updated_at, "
+        f"{', '.join(columns)}) VALUES ('telegram', :chat, 'summary', false, 4, "
+        f"'2026-12-02 10:00:00', {', '.join(':' + name for name in columns)})"
+    ).bindparams(*(bindparam(n, type_=JSON) for n in columns if n in ("answers", "meta")))
+    async with engine.begin() as connection:
+        for chat, row in chats.items():
+            await connection.execute(insert, {"chat": chat, **{n: None for n in columns}, **row})
+    await asyncio.to_thread(upgrade, url)
+    async with create_sessionmaker(engine)() as session:
+        return {c.chat_id: c for c in await session.scalars(select(Conversation))}
+
+
 @pytest.mark.both_databases
 async def test_forms_in_progress_at_the_upgrade_keep_what_they_were_started_for(
     database_url: str,
@@ -93,19 +114,8 @@ async def test_forms_in_progress_at_the_upgrade_keep_what_they_were_started_for(
     its registration or certificate after the upgrade, and its answers are the form's only."""
     engine = create_engine(database_url)
     try:
-        await reset_schema(engine)
-        await asyncio.to_thread(upgrade, database_url, "0010")
-        insert = text(
-            "INSERT INTO conversations (channel, chat_id, flow, step, editing, answers, version, "
-            "updated_at) VALUES ('telegram', :chat, 'register', 'summary', false, :answers, 3, "
-            "'2026-12-02 10:00:00')"
-        ).bindparams(bindparam("answers", type_=JSON))
-        async with engine.begin() as connection:
-            for chat, answers in _OLD_FORMS.items():
-                await connection.execute(insert, {"chat": chat, "answers": answers})
-        await asyncio.to_thread(upgrade, database_url)
-        async with create_sessionmaker(engine)() as session:
-            stored = {c.chat_id: c for c in await session.scalars(select(Conversation))}
+        old = {chat: {"flow": "register", "answers": a} for chat, a in _OLD_FORMS.items()}
+        stored = await _upgraded_from(engine, database_url, "0010", old)
         assert {chat: c.answers for chat, c in stored.items()} == {
             "completing": {"kind": "new", "product": "Mắm ruốc"},
             "renewing": {"kind": "reevaluation"},
@@ -153,20 +163,11 @@ async def test_passing_state_at_the_upgrade_is_kept_out_of_the_answers(database_
     and nothing the chat was in the middle of is lost, either way of the migration."""
     engine = create_engine(database_url)
     try:
-        await reset_schema(engine)
-        await asyncio.to_thread(upgrade, database_url, "0011")
-        insert = text(
-            "INSERT INTO conversations (channel, chat_id, flow, step, editing, answers, meta, "
-            "version, updated_at) VALUES ('telegram', :chat, :flow, 'summary', false, :answers, "
-            ":meta, 4, '2026-12-02 10:00:00')"
-        ).bindparams(bindparam("answers", type_=JSON), bindparam("meta", type_=JSON))
-        async with engine.begin() as connection:
-            for chat, (flow, answers, meta) in _PASSING_STATE.items():
-                values = {"chat": chat, "flow": flow, "answers": answers, "meta": meta}
-                await connection.execute(insert, values)
-        await asyncio.to_thread(upgrade, database_url)
-        async with create_sessionmaker(engine)() as session:
-            stored = {c.chat_id: c for c in await session.scalars(select(Conversation))}
+        old = {
+            chat: {"flow": flow, "answers": answers, "meta": meta}
+            for chat, (flow, answers, meta) in _PASSING_STATE.items()
+        }
+        stored = await _upgraded_from(engine, database_url, "0011", old)
         assert {chat: c.answers for chat, c in stored.items()} == {
             "asked-to-cancel": {"kind": "new"},
             "adding-a-file": {},
