@@ -24,14 +24,17 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     bindparam,
     delete,
     func,
+    not_,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from models import keys
 from models.base import Base, insert_if_absent
@@ -81,6 +84,19 @@ class OutboxMessage(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[dt.datetime]
     sent_at: Mapped[dt.datetime | None]
+
+
+def stepped_aside(now: dt.datetime) -> ColumnElement[bool]:
+    """A chat's messages keep their order, so one waiting for a retry holds back the ones
+    queued after it; but not a file waiting for its retry. A file answers nothing the chat
+    waits on to go on (no question, no receipt), and Telegram's file servers may refuse one
+    for a quarter of an hour of retries: the chat's later messages go, and it follows."""
+    return and_(
+        OutboxMessage.status == OutboxStatus.PENDING.value,
+        OutboxMessage.document_name.is_not(None),
+        OutboxMessage.attempts > 0,
+        OutboxMessage.not_before > now,
+    )
 
 
 class DeliveryChat(Base):
@@ -232,13 +248,14 @@ async def claim(
     if not chats:
         return []
     # The oldest pending message of each chat, due or not: a chat's messages keep their order,
-    # so one waiting for a retry holds back the ones queued after it.
+    # so one waiting for a retry holds back the ones queued after it (a file aside).
     first = (
         select(OutboxMessage.chat_id, func.min(OutboxMessage.id))
         .where(
             OutboxMessage.channel == channel,
             OutboxMessage.chat_id.in_([chat.chat_id for chat in chats]),
             OutboxMessage.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]),
+            not_(stepped_aside(now)),
         )
         .group_by(OutboxMessage.chat_id)
     )

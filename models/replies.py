@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import insert_for
-from models.outbox import Claimed, DeliveryChat, OutboxMessage, OutboxStatus
+from models.outbox import Claimed, DeliveryChat, OutboxMessage, OutboxStatus, stepped_aside
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ async def queue_replies(
                     (OutboxMessage.status == OutboxStatus.SENDING.value)
                     & (OutboxMessage.leased_by != worker),
                 ),
+                not_(stepped_aside(now)),
             )
             .distinct()
         )
@@ -155,9 +156,7 @@ async def replies_waiting(session: AsyncSession, channel: str) -> bool:
     return bool(await session.scalar(select(waiting)))
 
 
-async def release_leases(
-    session: AsyncSession, channel: str, worker: str | None = None
-) -> int:
+async def release_leases(session: AsyncSession, channel: str, worker: str | None = None) -> int:
     """Messages leased but not sent go back to the queue: those of `worker` (stopping), or,
     with None, everyone's (a SQLite bot starting: no other process can be sending)."""
     condition = (OutboxMessage.channel == channel) & (

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.delivery import LEASE, DeliveryWorker
+from bot.delivery import LEASE, MAX_ATTEMPTS, DeliveryWorker, backoff
 from bot.emulator import Faults, TelegramEmulator
 from bot.emulator.wire import error
 from models.base import utcnow
@@ -273,19 +273,13 @@ async def test_a_message_on_the_wire_when_the_clock_jumps_forward_goes_out_once(
     assert emulator.texts_to(6401)[before:] == ["Hồ sơ OCOP-2026-0001 đã được tiếp nhận."]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a chat's oldest unsent message holds back every later one while it waits for its "
-    "retries (bot/delivery.py MAX_ATTEMPTS with back-off up to a minute: about 14 minutes), "
-    "so one message Telegram keeps refusing freezes the chat's answers (models/outbox.claim, "
-    "models/replies.queue_replies)",
-)
 async def test_a_file_telegram_keeps_refusing_does_not_freeze_the_chat(
     bot: BotUnderTest, emulator: TelegramEmulator
 ) -> None:
     """A producer asks /mydata; Telegram answers every upload of the file with a 500 (a bad
     day for its file servers). Their next message must still be answered, within the wait of
-    any other answer, not after the file's last retry a quarter of an hour later."""
+    any other answer, not after the file's last retry a quarter of an hour later; and once
+    Telegram takes files again, the file follows, once."""
     producer = Producer(bot, 6501)
     await producer.say("/start")
     send = emulator._send
@@ -305,6 +299,14 @@ async def test_a_file_telegram_keeps_refusing_does_not_freeze_the_chat(
     finally:
         emulator._send = send  # type: ignore[method-assign]
     assert any("/dangky" in (reply.get("text") or "") for reply in replies)
+    answered = len(emulator.messages_to(6501))
+    # Its retries back off (bot/delivery.backoff, at most a minute): two of them at most.
+    await emulator.wait_for_messages(
+        6501, answered + 1, timeout=2 * backoff(MAX_ATTEMPTS).total_seconds() + 30
+    )
+    await bot.drain()
+    files = [m for m in emulator.messages_to(6501) if m["method"] == "sendDocument"]
+    assert len(files) == 1 and emulator.messages_to(6501).index(files[0]) >= answered
 
 
 def _hold_until(path: str, locked: threading.Event, release: threading.Event) -> None:
