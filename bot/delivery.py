@@ -344,21 +344,22 @@ class DeliveryWorker:
         if wait > 0:
             await asyncio.sleep(wait)
         attempts, started = message.attempts, loop.time()
+        # A file is not retried in place and holds no chat: it steps aside
+        # (models.outbox.stepped_aside); anything else keeps its chat's later messages behind it.
+        steps_aside = message.document_name is not None
         while True:
             result = await self._attempt(message, attempts)
             retrying = result.retry_at is not None and result.failed is None
             retrying = retrying and not result.deferred
-            # A file is not retried in place: it steps aside (models.outbox.stepped_aside).
-            in_place = fast and retrying and message.document_name is None
+            in_place = fast and retrying and not steps_aside
             if not in_place or loop.time() - started > REPLY_RETRY_SECONDS:
                 break
             # A reply is retried in place: the chat's next answers wait behind it, in order.
             attempts += 1
             delay = (result.retry_at - self.clock()).total_seconds() if result.retry_at else 0
             await asyncio.sleep(max(0.0, delay))
-        if result.retry_at is not None and result.failed is None and not result.deferred:
-            if message.document_name is None:  # a file steps aside; anything else holds the chat
-                self._held.add(message.chat_id)
+        if retrying and not steps_aside:
+            self._held.add(message.chat_id)
         self._add(result)
 
     async def _attempt(self, message: Claimed, attempts: int) -> Result:

@@ -9,13 +9,12 @@ form), so it survives restarts. A file is only looked at by its long task
 from __future__ import annotations
 
 import html
-from dataclasses import replace
 from typing import Any
 
 from handlers.callbacks import DossierButton
 from handlers.checklist import Checklist, Completeness, Item, load_checklist
 from handlers.context import Context
-from handlers.engine import meta_of, set_meta
+from handlers.engine import change_meta, meta_of
 from handlers.events import Choice, LongTask, Outcome, Reply
 from handlers.i18n import _
 from handlers.routes import Button, Call, Entry
@@ -127,7 +126,7 @@ def in_progress(conversation: Conversation) -> bool:
 
 def _set_state(conversation: Conversation, state: dict[str, Any]) -> None:
     if conversation.flow is None:  # a form's metadata is the form's
-        set_meta(conversation, replace(meta_of(conversation), dossier=state or None))
+        change_meta(conversation, dossier=state or None)
 
 
 async def _own(call: Call, registration_id: str) -> Registration | Outcome:

@@ -5,12 +5,11 @@ then lists with a button each to send them."""
 from __future__ import annotations
 
 import html
-from dataclasses import replace
 
 from handlers import review
 from handlers.callbacks import DossierOfficial
 from handlers.dossier import checklist_of, progress_line
-from handlers.engine import FormMeta, meta_of, set_meta
+from handlers.engine import FormMeta, change_meta, meta_of
 from handlers.events import Choice, LongTask, Outcome, Reply
 from handlers.i18n import N_, _
 from handlers.routes import Button, Call, Command, Entry, refusal
@@ -89,7 +88,7 @@ async def ask(call: Call) -> Outcome:
 def _remember(call: Call, registration: Registration, chosen: list[str]) -> None:
     if call.conversation.flow is None:  # a form's metadata is the form's
         asking = {"r": registration.id, "items": chosen}
-        set_meta(call.conversation, replace(meta_of(call.conversation), asking=asking))
+        change_meta(call.conversation, asking=asking)
 
 
 async def toggle(call: Call) -> Outcome:

@@ -62,6 +62,11 @@ def set_meta(conversation: Conversation, meta: FormMeta) -> None:
     conversation.meta = stored or None
 
 
+def change_meta(conversation: Conversation, **changes: Any) -> None:
+    """Change some fields of the conversation's metadata, keeping the others."""
+    set_meta(conversation, replace(meta_of(conversation), **changes))
+
+
 # A confirmation is asked before dropping a draft with at least this many answers.
 CONFIRM_CANCEL_FROM = 2
 Menu = Callable[[Context], tuple[tuple[Choice, ...], ...]]
@@ -185,10 +190,8 @@ def _store(
     conversation.editing = editing
     conversation.version += 1
     # Any step forgets a pending "cancel?"; the one that asks it remembers its version.
-    meta = meta_of(conversation)
-    if cancelling or meta.cancelling is not None:
-        asked = conversation.version if cancelling else None
-        set_meta(conversation, replace(meta, cancelling=asked))
+    if cancelling or meta_of(conversation).cancelling is not None:
+        change_meta(conversation, cancelling=conversation.version if cancelling else None)
 
 
 def words(msgid: str) -> frozenset[str]:
