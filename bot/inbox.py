@@ -120,6 +120,10 @@ class InboxWorker:
         # a backlog), receivers' updates stay in the database and are read back in order.
         self._overflowed = True
         self._follow: set[tuple[str, str]] = set()  # chats whose backlog is in the database
+        # Offers left in the database while a read of it was on its way: the read's snapshot
+        # may predate them, so it cannot tell that everything is in hand.
+        self._left_behind = False
+        self._skipped: set[tuple[str, str]] = set()  # followed chats offered an update
         self._refills: set[asyncio.Task[None]] = set()
         self._active: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._retry_at: dict[tuple[str, str], float] = {}
@@ -138,7 +142,12 @@ class InboxWorker:
         """Updates just recorded by this process's receivers. Once memory has overflowed,
         they are left in the database until the backlog there is read back, so that no
         chat's later update is held here while an earlier one waits in the inbox."""
-        if not self._overflowed:
+        if self._overflowed:
+            self._left_behind = True
+        else:
+            for row in rows:
+                if (row.channel, row.chat_id) in self._follow:
+                    self._skipped.add((row.channel, row.chat_id))
             self._add([r for r in rows if (r.channel, r.chat_id) not in self._follow], False)
         self._wake.set()
 
@@ -148,6 +157,7 @@ class InboxWorker:
                 continue
             if len(self._known) >= MEMORY:
                 self._overflowed = True  # the rest is in the database; read back in turn
+                self._left_behind = True
                 break
             chat = (row.channel, row.chat_id)
             self._known.add(row.id)
@@ -184,10 +194,11 @@ class InboxWorker:
         if room <= 0:
             return
         busy = frozenset(self._active) | frozenset(self._chats)
+        self._left_behind = False
         try:
             async with self.reader() as session:
                 rows = await next_pending(session, room, busy)
-                if self._overflowed and not rows:
+                if self._overflowed and not rows and not self._left_behind:
                     # Everything pending is in hand: the receivers' updates may come here again.
                     held = len(self._known) + len(self._active)
                     self._overflowed = await waiting(session) > held
@@ -197,15 +208,27 @@ class InboxWorker:
         self._add(rows, True)
 
     async def _refill(self, chat: tuple[str, str]) -> None:
-        """The next updates of a chat whose backlog is in the database, in order."""
-        try:
-            async with self.reader() as session:
-                rows = await pending_of(session, chat[0], chat[1], FOLLOW_ROWS)
-        except Exception as error:
-            log.warning("reading the inbox failed (%s); retrying", error)
-            return
-        if chat not in self._active and chat not in self._chats:
-            self._add(rows, True)
+        """The next updates of a chat whose backlog is in the database, in order. The chat
+        stays followed (receivers leave its updates in the database) until a read finds
+        nothing and no update of it came meanwhile; until then, no later update of the chat
+        can be taken from memory ahead of an earlier one still in the database."""
+        while True:
+            self._skipped.discard(chat)
+            try:
+                async with self.reader() as session:
+                    rows = await pending_of(session, chat[0], chat[1], FOLLOW_ROWS)
+            except Exception as error:  # the next scan reads the chat again
+                log.warning("reading the inbox failed (%s); retrying", error)
+                self._follow.discard(chat)
+                return
+            if chat in self._active or chat in self._chats:
+                break  # a scan took its oldest update meanwhile; it is followed from there
+            if rows:
+                self._add(rows, True)
+                break
+            if chat not in self._skipped:
+                self._follow.discard(chat)
+                break
         self._wake.set()
 
     def _start_ready(self) -> None:
@@ -232,7 +255,6 @@ class InboxWorker:
         finally:
             del self._active[chat]
             if chat in self._follow and chat not in self._chats:
-                self._follow.discard(chat)
                 if not self._stopping.is_set():
                     task = asyncio.create_task(self._refill(chat))
                     self._refills.add(task)
@@ -257,8 +279,10 @@ class InboxWorker:
         self._told_busy.discard((row.channel, row.chat_id))
         if result is NOT_ITS_TURN:
             # Handled by another process, or an older update of the chat waits in the
-            # database: whatever this process holds of the chat is read again in turn.
+            # database: whatever this process holds of the chat is read again in turn, at
+            # once (a followed chat is read back as soon as its update in hand is done).
             self._drop_chat((row.channel, row.chat_id))
+            self._follow.add((row.channel, row.chat_id))
             self._known.discard(row.id)
             return
         self._known.discard(row.id)

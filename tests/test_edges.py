@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import bot.inbox as inbox_worker
 from bot.delivery import IDLE_POLL, backoff
 from bot.emulator import Faults, Limits, TelegramEmulator
 from bot.inbox import _busy_text, _failed_text, _flood_text
@@ -516,3 +517,48 @@ async def test_a_reply_saved_but_not_sent_goes_out_once_after_a_restart(
     await producer.tap("Gửi hồ sơ")
     [registration] = (await _registrations_by_user(engine))[8001]
     assert registration.product_name == "Nước mắm Tân Phong"
+
+
+async def test_an_update_recorded_while_a_start_reads_the_backlog_is_answered_in_turn(
+    make_bot: MakeBot,
+    emulator: TelegramEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At a start the bot reads what is left in the inbox before it takes new updates from
+    memory. A producer's message recorded while that read was on its way (the read's snapshot
+    older than it) used to stay in the database while their next message, taken from memory,
+    was answered first: the answer to the wrong question, in the kill chaos under load."""
+    reading, release, scanned = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    real_read, real_scan = inbox_worker.next_pending, inbox_worker.InboxWorker._scan
+
+    async def held_read(session: Any, limit: int, busy: Any) -> list[Pending]:
+        rows = await real_read(session, limit, busy)
+        if not reading.is_set():  # the first read of the start: its snapshot is taken
+            reading.set()
+            await release.wait()
+        return rows
+
+    async def scan(self: inbox_worker.InboxWorker) -> None:
+        await real_scan(self)
+        if release.is_set():
+            scanned.set()
+
+    monkeypatch.setattr(inbox_worker, "next_pending", held_read)
+    monkeypatch.setattr(inbox_worker.InboxWorker, "_scan", scan)
+    running = await make_bot(Pacing(30, private_interval=0.0))
+    patience = 15 + 2 * running.settings.ocop_delivery_timeout
+    await asyncio.wait_for(reading.wait(), timeout=patience)
+
+    emulator.send_text(8101, "/dangky")  # recorded and acknowledged while the read is held
+    assert await emulator._wait_until(lambda: emulator.pending_updates == 0, patience)
+    release.set()
+    await asyncio.wait_for(scanned.wait(), timeout=patience)
+    emulator.send_text(8101, "Hủy")  # their next message comes after the read
+
+    # The same two messages from someone else, each once the first is answered.
+    reference = Producer(running, 8102, consents=False)
+    await reference.say("/dangky")
+    await reference.say("Hủy")
+    await emulator.wait_for_messages(8101, len(emulator.messages_to(8102)), timeout=patience)
+    await running.drain(timeout=patience)
+    assert _texts(emulator, 8101) == _texts(emulator, 8102)
