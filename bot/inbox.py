@@ -72,6 +72,10 @@ class Channel(Protocol):
     async def replies(self, session: AsyncSession, event: Event, outcome: Outcome) -> list[Reply]:
         """The messages to answer with, in the event's transaction."""
 
+    async def finish(self, session: AsyncSession, outcomes: Sequence[tuple[str, Outcome]]) -> None:
+        """In the batch's transaction, before its replies are queued: what the channel decides
+        for the batch's events together, each given as (chat id, outcome)."""
+
     async def acknowledge(self, extra: Any, outcome: Outcome) -> None:
         """After the commit: what the channel wants besides messages (a pressed button's
         answer). Best effort."""
@@ -372,7 +376,9 @@ class InboxWorker:
             if isinstance(result, Handled):
                 by_channel.setdefault(result.channel.name, []).append(result)
         for name, handled in by_channel.items():
-            worker = self.channels[name].delivery
+            channel = self.channels[name]
+            await channel.finish(session, [(each.row.chat_id, each.outcome) for each in handled])
+            worker = channel.delivery
             room = worker.reserve()
             fast: list[Claimed] = []
             try:

@@ -450,24 +450,38 @@ async def forget_delivered(session: AsyncSession, before: dt.datetime, limit: in
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def live_buttons(session: AsyncSession, channel: str, chat_id: str) -> str | None:
-    """The channel's id of the chat's last sent message when it is an answer with buttons:
-    the question before the one being asked now, whose buttons are spent."""
-    row = (
-        await session.execute(
-            select(OutboxMessage.reply, OutboxMessage.choices, OutboxMessage.message_id)
-            .where(
-                OutboxMessage.channel == channel,
-                OutboxMessage.chat_id == chat_id,
-                OutboxMessage.status == OutboxStatus.SENT.value,
-            )
-            .order_by(OutboxMessage.id.desc())
-            .limit(1)
+async def live_buttons(
+    session: AsyncSession, channel: str, chat_ids: Collection[str]
+) -> dict[str, str]:
+    """Per chat, the channel's id of its last sent message when that is an answer with
+    buttons: the question before the one being asked now, whose buttons are spent. One
+    statement for a batch's chats. Sent messages are written by the delivery in its own
+    transactions, so nothing pending here can change the answer: no autoflush."""
+    if not chat_ids:
+        return {}
+    last = (
+        select(func.max(OutboxMessage.id))
+        .where(
+            OutboxMessage.channel == channel,
+            OutboxMessage.chat_id.in_(chat_ids),
+            OutboxMessage.status == OutboxStatus.SENT.value,
         )
-    ).first()
-    if row is None or not row.reply or not row.choices or not row.message_id:
-        return None
-    return str(row.message_id)
+        .group_by(OutboxMessage.chat_id)
+    )
+    with session.no_autoflush:
+        rows = await session.execute(
+            select(
+                OutboxMessage.chat_id,
+                OutboxMessage.reply,
+                OutboxMessage.choices,
+                OutboxMessage.message_id,
+            ).where(OutboxMessage.id.in_(last))
+        )
+    return {
+        row.chat_id: str(row.message_id)
+        for row in rows
+        if row.reply and row.choices and row.message_id
+    }
 
 
 async def sent_reminders(

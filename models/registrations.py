@@ -381,6 +381,18 @@ async def resubmit_registration(
 PENDING = (RegistrationStatus.SUBMITTED, RegistrationStatus.RETURNED, RegistrationStatus.ACCEPTED)
 
 
+# Built once: the submit step runs it for every registration.
+_PENDING_OF = (
+    select(Registration)
+    .where(
+        Registration.submitted_by_user_id == bindparam("user_id"),
+        Registration.programme_year == bindparam("year"),
+        Registration.status.in_(PENDING),
+    )
+    .order_by(Registration.id)
+)
+
+
 async def pending_duplicate(
     session: AsyncSession,
     user_id: int,
@@ -391,15 +403,10 @@ async def pending_duplicate(
     """The user's registration of the same product (name compared folded) in the same year
     that is still pending, if any."""
     key = fold(product_name)
-    rows = await session.scalars(
-        select(Registration)
-        .where(
-            Registration.submitted_by_user_id == user_id,
-            Registration.programme_year == year,
-            Registration.status.in_(PENDING),
-        )
-        .order_by(Registration.id)
-    )
+    # The user's registrations are their own events' work, and a batch holds one event per
+    # sender, so what is pending in the session is other users' (see `last_details_of`).
+    with session.no_autoflush:
+        rows = await session.scalars(_PENDING_OF, {"user_id": user_id, "year": year})
     for row in rows:
         if row.id != other_than and fold(row.product_name) == key:
             return row
@@ -436,8 +443,13 @@ _LAST_DETAILS = (
 async def last_details_of(
     session: AsyncSession, user_id: int
 ) -> Row[SubjectType, str, str, str, str | None] | None:
-    """Subject type and name, owner, address and phone of the user's last registration."""
-    return (await session.execute(_LAST_DETAILS, {"user_id": user_id})).first()
+    """Subject type and name, owner, address and phone of the user's last registration.
+    Without autoflush: the batch holds one event per sender, so nothing pending in the session
+    is this user's registration, and flushing the other events' rows one query at a time was
+    most of the batch's ORM cost (bench/README.md, "conversation")."""
+    with session.no_autoflush:
+        result = await session.execute(_LAST_DETAILS, {"user_id": user_id})
+    return result.first()
 
 
 async def waiting_for_review(

@@ -24,7 +24,7 @@ import contextlib
 import hmac
 import html
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -346,6 +346,9 @@ class ZaloChannel:
             await remember_menu(session, CHANNEL, event.chat_id, rendered.menu, now)
         # Escaped again: the sender renders each outbox message as HTML-less text too.
         return [Reply(html.escape(text, quote=False)) for text in rendered.texts]
+
+    async def finish(self, session: AsyncSession, outcomes: Sequence[tuple[str, Outcome]]) -> None:
+        return None
 
     async def acknowledge(self, extra: Any, outcome: Outcome) -> None:
         return None

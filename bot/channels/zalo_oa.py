@@ -42,7 +42,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -261,6 +261,9 @@ class OAChannel:
         if messages:
             await remember_menu(session, CHANNEL, event.chat_id, menu, self.clock())
         return messages
+
+    async def finish(self, session: AsyncSession, outcomes: Sequence[tuple[str, Outcome]]) -> None:
+        return None
 
     async def acknowledge(self, extra: Any, outcome: Outcome) -> None:
         return None
