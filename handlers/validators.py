@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 
@@ -145,7 +146,10 @@ def parse_phone(text: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=4096)
 def display_phone(e164: str) -> str:
+    """The number in the national format. Cached: the summary shows it at each of its
+    steps, and parsing a number costs a tenth of a millisecond."""
     try:
         number = phonenumbers.parse(e164, "VN")
     except phonenumbers.NumberParseException:

@@ -4,6 +4,7 @@ when an aiosqlite upgrade changes it (then the override must be revisited, or dr
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import sqlite3
 import threading
@@ -11,7 +12,11 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
+from hypothesis import given
+from hypothesis.strategies import datetimes, just, timezones
+from sqlalchemy.dialects import sqlite
 
+from models.base import UTCDateTime
 from models.sqlite_speed import InlineConnection, inline_connector
 
 
@@ -49,3 +54,16 @@ async def test_statements_run_in_the_loops_thread_and_none_once_closed(tmp_path:
         await connection.close()
     with pytest.raises(ValueError):  # not a statement run on a closed sqlite3 connection
         await connection.execute("SELECT 1")
+
+
+@given(datetimes(timezones=just(dt.UTC)) | datetimes(timezones=timezones()))
+def test_times_are_stored_as_the_same_text_sqlalchemy_writes(moment: dt.datetime) -> None:
+    """models.base writes SQLite times with `isoformat`: the stored text must be SQLAlchemy's
+    own DATETIME text, or rows written before would compare and sort wrongly against new ones."""
+    dialect = sqlite.dialect()
+    ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    theirs = sqlite.DATETIME().bind_processor(dialect)
+    assert ours is not None and theirs is not None
+    assert ours(moment) == theirs(moment.astimezone(dt.UTC))
+    back = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+    assert back is not None and back(ours(moment)) == moment
