@@ -147,7 +147,7 @@ class InboxWorker:
         they are left in the database until the backlog there is read back, so that no
         chat's later update is held here while an earlier one waits in the inbox."""
         if self._overflowed:
-            self._left_behind = True
+            self._left_behind = self._left_behind or bool(rows)
         else:
             for row in rows:
                 if (row.channel, row.chat_id) in self._follow:
@@ -204,8 +204,10 @@ class InboxWorker:
                 rows = await next_pending(session, room, busy)
                 if self._overflowed and not rows and not self._left_behind:
                     # Everything pending is in hand: the receivers' updates may come here again.
-                    held = len(self._known) + len(self._active)
-                    self._overflowed = await waiting(session) > held
+                    # (`_known` holds the updates being handled too.) An offer made while the
+                    # count ran may be missing from it: the backlog mode stays for it.
+                    behind = await waiting(session) > len(self._known)
+                    self._overflowed = behind or self._left_behind
         except Exception as error:
             log.warning("reading the inbox failed (%s); retrying", error)
             return
@@ -224,6 +226,7 @@ class InboxWorker:
             except Exception as error:  # the next scan reads the chat again
                 log.warning("reading the inbox failed (%s); retrying", error)
                 self._follow.discard(chat)
+                self._skipped.discard(chat)
                 return
             if chat in self._active or chat in self._chats:
                 break  # a scan took its oldest update meanwhile; it is followed from there
@@ -288,6 +291,7 @@ class InboxWorker:
             self._drop_chat((row.channel, row.chat_id))
             self._follow.add((row.channel, row.chat_id))
             self._known.discard(row.id)
+            self._failures.pop(row.id, None)
             return
         self._known.discard(row.id)
         self._failures.pop(row.id, None)

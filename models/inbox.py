@@ -41,6 +41,8 @@ class InboxUpdate(Base):
         UniqueConstraint("channel", "update_id"),
         # The scheduler asks for the oldest pending update of each chat.
         Index("ix_inbox_queue", "status", "channel", "chat_id", "id"),
+        # An id is never handed out twice (the worker knows what it holds by id): migration 0013.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -54,25 +54,41 @@ async def test_the_schema_can_be_rolled_back_and_rebuilt(database_url: str) -> N
     assert await _reset_and_compare(database_url, reset=False) == []
 
 
-async def test_outbox_ids_are_never_reused_after_a_delete(tmp_path: Path) -> None:
-    """A send's result is written by outbox id: a message deleted while on the wire (an
-    erasure purges messages naming the person) must not leave its id to the next message."""
-    url = f"sqlite+aiosqlite:///{tmp_path}/ocop.db"
-    await asyncio.to_thread(upgrade, url)
-    engine = create_engine(url)
-    row = (
+_ROWS = {
+    # A send's result is written by outbox id: a message deleted while on the wire (an erasure
+    # purges messages naming the person) must not leave its id to the next message.
+    "outbox": (
         "INSERT INTO outbox (key, channel, chat_id, text, status, attempts, not_before, "
         "created_at, reply) VALUES (:key, 'telegram', '1', 'x', 'pending', 0, "
         "'2026-12-02', '2026-12-02', 0)"
-    )
+    ),
+    # The inbox worker knows the updates it holds by id: an update recorded just as the newest
+    # one was handled (and deleted) must not take its id, or it is taken for one already held.
+    "inbox": (
+        "INSERT INTO inbox (channel, update_id, chat_id, user_id, payload, status, received_at) "
+        "VALUES ('telegram', :key, '1', '1', '{}', 'pending', '2026-12-02')"
+    ),
+}
+
+
+@pytest.mark.parametrize("table", sorted(_ROWS))
+async def test_ids_are_never_reused_after_a_delete(tmp_path: Path, table: str) -> None:
+    """Rows written before the upgrade that made the ids AUTOINCREMENT are kept by it."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/ocop.db"
+    await asyncio.to_thread(upgrade, url, "0007")
+    engine = create_engine(url)
     async with engine.begin() as connection:
-        for key in ("a", "b"):
-            await connection.execute(text(row), {"key": key})
-        last = await connection.scalar(text("SELECT max(id) FROM outbox"))
-        await connection.execute(text("DELETE FROM outbox WHERE id = :id"), {"id": last})
-        await connection.execute(text(row), {"key": "c"})
-        new = await connection.scalar(text("SELECT id FROM outbox WHERE key = 'c'"))
+        await connection.execute(text(_ROWS[table]), {"key": "a"})
+    await asyncio.to_thread(upgrade, url)
+    async with engine.begin() as connection:
+        await connection.execute(text(_ROWS[table]), {"key": "b"})
+        last = await connection.scalar(text(f"SELECT max(id) FROM {table}"))
+        await connection.execute(text(f"DELETE FROM {table} WHERE id = :id"), {"id": last})
+        await connection.execute(text(_ROWS[table]), {"key": "c"})
+        kept = await connection.scalar(text(f"SELECT count(*) FROM {table}"))
+        new = await connection.scalar(text(f"SELECT max(id) FROM {table}"))
     await engine.dispose()
+    assert kept == 2  # "a" from before the upgrade, and "c"
     assert new > last
 
 
