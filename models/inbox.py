@@ -86,9 +86,18 @@ async def record(
     now: dt.datetime,
     status: InboxStatus = InboxStatus.PENDING,
 ) -> list[Pending]:
-    """Insert updates not recorded before (a redelivery is ignored); returns the new ones."""
+    """Insert updates not recorded before (a redelivery is ignored); returns the new ones.
+
+    On PostgreSQL two receivers may record one chat's updates at once (webhook requests in
+    parallel, several processes behind one address): each takes the chat's recording lock
+    first, so a chat's ids follow the order its updates were committed in. Otherwise the later
+    insert could commit first, be handled, and the earlier one come after it with a lower id,
+    past the check that a chat's oldest update goes first (`take_turns`)."""
     if not updates:
         return []
+    if session.get_bind().dialect.name == "postgresql":
+        keys = sorted({chat_lock_key(f"{u.channel}/recording", u.chat_id) for u in updates})
+        await session.execute(_LOCK_ALL, {"keys": keys})
     table = cast(Table, InboxUpdate.__table__)
     rows = [
         {
@@ -177,10 +186,11 @@ async def lock_chats(session: AsyncSession, chats: Sequence[tuple[str, str]]) ->
     if session.get_bind().dialect.name != "postgresql" or not chats:
         return
     keys = sorted({chat_lock_key(*chat) for chat in chats})
-    await session.execute(
-        text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"),
-        {"keys": keys},
-    )
+    await session.execute(_LOCK_ALL, {"keys": keys})
+
+
+# Transaction-scoped advisory locks on these keys, taken in the order given.
+_LOCK_ALL = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k")
 
 
 async def take_turns(session: AsyncSession, ids: Sequence[int]) -> set[int]:

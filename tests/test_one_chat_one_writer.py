@@ -9,6 +9,7 @@ the double tap must make one registration.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import socket
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bench.chaos import start_ocop_bot, stop_ocop_bot
 from bot.emulator import TelegramEmulator
@@ -24,6 +25,7 @@ from bot.emulator.wire import buttons
 from bot.migrate import upgrade
 from models.conversations import Conversation
 from models.db import create_engine, create_sessionmaker
+from models.inbox import Incoming, Pending, record
 from models.registrations import Registration
 from models.users import User
 from tests.conftest import reset_schema
@@ -205,14 +207,13 @@ async def test_a_chat_split_between_two_processes_loses_nothing_and_submits_once
             stored = {
                 int(user): (subject, owner)
                 for user, subject, owner in await session.execute(
-                    select(User.channel_user_id, Registration.subject_name, Registration.owner_name)
-                    .join(Registration, Registration.submitted_by_user_id == User.id)
+                    select(
+                        User.channel_user_id, Registration.subject_name, Registration.owner_name
+                    ).join(Registration, Registration.submitted_by_user_id == User.id)
                 )
             }
             forms = await session.scalar(
-                select(func.count())
-                .select_from(Conversation)
-                .where(Conversation.flow.is_not(None))
+                select(func.count()).select_from(Conversation).where(Conversation.flow.is_not(None))
             )
     finally:
         await engine.dispose()
@@ -223,3 +224,45 @@ async def test_a_chat_split_between_two_processes_loses_nothing_and_submits_once
     assert forms == 0
     receipts = [t for u in users for t in emulator.texts_to(u) if "OCOP-" in t]
     assert len(receipts) == CHATS  # one receipt each: the second tap was told it is done
+
+
+async def test_one_chats_updates_recorded_at_once_are_committed_in_their_order(
+    postgres_url: str,
+) -> None:
+    """Two receivers record one chat's updates at the same instant (webhook requests served in
+    parallel, or two processes behind one address). The later one must not commit while the
+    earlier one is still open: the worker would answer it first, and the earlier update (its id
+    lower, seen only later) after it, past the check that a chat's oldest update goes first."""
+    engine = create_engine(postgres_url)
+    await reset_schema(engine)
+    await asyncio.to_thread(upgrade, postgres_url)
+    sessions = create_sessionmaker(engine)
+    now = dt.datetime.now(dt.UTC)
+
+    def update(number: int) -> Incoming:
+        return Incoming("telegram", str(number), "4242", "4242", {"update_id": number})
+
+    async def waiting_for_a_lock() -> bool:
+        async with engine.connect() as watcher:
+            count = await watcher.scalar(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            )
+        return bool(count)
+
+    async def second() -> list[Pending]:
+        async with sessions() as session, session.begin():
+            return await record(session, [update(2)], now)
+
+    try:
+        async with sessions() as session, session.begin():
+            [earlier] = await record(session, [update(1)], now)
+            later = asyncio.create_task(second())
+            deadline = time.monotonic() + WAIT
+            while not later.done() and not await waiting_for_a_lock():
+                assert time.monotonic() < deadline, "the second receiver neither waited nor ended"
+                await asyncio.sleep(0.05)  # looking again; the condition is the database's
+            assert not later.done(), "the later update was committed before the earlier one"
+        [after] = await later
+        assert after.id > earlier.id
+    finally:
+        await engine.dispose()
