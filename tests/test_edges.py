@@ -379,15 +379,20 @@ class Flood:
     recorded_in: float  # seconds until the whole flood was recorded
 
 
-async def _flood(make_bot: MakeBot, engine: AsyncEngine, emulator: TelegramEmulator) -> Flood:
+async def _flood(
+    make_bot: MakeBot, engine: AsyncEngine, emulator: TelegramEmulator, *, per_chat: bool
+) -> Flood:
     """A short conversation alone, then the same by someone else just after one chat sent
     2,000 messages at once; the default per-sender limits. Telegram's 30 messages a second
-    overall, but no per-chat spacing: the test's producers answer at once, and without it the
-    flooder's replies compete with the other producer's hardest."""
-    emulator.limits = Limits(overall_per_second=30)
-    bot = await make_bot(
-        Pacing(30, private_interval=0.0), ocop_user_rate=RATE, ocop_user_burst=BURST
-    )
+    overall; with `per_chat`, also its one a second per chat, or else none (the producers
+    answer at once, so the conversations are quick)."""
+    if per_chat:
+        emulator.limits = Limits(overall_per_second=30, per_chat_interval=1.0)
+        pacing = Pacing(30)
+    else:
+        emulator.limits = Limits(overall_per_second=30)
+        pacing = Pacing(30, private_interval=0.0)
+    bot = await make_bot(pacing, ocop_user_rate=RATE, ocop_user_burst=BURST)
     loop = asyncio.get_running_loop()
     started = loop.time()
     alone = Person(bot, 7001, until=started + CONVERSATION * 15)  # the harness's wait
@@ -429,7 +434,7 @@ async def _flood(make_bot: MakeBot, engine: AsyncEngine, emulator: TelegramEmula
 async def test_a_flooding_chat_gets_one_notice_and_few_replies(
     make_bot: MakeBot, engine: AsyncEngine, emulator: TelegramEmulator
 ) -> None:
-    flood = await _flood(make_bot, engine, emulator)
+    flood = await _flood(make_bot, engine, emulator, per_chat=False)
     # `allowed` counts the one update answered with the notice instead of being handled.
     handled = flood.allowed - 1
     assert BURST <= handled <= BURST + math.ceil(RATE * flood.recorded_in)
@@ -449,7 +454,11 @@ async def test_a_flooding_chat_gets_one_notice_and_few_replies(
 async def test_another_chat_is_answered_as_fast_while_one_floods(
     make_bot: MakeBot, engine: AsyncEngine, emulator: TelegramEmulator
 ) -> None:
-    flood = await _flood(make_bot, engine, emulator)
+    """Under Telegram's limits, as in production: without its one message a second per chat,
+    the flooder's allowed burst (twenty answers in half a second) would fill the thirty a
+    second Telegram takes from the bot, and another chat's answer would wait for that window
+    whatever the bot did; Telegram would not take twenty messages to one chat so fast."""
+    flood = await _flood(make_bot, engine, emulator, per_chat=True)
     assert len(flood.during) == len(flood.alone) == CONVERSATION  # every action answered
     # p99 of a short conversation is its slowest answer.
     assert max(flood.during) <= max(flood.alone) + 1.0, (flood.alone, flood.during)
