@@ -90,14 +90,13 @@ async def record(
 
     On PostgreSQL two receivers may record one chat's updates at once (webhook requests in
     parallel, several processes behind one address): each takes the chat's recording lock
-    first, so a chat's ids follow the order its updates were committed in. Otherwise the later
-    insert could commit first, be handled, and the earlier one come after it with a lower id,
-    past the check that a chat's oldest update goes first (`take_turns`)."""
+    first (`lock_chats` on a name of its own, so recording never waits for handling), and a
+    chat's ids follow the order its updates were committed in. Otherwise the later insert
+    could commit first, be handled, and the earlier one come after it with a lower id, past
+    the check that a chat's oldest update goes first (`take_turns`)."""
     if not updates:
         return []
-    if session.get_bind().dialect.name == "postgresql":
-        keys = sorted({chat_lock_key(f"{u.channel}/recording", u.chat_id) for u in updates})
-        await session.execute(_LOCK_ALL, {"keys": keys})
+    await lock_chats(session, [(f"{u.channel}/recording", u.chat_id) for u in updates])
     table = cast(Table, InboxUpdate.__table__)
     rows = [
         {
