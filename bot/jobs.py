@@ -11,6 +11,7 @@ never loses it; with several processes, the record's unique key lets only one qu
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import logging
@@ -245,6 +246,11 @@ class Scheduler:
         self.jobs: dict[str, Scheduled] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._running: dict[str, asyncio.Task[None]] = {}  # a job's run under way
+        # One run of a job at a time in this process: a run asked for now waits for the timed
+        # one under way (on PostgreSQL, run_alone would otherwise make it do nothing at all).
+        self._turns: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(
+            asyncio.Lock
+        )
         # Told the name of every job whose timed run has ended (tests wait on it).
         self.listeners: list[Callable[[str], None]] = []
 
@@ -266,8 +272,10 @@ class Scheduler:
                 self._tasks[scheduled.name] = self._start(scheduled)
 
     async def run_now(self, name: str) -> None:
-        """Run a job now, as its timer would (tests set the clock first)."""
-        await self.jobs[name].job(None)
+        """Run a job now, as its timer would (tests set the clock first), after a run of it
+        under way has ended."""
+        async with self._turns[name]:
+            await self.jobs[name].job(None)
 
     async def stop(self, grace: float) -> None:
         """No new runs; a run under way gets `grace` seconds to finish (each job is one
@@ -297,9 +305,9 @@ class Scheduler:
                 listener(scheduled.name)
             due = max(due, loop.time())  # a run longer than the interval: the next one at once
 
-    @staticmethod
-    async def _once(scheduled: Scheduled) -> None:
+    async def _once(self, scheduled: Scheduled) -> None:
         try:
-            await scheduled.job(None)
+            async with self._turns[scheduled.name]:
+                await scheduled.job(None)
         except Exception:
             log.exception("scheduled job %s failed", scheduled.name)
