@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import html
 import logging
 import math
 import os
@@ -23,6 +24,8 @@ from bot.channels.errors import Blocked, Deferred, Flood, Rejected, Transient
 from bot.send_window import SendWindow
 from bot.stopping import finish_within
 from handlers.events import Choice, Document, KeyButton, Reply, Request
+from handlers.i18n import _, in_language
+from models import keys
 from models.base import utcnow
 from models.db import URGENT_WRITE
 from models.outbox import (
@@ -31,10 +34,12 @@ from models.outbox import (
     Results,
     claim,
     delay_channel,
+    enqueue,
     mark_unreachable,
     record,
 )
 from models.replies import extend_leases, hand_back, release_leases, replies_waiting
+from models.users import language_of
 
 log = logging.getLogger(__name__)
 
@@ -467,11 +472,35 @@ class DeliveryWorker:
                         for listener in self.listeners:
                             listener(result.message.id, result.sent_id is not None)
 
+    async def _tell_lost_file(
+        self, session: AsyncSession, message: Claimed, now: dt.datetime
+    ) -> None:
+        """A file given up on (refused, or failing every attempt) is not waited for in
+        silence: its person is told, in the same transaction, and asked to ask again."""
+        with in_language(await language_of(session, self.channel, message.chat_id)):
+            text = _(
+                "Sorry, the file {name} could not be sent to you. Please ask for it again in a "
+                "few minutes; if it still does not arrive, contact the OCOP office."
+            ).format(name=f"<b>{html.escape(message.document_name or '')}</b>")
+        await enqueue(
+            session,
+            key=keys.undelivered(message.key or f"outbox:{message.id}"),
+            channel=self.channel,
+            chat_id=message.chat_id,
+            user_id=message.user_id,
+            text=text,
+            choices=None,
+            document_name=None,
+            document=None,
+            now=now,
+        )
+
     async def _record(self, results: list[Result]) -> None:
         now = self.clock()
         batch = Results()
         handed_back: list[int] = []
         blocked: set[str] = set()
+        lost_files: list[Claimed] = []
         for result in results:
             message = result.message
             if result.sent_id is not None:
@@ -482,6 +511,8 @@ class DeliveryWorker:
                 batch.failed.append((message.id, result.failed))
                 if result.blocked:
                     blocked.add(message.chat_id)
+                elif message.document_name is not None:
+                    lost_files.append(message)
             elif result.deferred:
                 batch.deferred.append((message.id, result.retry_at or now))
             elif not result.retried:
@@ -497,7 +528,9 @@ class DeliveryWorker:
             await hand_back(session, handed_back)
             for chat_id in blocked:
                 await mark_unreachable(session, self.channel, chat_id, now)
+            for message in lost_files:
+                await self._tell_lost_file(session, message, now)
             if flood is not None:
                 await delay_channel(session, self.channel, flood)
-        if batch.retry or handed_back:
+        if batch.retry or handed_back or lost_files:
             self.wake()

@@ -101,3 +101,9 @@ def forwarded(message_key: str, channel: str) -> str:
     """The copy of a message sent on another channel (Zalo OA's ZNS fallback); fits the
     column."""
     return f"{message_key}>{channel}"[:200]
+
+
+def undelivered(message_key: str) -> str:
+    """The notice that the file queued under `message_key` could not be sent; fits the
+    column."""
+    return f"{message_key}!undelivered"[:200]

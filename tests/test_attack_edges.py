@@ -309,6 +309,39 @@ async def test_a_file_telegram_keeps_refusing_does_not_freeze_the_chat(
     assert len(files) == 1 and emulator.messages_to(6501).index(files[0]) >= answered
 
 
+async def test_a_file_telegram_refuses_is_followed_by_a_message_saying_so(
+    bot: BotUnderTest, emulator: TelegramEmulator
+) -> None:
+    """Telegram refuses the producer's /mydata file outright (a 400: the same upload would fail
+    the same way again). The producer must not wait for it in silence: one message says the
+    file could not be sent and to ask again, and nothing else goes wrong in the chat."""
+    producer = Producer(bot, 6502)
+    await producer.say("/start")
+    send = emulator._send
+    refusals = 0
+
+    async def refuse_files(method: str, handler: Any, params: dict[str, Any]) -> Any:
+        nonlocal refusals
+        if method == "sendDocument" and params.get("chat_id") == 6502:
+            refusals += 1
+            return error(400, "Bad Request: file is too big")
+        return await send(method, handler, params)
+
+    emulator._send = refuse_files  # type: ignore[method-assign]
+    try:
+        replies = await producer.say("/mydata")
+        await bot.drain()
+    finally:
+        emulator._send = send  # type: ignore[method-assign]
+    assert refusals == 1  # refused for good: not retried
+    texts = [reply.get("text") or "" for reply in replies]
+    assert any("Những thông tin bot đang lưu" in text for text in texts)
+    told = [t for t in emulator.texts_to(6502) if "chưa gửi được tệp" in t]
+    assert len(told) == 1 and ".json" in told[0] and "yêu cầu lại" in told[0]
+    assert not [m for m in emulator.messages_to(6502) if m["method"] == "sendDocument"]
+    assert "/dangky" in " ".join(r.get("text") or "" for r in await producer.say("/help"))
+
+
 def _hold_until(path: str, locked: threading.Event, release: threading.Event) -> None:
     connection = sqlite3.connect(path, isolation_level=None)
     try:
