@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.errors import Blocked, Deferred, Flood, Rejected, Transient
+from bot.channels.errors import Blocked, Deferred, Flood, HandedOver, Rejected, Transient
 from bot.send_window import SendWindow
 from bot.stopping import finish_within
 from handlers.events import Choice, Document, KeyButton, Reply, Request
@@ -114,6 +114,7 @@ class Result:
     done_at: dt.datetime | None = None
     deferred: bool = False
     retried: bool = True  # False: handed back untried (its chat's earlier message is waiting)
+    handed_over: bool = False  # failed here, but queued on the person's other channel
 
 
 class DeliveryWorker:
@@ -400,6 +401,7 @@ class DeliveryWorker:
             result.blocked, result.failed = True, str(error)
         except Rejected as error:
             result.failed = str(error)  # retrying the same request would fail the same way
+            result.handed_over = isinstance(error, HandedOver)
         except Transient as error:  # timeouts, 5xx, connection resets
             if attempts + 1 >= MAX_ATTEMPTS:
                 result.failed = f"gave up after {MAX_ATTEMPTS} attempts: {error}"
@@ -511,7 +513,7 @@ class DeliveryWorker:
                 batch.failed.append((message.id, result.failed))
                 if result.blocked:
                     blocked.add(message.chat_id)
-                elif message.document_name is not None:
+                elif message.document_name is not None and not result.handed_over:
                     lost_files.append(message)
             elif result.deferred:
                 batch.deferred.append((message.id, result.retry_at or now))

@@ -16,7 +16,7 @@ from bot.channels.zalo_oa import to_event
 from bot.emulator import TelegramEmulator
 from bot.emulator.zalo_oa import ZaloOAEmulator
 from bot.settings import Settings
-from handlers.events import EventKind, Notice, Reply
+from handlers.events import Document, EventKind, Notice, Reply
 from handlers.notices import queue
 from models.base import utcnow
 from models.db import create_sessionmaker
@@ -289,6 +289,41 @@ async def test_outside_the_window_without_a_template_the_news_goes_to_their_othe
         )
     assert copy.chat_id == "7010" and "OCOP-2026-0001" in copy.text
     assert copy.status == "pending"  # Telegram's worker sends it (not running in this test)
+
+
+async def test_a_file_handed_over_to_their_other_channel_is_not_reported_lost(
+    oa_bot: OABotUnderTest, oa_clock: Clock, engine: AsyncEngine
+) -> None:
+    """A file for a producer whose OA window has closed goes to their Telegram chat instead:
+    it failed on the OA, but nobody may be told it could not be sent (a false "ask again")."""
+    user = OAUser(oa_bot, "6100000000000000011")
+    await user.say("xin chao")
+    async with create_sessionmaker(engine)() as session, session.begin():
+        on_oa = await session.scalar(select(User).where(User.channel_user_id == user.user_id))
+        assert on_oa is not None
+        on_oa.phone = "+84905000011"
+        session.add(
+            User(channel="telegram", channel_user_id="7011", chat_id="7011", phone=on_oa.phone)
+        )
+        await session.flush()
+        oa_clock.now += dt.timedelta(days=3)
+        document = Document("bang_ke.xlsx", b"PK")
+        notice = Notice(
+            "zalo_oa", user.user_id, (Reply("Bảng kê", document=document),), "task:99", on_oa.id
+        )
+        await queue(session, [notice], utcnow())
+
+    async def settled(session: AsyncSession) -> list[OutboxMessage] | None:
+        rows = list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+        done = any(r.channel == "zalo_oa" and r.status == "failed" for r in rows)
+        return rows if done and not any(r.status == "sending" for r in rows) else None
+
+    assert oa_bot.oa is not None
+    oa_bot.oa.wake()
+    rows = await oa_bot.until(settled)
+    [copy] = [r for r in rows if r.channel == "telegram"]
+    assert copy.chat_id == "7011" and copy.document_name == "bang_ke.xlsx"
+    assert [r.key for r in rows if "undelivered" in r.key] == []
 
 
 def test_oa_events_mean_what_they_say() -> None:

@@ -30,6 +30,11 @@ class Rejected(DeliveryError):
     """The channel refused this message; sending it again would fail the same way."""
 
 
+class HandedOver(Rejected):
+    """Not sent here, but queued for the person on another of their channels (Zalo OA's
+    fallback): failed on this channel, not lost, so nobody is told it was."""
+
+
 class Transient(DeliveryError):
     """A timeout, a connection reset, a server error: retried later with a back-off."""
 

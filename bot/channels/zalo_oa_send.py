@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.errors import Deferred, Rejected, Transient
+from bot.channels.errors import Deferred, HandedOver, Rejected, Transient
 from bot.channels.zalo_oa import CHANNEL, oa_messages
 from bot.channels.zalo_oa_api import OAClient, OAError, OANetworkError, TokenKeeper
 from bot.delivery import reply_of
@@ -289,7 +289,7 @@ class OASender:
         self.queued()
         names = ", ".join(sorted({user.channel for user in others}))
         await self._note(message, "cs", "fallback", text=f"{why}; sent on {names}")
-        raise Rejected(f"{why}; sent on {names} instead")
+        raise HandedOver(f"{why}; sent on {names} instead")
 
     async def _note(
         self,
