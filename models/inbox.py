@@ -96,7 +96,9 @@ async def record(
     the check that a chat's oldest update goes first (`take_turns`)."""
     if not updates:
         return []
-    await lock_chats(session, [(f"{u.channel}/recording", u.chat_id) for u in updates])
+    if status is InboxStatus.PENDING:  # excess updates are never handled: no order to keep
+        # (and one set of locks per transaction, taken in one order: no deadlock)
+        await lock_chats(session, [(f"{u.channel}/recording", u.chat_id) for u in updates])
     table = cast(Table, InboxUpdate.__table__)
     rows = [
         {

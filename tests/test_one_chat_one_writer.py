@@ -25,7 +25,7 @@ from bot.emulator.wire import buttons
 from bot.migrate import upgrade
 from models.conversations import Conversation
 from models.db import create_engine, create_sessionmaker
-from models.inbox import Incoming, Pending, record
+from models.inbox import InboxStatus, Incoming, Pending, record
 from models.registrations import Registration
 from models.users import User
 from tests.conftest import reset_schema
@@ -266,3 +266,34 @@ async def test_one_chats_updates_recorded_at_once_are_committed_in_their_order(
         assert after.id > earlier.id
     finally:
         await engine.dispose()
+
+
+async def test_two_receivers_recording_two_floods_crosswise_both_commit(postgres_url: str) -> None:
+    """Two receivers each record one chat's update and, in the same transaction, another chat's
+    excess (a flood beyond its sender's rate), crosswise. The excess is never handled, so it
+    takes no recording lock: had it, each would wait for the other's, and PostgreSQL would
+    break the deadlock by failing one (its chats told the system is busy)."""
+    engine = create_engine(postgres_url)
+    await reset_schema(engine)
+    await asyncio.to_thread(upgrade, postgres_url)
+    sessions = create_sessionmaker(engine)
+    now = dt.datetime.now(dt.UTC)
+    both_recorded = asyncio.Barrier(2)
+
+    async def receive(allowed: str, flooding: str, number: int) -> int:
+        async with sessions() as session, session.begin():
+            new = await record(
+                session, [Incoming("telegram", str(number), allowed, allowed, {})], now
+            )
+            await both_recorded.wait()
+            excess = Incoming("telegram", str(number + 1), flooding, flooding, {})
+            new += await record(session, [excess], now, InboxStatus.EXCESS)
+        return len(new)
+
+    try:
+        recorded = await asyncio.wait_for(
+            asyncio.gather(receive("4301", "4302", 10), receive("4302", "4301", 20)), WAIT
+        )
+    finally:
+        await engine.dispose()
+    assert recorded == [2, 2]
