@@ -407,8 +407,8 @@ class InboxWorker:
 
     async def _acknowledge(self, channel: Channel, extra: Any, outcome: Outcome) -> None:
         try:
-            answer = channel.acknowledge(extra, outcome)
-            await asyncio.wait_for(answer, timeout=ACKNOWLEDGE_SECONDS)
+            async with asyncio.timeout(ACKNOWLEDGE_SECONDS):  # no task of its own, as wait_for's
+                await channel.acknowledge(extra, outcome)
         except Exception as error:  # a button's spinner stops by itself
             log.info("could not acknowledge on %s: %s", channel.name, error)
 

@@ -170,8 +170,10 @@ async def next_code(session: AsyncSession, year: int) -> str:
 _BUMPS: dict[str, Any] = {}  # the upsert of next_code, built once per dialect
 
 
-# Built once; the submit step runs them for every registration.
-_SUBJECT = select(Subject).where(
+# Built once; the submit step runs them for every registration. The lookups that usually find
+# nothing read ids on the session's connection: the ORM's own execution of a SELECT costs
+# about as much again as the statement (bench/README.md, "conversation").
+_SUBJECT = select(Subject.id).where(
     Subject.owner_user_id == bindparam("user_id"),
     Subject.name == bindparam("name"),
     Subject.subject_type == bindparam("subject_type"),
@@ -185,11 +187,16 @@ async def _find_or_add_subject(
     session: AsyncSession, user_id: int, form: RegistrationInput
 ) -> Subject:
     """The producer's subject of that name and type, updated, or a new one (not flushed)."""
-    with session.no_autoflush:  # only this user's rows are read; nothing pending is needed
-        subject = await session.scalar(
-            _SUBJECT,
-            {"user_id": user_id, "name": form.subject_name, "subject_type": form.subject_type},
-        )
+    # Only this user's rows are read; nothing pending in the session is needed.
+    connection = await session.connection()
+    found = await connection.scalar(
+        _SUBJECT,
+        {"user_id": user_id, "name": form.subject_name, "subject_type": form.subject_type},
+    )
+    subject = None
+    if found is not None:
+        with session.no_autoflush:
+            subject = await session.get(Subject, found)
     if subject is None:
         subject = Subject(
             owner_user_id=user_id, name=form.subject_name, subject_type=form.subject_type
@@ -383,7 +390,7 @@ PENDING = (RegistrationStatus.SUBMITTED, RegistrationStatus.RETURNED, Registrati
 
 # Built once: the submit step runs it for every registration.
 _PENDING_OF = (
-    select(Registration)
+    select(Registration.id, Registration.product_name)
     .where(
         Registration.submitted_by_user_id == bindparam("user_id"),
         Registration.programme_year == bindparam("year"),
@@ -405,11 +412,13 @@ async def pending_duplicate(
     key = fold(product_name)
     # The user's registrations are their own events' work, and a batch holds one event per
     # sender, so what is pending in the session is other users' (see `last_details_of`).
-    with session.no_autoflush:
-        rows = await session.scalars(_PENDING_OF, {"user_id": user_id, "year": year})
-    for row in rows:
-        if row.id != other_than and fold(row.product_name) == key:
-            return row
+    # Ids and names on the session's connection; the registration itself only when it is one.
+    connection = await session.connection()
+    rows = await connection.execute(_PENDING_OF, {"user_id": user_id, "year": year})
+    for row_id, name in rows.all():
+        if row_id != other_than and fold(name) == key:
+            with session.no_autoflush:
+                return await session.get(Registration, row_id)
     return None
 
 
@@ -447,8 +456,8 @@ async def last_details_of(
     Without autoflush: the batch holds one event per sender, so nothing pending in the session
     is this user's registration, and flushing the other events' rows one query at a time was
     most of the batch's ORM cost (bench/README.md, "conversation")."""
-    with session.no_autoflush:
-        result = await session.execute(_LAST_DETAILS, {"user_id": user_id})
+    connection = await session.connection()  # read as it is: no ORM execution, no autoflush
+    result = await connection.execute(_LAST_DETAILS, {"user_id": user_id})
     return result.first()
 
 
