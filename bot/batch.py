@@ -35,7 +35,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.events import Event, EventKind
-from handlers.router import Prepared, prepare
+from handlers.router import Prepared, conclude, prepare
 from models.db import is_busy
 from models.inbox import lock_chats, take_turns
 
@@ -183,6 +183,7 @@ class Batcher:
                 if due:
                     prepared = await prepare(session, [item.event for item in due])
                     done = {id(item): await item.work(session, prepared) for item in due}
+                    await conclude(session, prepared)
                 results = [done.get(id(item), NOT_ITS_TURN) for item in batch]
                 if self.finish is not None and done:
                     await self.finish(session, list(done.values()))

@@ -40,7 +40,7 @@ from handlers.routes import Call, Routes, dispatch
 from models import keys
 from models.audit import record
 from models.base import utcnow
-from models.conversations import Conversation, conversations_for
+from models.conversations import Conversation, conversations_for, save_conversations
 from models.tasks import queue_tasks
 from models.text import fold
 from models.users import Profile, User, claim_updates, users_for
@@ -109,6 +109,11 @@ async def prepare(session: AsyncSession, events: Sequence[Event]) -> Prepared:
     )
     conversations = await conversations_for(session, [(e.channel, e.chat_id) for e in events])
     return Prepared(users, fresh, conversations)
+
+
+async def conclude(session: AsyncSession, prepared: Prepared) -> None:
+    """After the batch's events: what `prepare` loaded for them written back at once."""
+    await save_conversations(session, prepared.conversations.values())
 
 
 async def handle_event(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import String, bindparam, select, tuple_, update
+from sqlalchemy import String, Table, bindparam, inspect, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -56,6 +56,55 @@ async def conversations_for(
         found[key] = _idle(*key)
         session.add(found[key])
     return found
+
+
+_TABLE = cast(Table, Conversation.__table__)
+# Built once; the chat's key under names of their own (a SET column's name is taken).
+_UPDATE = _TABLE.update().where(
+    _TABLE.c.channel == bindparam("of_channel"), _TABLE.c.chat_id == bindparam("of_chat")
+)
+
+
+async def save_conversations(session: AsyncSession, conversations: Iterable[Conversation]) -> None:
+    """Write a batch's changed conversations in two statements (an INSERT of the new chats'
+    and an UPDATE of the others', each with many parameter sets) and take them out of the
+    session, instead of leaving them to the unit of work: its flush cost about 40 µs per
+    conversation, a tenth of an update's CPU (bench/README.md, "conversation").
+
+    Called once the batch's events are handled: until then they are the session's objects like
+    any other (one chat's conversation is one object, whoever reads it in the batch)."""
+    now = utcnow()
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    written: list[Conversation] = []
+    for conversation in conversations:
+        state = inspect(conversation)
+        if state.deleted or state.detached or not (state.key is None or state.modified):
+            continue
+        values = {
+            "flow": conversation.flow,
+            "step": conversation.step,
+            "editing": bool(conversation.editing),
+            "answers": conversation.answers if conversation.answers is not None else {},
+            "meta": conversation.meta,
+            "version": conversation.version or 0,
+            "updated_at": now,
+        }
+        if state.key is None:
+            new.append({"channel": conversation.channel, "chat_id": conversation.chat_id, **values})
+        else:
+            changed.append(
+                {"of_channel": conversation.channel, "of_chat": conversation.chat_id, **values}
+            )
+        written.append(conversation)
+    connection = await session.connection()
+    if new:
+        await connection.execute(_TABLE.insert(), new)
+    if changed:
+        await connection.execute(_UPDATE, changed)
+    for conversation in written:
+        if conversation in session:
+            session.expunge(conversation)
 
 
 async def forget_abandoned_forms(
