@@ -77,10 +77,18 @@ class Run:
     updates: int
     seconds: float
     latencies: list[float]
+    # CPU seconds of the process's one thread over the same span: unlike `seconds`, barely
+    # moved by whatever else the machine runs (bench/README.md, "CPU per update").
+    cpu: float = 0.0
 
     @property
     def per_second(self) -> float:
         return self.updates / self.seconds
+
+    @property
+    def cpu_per_update(self) -> float:
+        """Microseconds of CPU per update."""
+        return self.cpu / self.updates * 1e6
 
     def percentile(self, share: float) -> float:
         ordered = sorted(self.latencies)
@@ -188,16 +196,16 @@ async def drive(
         think = partial(rng.expovariate, rate / producers)
     await start_application(application)  # with post_init (only ours has one)
     started_hook()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     await asyncio.gather(
         *(
             _producer(application, transport, 1_000_000 + p, script, latencies, think, feed)
             for p in range(producers)
         )
     )
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.thread_time() - cpu
     await stop_application(application)
-    return Run(name, producers, len(latencies), seconds, latencies)
+    return Run(name, producers, len(latencies), seconds, latencies, cpu)
 
 
 async def ours(producers: int, database_url: str | None = None, rate: float | None = None) -> Run:
@@ -291,7 +299,8 @@ async def bare(producers: int, rate: float | None = None) -> Run:
 def summary(run: Run) -> str:
     return (
         f"{run.name}: {run.per_second:.0f} updates/s, p50 {run.percentile(0.5):.1f} ms, "
-        f"p99 {run.percentile(0.99):.1f} ms ({run.updates} updates, {run.producers} producers)"
+        f"p99 {run.percentile(0.99):.1f} ms, {run.cpu_per_update:.0f} µs CPU per update "
+        f"({run.updates} updates, {run.producers} producers)"
     )
 
 
