@@ -253,6 +253,20 @@ async def test_a_producer_who_unfollows_is_no_longer_sent_to(
     assert "Chương trình OCOP" in user.text
 
 
+async def _also_on_telegram(
+    session: AsyncSession, user: OAUser, phone: str, telegram_id: str
+) -> User:
+    """The OA user's account, given `phone`, and a Telegram account with the same number."""
+    on_oa = await session.scalar(select(User).where(User.channel_user_id == user.user_id))
+    assert on_oa is not None
+    on_oa.phone = phone
+    session.add(
+        User(channel="telegram", channel_user_id=telegram_id, chat_id=telegram_id, phone=phone)
+    )
+    await session.flush()
+    return on_oa
+
+
 async def test_outside_the_window_without_a_template_the_news_goes_to_their_other_channel(
     oa_bot: OABotUnderTest, oa_clock: Clock, engine: AsyncEngine
 ) -> None:
@@ -261,13 +275,7 @@ async def test_outside_the_window_without_a_template_the_news_goes_to_their_othe
     user = OAUser(oa_bot, "6100000000000000010")
     await user.say("xin chao")
     async with create_sessionmaker(engine)() as session, session.begin():
-        on_oa = await session.scalar(select(User).where(User.channel_user_id == user.user_id))
-        assert on_oa is not None
-        on_oa.phone = "+84905000010"
-        session.add(
-            User(channel="telegram", channel_user_id="7010", chat_id="7010", phone=on_oa.phone)
-        )
-        await session.flush()
+        on_oa = await _also_on_telegram(session, user, "+84905000010", "7010")
         oa_clock.now += dt.timedelta(days=3)
         notice = Notice(
             "zalo_oa",
@@ -299,13 +307,7 @@ async def test_a_file_handed_over_to_their_other_channel_is_not_reported_lost(
     user = OAUser(oa_bot, "6100000000000000011")
     await user.say("xin chao")
     async with create_sessionmaker(engine)() as session, session.begin():
-        on_oa = await session.scalar(select(User).where(User.channel_user_id == user.user_id))
-        assert on_oa is not None
-        on_oa.phone = "+84905000011"
-        session.add(
-            User(channel="telegram", channel_user_id="7011", chat_id="7011", phone=on_oa.phone)
-        )
-        await session.flush()
+        on_oa = await _also_on_telegram(session, user, "+84905000011", "7011")
         oa_clock.now += dt.timedelta(days=3)
         document = Document("bang_ke.xlsx", b"PK")
         notice = Notice(
