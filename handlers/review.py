@@ -41,6 +41,7 @@ from models.domain import (
     parse_number,
 )
 from models.dossier import present_items
+from models.inbox import lock_chats
 from models.officials import in_scope
 from models.registrations import Registration, can_change, change_status, waiting_for_review
 from models.text import clean
@@ -399,7 +400,10 @@ async def _complete_review(ctx: Context, note: str) -> Outcome:
 
 async def close_review_forms(session: AsyncSession, user: User) -> None:
     """An official's role or scope changed: a review form they had open is dropped, so what
-    they were allowed before cannot be finished after."""
+    they were allowed before cannot be finished after. Their chat is not this batch's: its lock
+    is taken first, so that a batch handling their own message (which holds it) is not undone
+    by this one, nor this by it, and the form is read as that batch left it."""
+    await lock_chats(session, [(user.channel, user.chat_id)])
     conversation = await session.get(Conversation, (user.channel, user.chat_id))
     if conversation is not None and (
         conversation.flow in (NOTE_FLOW.name, CERTIFY_FLOW.name, FIX_FLOW_NAME)

@@ -17,15 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.chaos import start_ocop_bot, stop_ocop_bot
 from bot.emulator import TelegramEmulator
 from bot.emulator.wire import buttons
 from bot.migrate import upgrade
-from models.conversations import Conversation
+from handlers.review import NOTE_FLOW, close_review_forms
+from models.conversations import Conversation, conversations_for, save_conversations
 from models.db import create_engine, create_sessionmaker
-from models.inbox import InboxStatus, Incoming, Pending, record
+from models.inbox import InboxStatus, Incoming, Pending, lock_chats, record
 from models.registrations import Registration
 from models.users import User
 from tests.conftest import reset_schema
@@ -242,13 +244,6 @@ async def test_one_chats_updates_recorded_at_once_are_committed_in_their_order(
     def update(number: int) -> Incoming:
         return Incoming("telegram", str(number), "4242", "4242", {"update_id": number})
 
-    async def waiting_for_a_lock() -> bool:
-        async with engine.connect() as watcher:
-            count = await watcher.scalar(
-                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
-            )
-        return bool(count)
-
     async def second() -> list[Pending]:
         async with sessions() as session, session.begin():
             return await record(session, [update(2)], now)
@@ -258,7 +253,7 @@ async def test_one_chats_updates_recorded_at_once_are_committed_in_their_order(
             [earlier] = await record(session, [update(1)], now)
             later = asyncio.create_task(second())
             deadline = time.monotonic() + WAIT
-            while not later.done() and not await waiting_for_a_lock():
+            while not later.done() and not await _waiting_for_a_lock(engine):
                 assert time.monotonic() < deadline, "the second receiver neither waited nor ended"
                 await asyncio.sleep(0.05)  # looking again; the condition is the database's
             assert not later.done(), "the later update was committed before the earlier one"
@@ -297,3 +292,104 @@ async def test_two_receivers_recording_two_floods_crosswise_both_commit(postgres
     finally:
         await engine.dispose()
     assert recorded == [2, 2]
+
+
+async def test_a_review_form_closed_while_its_official_answers_stays_closed(
+    postgres_url: str,
+) -> None:
+    """An admin's /official remove closes the official's open review form while a batch of
+    another process handles the official's own answer to it. Whatever the order, the form must
+    end closed: the closing waits for the chat's lock that batch holds, and reads the form as it
+    left it; the batch's write of the conversation sets only the columns it changed."""
+    engine = create_engine(postgres_url)
+    await reset_schema(engine)
+    await asyncio.to_thread(upgrade, postgres_url)
+    sessions = create_sessionmaker(engine)
+    chat = ("telegram", "4401")
+    async with sessions() as session, session.begin():
+        session.add(
+            Conversation(
+                channel=chat[0],
+                chat_id=chat[1],
+                flow=NOTE_FLOW.name,
+                step="note",
+                answers={},
+                meta={"registration": 7},
+                version=5,
+            )
+        )
+    official = User(channel=chat[0], channel_user_id=chat[1], chat_id=chat[1])
+
+    async def remove_official() -> None:
+        async with sessions() as session, session.begin():
+            await close_review_forms(session, official)
+
+    try:
+        async with sessions() as batch, batch.begin():
+            await lock_chats(batch, [chat])  # as Batcher._turns takes it
+            conversation = (await conversations_for(batch, [chat]))[chat]
+            closing = asyncio.create_task(remove_official())
+            deadline = time.monotonic() + WAIT
+            while not closing.done() and not await _waiting_for_a_lock(engine):
+                assert time.monotonic() < deadline, "the closing neither waited nor ended"
+                await asyncio.sleep(0.05)  # looking again; the condition is the database's
+            assert not closing.done(), "the form was closed under the batch handling it"
+            conversation.answers, conversation.step = {"note": "Thiếu ảnh nhãn"}, "summary"
+            conversation.version += 1
+            await save_conversations(batch, [conversation])
+        await asyncio.wait_for(closing, WAIT)
+        async with sessions() as session:
+            after = await session.get(Conversation, chat)
+    finally:
+        await engine.dispose()
+    assert after is not None
+    assert (after.flow, after.step, after.answers, after.meta) == (None, None, {}, None)
+
+
+async def _waiting_for_a_lock(engine: AsyncEngine) -> bool:
+    async with engine.connect() as watcher:
+        count = await watcher.scalar(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        )
+    return bool(count)
+
+
+async def test_a_batch_writes_back_only_what_it_changed_in_a_conversation(
+    postgres_url: str,
+) -> None:
+    """A batch writes its conversations in a few statements, not through the unit of work; like
+    the unit of work, it must set only the columns its events changed, so that a change made
+    meanwhile by another transaction to another column (here the form's flow) is kept."""
+    engine = create_engine(postgres_url)
+    await reset_schema(engine)
+    await asyncio.to_thread(upgrade, postgres_url)
+    sessions = create_sessionmaker(engine)
+    chat = ("telegram", "4402")
+    async with sessions() as session, session.begin():
+        session.add(
+            Conversation(
+                channel=chat[0], chat_id=chat[1], flow="registration", step="a", answers={}
+            )
+        )
+    try:
+        async with sessions() as batch, batch.begin():
+            conversation = (await conversations_for(batch, [chat]))[chat]
+            async with sessions() as other, other.begin():
+                await other.execute(
+                    update(Conversation)
+                    .where(Conversation.chat_id == chat[1])
+                    .values(flow=None, meta={"closed": True})
+                )
+            conversation.answers, conversation.step = {"a": "Nước mắm"}, "b"
+            await save_conversations(batch, [conversation])
+        async with sessions() as session:
+            after = await session.get(Conversation, chat)
+    finally:
+        await engine.dispose()
+    assert after is not None
+    assert (after.flow, after.meta, after.step, after.answers) == (
+        None,
+        {"closed": True},
+        "b",
+        {"a": "Nước mắm"},
+    )
