@@ -142,9 +142,7 @@ class Telegram:
 async def test_a_chat_split_between_two_processes_loses_nothing_and_submits_once(
     postgres_url: str, emulator: TelegramEmulator, tmp_path: Path
 ) -> None:
-    engine = create_engine(postgres_url)
-    await reset_schema(engine)
-    await asyncio.to_thread(upgrade, postgres_url)
+    engine = await _migrated(postgres_url)
     ports = [_free_port(), _free_port()]
     urls = [f"http://127.0.0.1:{port}/telegram/hook" for port in ports]
     processes = []
@@ -235,9 +233,7 @@ async def test_one_chats_updates_recorded_at_once_are_committed_in_their_order(
     parallel, or two processes behind one address). The later one must not commit while the
     earlier one is still open: the worker would answer it first, and the earlier update (its id
     lower, seen only later) after it, past the check that a chat's oldest update goes first."""
-    engine = create_engine(postgres_url)
-    await reset_schema(engine)
-    await asyncio.to_thread(upgrade, postgres_url)
+    engine = await _migrated(postgres_url)
     sessions = create_sessionmaker(engine)
     now = dt.datetime.now(dt.UTC)
 
@@ -252,11 +248,12 @@ async def test_one_chats_updates_recorded_at_once_are_committed_in_their_order(
         async with sessions() as session, session.begin():
             [earlier] = await record(session, [update(1)], now)
             later = asyncio.create_task(second())
-            deadline = time.monotonic() + WAIT
-            while not later.done() and not await _waiting_for_a_lock(engine):
-                assert time.monotonic() < deadline, "the second receiver neither waited nor ended"
-                await asyncio.sleep(0.05)  # looking again; the condition is the database's
-            assert not later.done(), "the later update was committed before the earlier one"
+            await _held_back(
+                later,
+                engine,
+                "the second receiver",
+                "the later update was committed before the earlier one",
+            )
         [after] = await later
         assert after.id > earlier.id
     finally:
@@ -268,9 +265,7 @@ async def test_two_receivers_recording_two_floods_crosswise_both_commit(postgres
     excess (a flood beyond its sender's rate), crosswise. The excess is never handled, so it
     takes no recording lock: had it, each would wait for the other's, and PostgreSQL would
     break the deadlock by failing one (its chats told the system is busy)."""
-    engine = create_engine(postgres_url)
-    await reset_schema(engine)
-    await asyncio.to_thread(upgrade, postgres_url)
+    engine = await _migrated(postgres_url)
     sessions = create_sessionmaker(engine)
     now = dt.datetime.now(dt.UTC)
     both_recorded = asyncio.Barrier(2)
@@ -301,9 +296,7 @@ async def test_a_review_form_closed_while_its_official_answers_stays_closed(
     another process handles the official's own answer to it. Whatever the order, the form must
     end closed: the closing waits for the chat's lock that batch holds, and reads the form as it
     left it; the batch's write of the conversation sets only the columns it changed."""
-    engine = create_engine(postgres_url)
-    await reset_schema(engine)
-    await asyncio.to_thread(upgrade, postgres_url)
+    engine = await _migrated(postgres_url)
     sessions = create_sessionmaker(engine)
     chat = ("telegram", "4401")
     async with sessions() as session, session.begin():
@@ -329,11 +322,9 @@ async def test_a_review_form_closed_while_its_official_answers_stays_closed(
             await lock_chats(batch, [chat])  # as Batcher._turns takes it
             conversation = (await conversations_for(batch, [chat]))[chat]
             closing = asyncio.create_task(remove_official())
-            deadline = time.monotonic() + WAIT
-            while not closing.done() and not await _waiting_for_a_lock(engine):
-                assert time.monotonic() < deadline, "the closing neither waited nor ended"
-                await asyncio.sleep(0.05)  # looking again; the condition is the database's
-            assert not closing.done(), "the form was closed under the batch handling it"
+            await _held_back(
+                closing, engine, "the closing", "the form was closed under the batch handling it"
+            )
             conversation.answers, conversation.step = {"note": "Thiếu ảnh nhãn"}, "summary"
             conversation.version += 1
             await save_conversations(batch, [conversation])
@@ -344,6 +335,23 @@ async def test_a_review_form_closed_while_its_official_answers_stays_closed(
         await engine.dispose()
     assert after is not None
     assert (after.flow, after.step, after.answers, after.meta) == (None, None, {}, None)
+
+
+async def _migrated(postgres_url: str) -> AsyncEngine:
+    """The test's database with a fresh schema, as `ocop-bot migrate` makes it."""
+    engine = create_engine(postgres_url)
+    await reset_schema(engine)
+    await asyncio.to_thread(upgrade, postgres_url)
+    return engine
+
+
+async def _held_back(task: asyncio.Task[Any], engine: AsyncEngine, who: str, why: str) -> None:
+    """Wait until `task` waits for an advisory lock; fail with `why` if it ended instead."""
+    deadline = time.monotonic() + WAIT
+    while not task.done() and not await _waiting_for_a_lock(engine):
+        assert time.monotonic() < deadline, f"{who} neither waited nor ended"
+        await asyncio.sleep(0.05)  # looking again; the condition is the database's
+    assert not task.done(), why
 
 
 async def _waiting_for_a_lock(engine: AsyncEngine) -> bool:
@@ -360,9 +368,7 @@ async def test_a_batch_writes_back_only_what_it_changed_in_a_conversation(
     """A batch writes its conversations in a few statements, not through the unit of work; like
     the unit of work, it must set only the columns its events changed, so that a change made
     meanwhile by another transaction to another column (here the form's flow) is kept."""
-    engine = create_engine(postgres_url)
-    await reset_schema(engine)
-    await asyncio.to_thread(upgrade, postgres_url)
+    engine = await _migrated(postgres_url)
     sessions = create_sessionmaker(engine)
     chat = ("telegram", "4402")
     async with sessions() as session, session.begin():
