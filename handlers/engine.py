@@ -52,9 +52,13 @@ class FormMeta:
     asking: dict[str, Any] | None = None
 
 
+_NO_META = FormMeta()
+
+
 def meta_of(conversation: Conversation | None) -> FormMeta:
     """The conversation's metadata (empty without a conversation)."""
-    return FormMeta(**(conversation.meta or {})) if conversation is not None else FormMeta()
+    stored = conversation.meta if conversation is not None else None
+    return FormMeta(**stored) if stored else _NO_META
 
 
 def set_meta(conversation: Conversation, meta: FormMeta) -> None:

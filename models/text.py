@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _NON_WORD = re.compile(r"[\W_]+")
 # Control (ESC, \x01), format (U+202E that flips the text around it, zero-width marks),
@@ -12,6 +13,7 @@ _NON_WORD = re.compile(r"[\W_]+")
 _DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs"})
 
 
+@lru_cache(maxsize=4096)  # mostly the same few hundred labels and words, folded per update
 def fold(text: str) -> str:
     """Case- and diacritics-insensitive key: lowercases, NFD-strips combining marks, maps đ/Đ to d,
     collapses whitespace and punctuation to single spaces, strips."""
