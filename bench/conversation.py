@@ -148,7 +148,6 @@ async def _producer(
     script: tuple[tuple[str, str], ...],
     latencies: list[float],
     think: Callable[[], float] | None,
-    feed: Callable[[dict[str, Any]], None] | None,
 ) -> None:
     inbox = transport.inboxes[user]
     number = user % 1_000_000
@@ -166,10 +165,7 @@ async def _producer(
         else:
             raw = _message(user, value.format(i=number, a=number // 1000, b=number % 1000))
         sent = time.perf_counter()
-        if feed is not None:  # ours: through getUpdates and the inbox
-            feed(raw)
-        else:
-            await application.update_queue.put(Update.de_json(raw, application.bot))
+        transport.feed(raw)  # fetched by the bot's next getUpdates
         async with inbox.changed:
             await inbox.changed.wait_for(partial(_more_than, inbox, seen))
         latencies.append(inbox.messages[seen].at - sent)
@@ -182,28 +178,37 @@ async def drive(
     script: tuple[tuple[str, str], ...],
     name: str,
     rate: float | None = None,
-    feed: Callable[[dict[str, Any]], None] | None = None,
     started_hook: Callable[[], None] = lambda: None,
 ) -> Run:
     """All producers at once. Without `rate`, each answers the moment the reply arrives (a
     saturated bot: throughput). With `rate`, each thinks a random while (exponential, the same
     seeded sequence for every bot) so that together they offer about `rate` updates per second:
-    the latency a producer sees under that load."""
+    the latency a producer sees under that load.
+
+    Every bot gets its updates as deployed, by getUpdates from the transport: ours with its own
+    receiver (it records them in the inbox first), the baselines with PTB's Updater, as
+    `run_polling` runs it."""
     latencies: list[float] = []
     think = None
     if rate is not None:
         rng = random.Random(2026)
         think = partial(rng.expovariate, rate / producers)
     await start_application(application)  # with post_init (only ours has one)
+    polling = application.updater is not None
+    if polling:
+        assert application.updater is not None
+        await application.updater.start_polling(poll_interval=0)
     started_hook()
     started, cpu = time.perf_counter(), time.thread_time()
     await asyncio.gather(
         *(
-            _producer(application, transport, 1_000_000 + p, script, latencies, think, feed)
+            _producer(application, transport, 1_000_000 + p, script, latencies, think)
             for p in range(producers)
         )
     )
     seconds, cpu = time.perf_counter() - started, time.thread_time() - cpu
+    if polling and application.updater is not None:
+        await application.updater.stop()
     await stop_application(application)
     return Run(name, producers, len(latencies), seconds, latencies, cpu)
 
@@ -230,9 +235,7 @@ async def ours(producers: int, database_url: str | None = None, rate: float | No
     # start-up; the collector's defaults back afterwards, for the scenarios that follow.
     defaults = gc.get_threshold()
     try:
-        return await drive(
-            application, transport, producers, SCRIPT, "ours", rate, transport.feed, settle_process
-        )
+        return await drive(application, transport, producers, SCRIPT, "ours", rate, settle_process)
     finally:
         gc.unfreeze()
         gc.set_threshold(*defaults)
@@ -277,6 +280,7 @@ async def peer(producers: int, rate: float | None = None) -> Run:
         ApplicationBuilder()
         .token(TOKEN)
         .request(transport)
+        .get_updates_request(transport)
         .persistence(PicklePersistence(folder / "state.pickle", update_interval=60))
         .build()
     )
@@ -286,7 +290,9 @@ async def peer(producers: int, rate: float | None = None) -> Run:
 
 async def bare(producers: int, rate: float | None = None) -> Run:
     transport = LocalTransport()
-    application = ApplicationBuilder().token(TOKEN).request(transport).build()
+    application = (
+        ApplicationBuilder().token(TOKEN).request(transport).get_updates_request(transport).build()
+    )
 
     async def echo(update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
