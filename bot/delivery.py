@@ -179,18 +179,19 @@ class DeliveryWorker:
         """New messages were queued: look now rather than at the next poll."""
         self._wake.set()
 
-    def reserve(self) -> int:
-        """How many of the replies being written now may be leased to this worker, to send at
-        once (`send_now`); the others are queued in the outbox and claimed in their turn. The
-        room is held until `leased` says what was taken: batches writing at once (PostgreSQL)
-        do not share it."""
+    def reserve(self, wanted: int) -> int:
+        """How many of the `wanted` replies being written now may be leased to this worker, to
+        send at once (`send_now`); the others are queued in the outbox and claimed in their
+        turn. The room is held until `leased` says what was taken: batches writing at once
+        (PostgreSQL) do not share it, and each holds only what it asked for (holding all that
+        was left queued the replies of the batches beside it)."""
         if self._backlog:
             return 0
         # A promise whose transaction rolled back is never handed over: it lapses with its lease.
         lapsed = time.monotonic() - LEASE.total_seconds()
         self._promised = {i: at for i, at in self._promised.items() if at > lapsed}
         held = len(self._leased) + self._claiming + self._reserved + len(self._promised)
-        room = max(0, self._hand_limit - held)
+        room = max(0, min(wanted, self._hand_limit - held))
         self._reserved += room
         return room
 
@@ -279,7 +280,13 @@ class DeliveryWorker:
             # Held for the claim while it waits for the database, so that the replies written
             # meanwhile do not take the same room.
             held = len(self._leased) + self._reserved + len(self._promised)
-            self._claiming = max(0, self._hand_limit - held)
+            # No more than one claim can plan (a horizon of slots): holding the whole room left
+            # the replies written meanwhile none, and queued them behind the claim's; queued,
+            # they kept the worker in backlog mode, claim after claim, while the load lasted
+            # (PostgreSQL's conversation benchmark: 5,000 of 6,800 replies claimed, not sent at
+            # once, p99 1.7 s).
+            plannable = math.ceil(self.pacing.rate * self.pacing.horizon)
+            self._claiming = max(0, min(self._hand_limit - held, plannable))
             try:
                 batch = await claim(
                     session,

@@ -383,12 +383,13 @@ class InboxWorker:
             channel = self.channels[name]
             await channel.finish(session, [(each.row.chat_id, each.outcome) for each in handled])
             worker = channel.delivery
-            room = worker.reserve()
+            messages = [message for each in handled for message in each.outgoing]
+            room = worker.reserve(len(messages))
             fast: list[Claimed] = []
             try:
                 fast, ids, overflow = await queue_replies(
                     session,
-                    [message for each in handled for message in each.outgoing],
+                    messages,
                     now,
                     worker=worker.name if room else None,
                     lease=LEASE,

@@ -321,10 +321,16 @@ class Results:
 async def record(
     session: AsyncSession, channel: str, results: Results, now: dt.datetime, pacing: Pacing
 ) -> None:
-    # Core UPDATEs with many parameter sets: one round trip per kind of result.
+    # Core UPDATEs with many parameter sets: one round trip per kind of result. Rows in the
+    # order of their keys, as the claim's flush updates them (the unit of work sorts by primary
+    # key): two transactions locking the same chats in different orders deadlock (PostgreSQL
+    # found one in the conversation benchmark, a results write against a claim).
     table = cast(Table, OutboxMessage.__table__)
     chats = cast(Table, DeliveryChat.__table__)
     if results.chat_sent:
+        latest: dict[str, dt.datetime] = {}
+        for chat, when in results.chat_sent:
+            latest[chat] = max(when, latest.get(chat, when))
         await session.execute(
             chats.update()
             .where(
@@ -335,7 +341,7 @@ async def record(
             .values(next_at=bindparam("earliest")),
             [
                 {"chat": chat, "earliest": when + dt.timedelta(seconds=pacing.interval(chat))}
-                for chat, when in results.chat_sent
+                for chat, when in sorted(latest.items())
             ],
         )
     if results.sent:
@@ -349,7 +355,7 @@ async def record(
                 lease_until=None,
                 error=None,
             ),
-            [{"row": row, "sent_id": sent_id} for row, sent_id in results.sent],
+            [{"row": row, "sent_id": sent_id} for row, sent_id in sorted(results.sent)],
         )
     if results.retry:
         await session.execute(
@@ -362,7 +368,7 @@ async def record(
                 lease_until=None,
                 leased_by=None,
             ),
-            [{"row": row, "retry_at": when} for row, when in results.retry],
+            [{"row": row, "retry_at": when} for row, when in sorted(results.retry)],
         )
     if results.deferred:
         await session.execute(
@@ -374,7 +380,7 @@ async def record(
                 lease_until=None,
                 leased_by=None,
             ),
-            [{"row": row, "due": when} for row, when in results.deferred],
+            [{"row": row, "due": when} for row, when in sorted(results.deferred)],
         )
     if results.failed:
         await session.execute(
@@ -386,7 +392,7 @@ async def record(
                 lease_until=None,
                 error=bindparam("reason"),
             ),
-            [{"row": row, "reason": reason[:500]} for row, reason in results.failed],
+            [{"row": row, "reason": reason[:500]} for row, reason in sorted(results.failed)],
         )
 
 

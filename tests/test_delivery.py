@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.delivery import backoff
+from bot.delivery import DeliveryWorker, backoff
 from bot.emulator import Faults, Limits, TelegramEmulator
 from bot.settings import Settings
 from models.base import utcnow
@@ -183,3 +183,22 @@ async def test_answers_beyond_what_telegram_lets_out_wait_in_the_outbox_in_order
     assert max(held) <= limit, (max(held), limit)
     assert max(held) < people  # without the limit, every answer would be in hand at once
     assert emulator.throttled == 0
+
+
+async def test_batches_writing_replies_at_once_each_get_room_to_send_them_at_once(
+    engine: AsyncEngine,
+) -> None:
+    """PostgreSQL writes up to four batches at once. Each must get room for its own replies:
+    when the first took all that was left, the others' replies were queued in the outbox, the
+    worker went into backlog mode and stayed there while the load lasted, every reply waiting
+    for a claim (5,000 of 6,800 in the conversation benchmark, p99 1.7 s)."""
+
+    async def send(_chat: str, _reply: object) -> str:
+        return "1"
+
+    worker = DeliveryWorker(create_sessionmaker(engine), "telegram", send, Pacing(30))
+    await worker.step()  # the outbox is empty: nothing waits, replies may go at once
+    first, second = worker.reserve(3), worker.reserve(5)
+    assert (first, second) == (3, 5)
+    # Room is finite all the same: what is held counts against the rest.
+    assert worker.reserve(worker.hand_limit) == worker.hand_limit - 8

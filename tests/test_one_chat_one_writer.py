@@ -14,20 +14,23 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
-from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Table, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bench.chaos import start_ocop_bot, stop_ocop_bot
 from bot.emulator import TelegramEmulator
 from bot.emulator.wire import buttons
 from bot.migrate import upgrade
 from handlers.review import NOTE_FLOW, close_review_forms
+from models.base import utcnow
 from models.conversations import Conversation, conversations_for, save_conversations
 from models.db import create_engine, create_sessionmaker
 from models.inbox import InboxStatus, Incoming, Pending, lock_chats, record
+from models.outbox import DeliveryChat, Pacing, Results
+from models.outbox import record as record_results
 from models.registrations import Registration
 from models.users import User
 from tests.conftest import reset_schema
@@ -346,7 +349,7 @@ async def _migrated(postgres_url: str) -> AsyncEngine:
 
 
 async def _held_back(task: asyncio.Task[Any], engine: AsyncEngine, who: str, why: str) -> None:
-    """Wait until `task` waits for an advisory lock; fail with `why` if it ended instead."""
+    """Wait until `task` waits for a lock; fail with `why` if it ended instead."""
     deadline = time.monotonic() + WAIT
     while not task.done() and not await _waiting_for_a_lock(engine):
         assert time.monotonic() < deadline, f"{who} neither waited nor ended"
@@ -355,9 +358,14 @@ async def _held_back(task: asyncio.Task[Any], engine: AsyncEngine, who: str, why
 
 
 async def _waiting_for_a_lock(engine: AsyncEngine) -> bool:
+    """Whether a transaction waits for a lock: a chat's advisory lock, or a row another
+    transaction updated."""
     async with engine.connect() as watcher:
         count = await watcher.scalar(
-            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            text(
+                "SELECT count(*) FROM pg_locks"
+                " WHERE locktype IN ('advisory', 'transactionid') AND NOT granted"
+            )
         )
     return bool(count)
 
@@ -399,3 +407,48 @@ async def test_a_batch_writes_back_only_what_it_changed_in_a_conversation(
         "b",
         {"a": "Nước mắm"},
     )
+
+
+async def test_delivery_results_written_beside_a_claim_of_the_same_chats_do_not_deadlock(
+    postgres_url: str,
+) -> None:
+    """The delivery worker writes what it sent (each chat's next free moment) while its claim,
+    in another transaction, plans the same chats' next messages. The claim's flush updates the
+    chats in key order; the results came in the order the sends finished, and the two deadlocked
+    (PostgreSQL aborted the results' write: found in the conversation benchmark). Both now lock
+    in key order: the results wait for the claim, then follow it."""
+    engine = await _migrated(postgres_url)
+    sessions = create_sessionmaker(engine)
+    now = utcnow()
+    chats = cast(Table, DeliveryChat.__table__)
+    async with sessions() as session, session.begin():
+        session.add_all(DeliveryChat(channel="telegram", chat_id=c, next_at=now) for c in "AB")
+
+    async def plan(session: AsyncSession, chat: str) -> None:
+        await session.execute(
+            update(chats)
+            .where(chats.c.channel == "telegram", chats.c.chat_id == chat)
+            .values(next_at=now + dt.timedelta(seconds=5))
+        )
+
+    async def write_results() -> None:
+        sent = Results(chat_sent=[("B", now), ("A", now)])  # B's send finished first
+        async with sessions() as session, session.begin():
+            await record_results(session, "telegram", sent, now, Pacing(30))
+
+    try:
+        async with sessions() as claim, claim.begin():
+            await plan(claim, "A")
+            writing = asyncio.create_task(write_results())
+            await _held_back(
+                writing, engine, "the results' write", "it did not wait for the claim's chat"
+            )
+            await plan(claim, "B")  # the deadlock, had the write taken B before waiting for A
+        await asyncio.wait_for(writing, WAIT)
+        async with sessions() as session:
+            moments = dict((await session.execute(select(chats.c.chat_id, chats.c.next_at))).all())
+    finally:
+        await engine.dispose()
+    # The results' write came second: each chat's next moment a second after the send, as the
+    # write sets it only where it moves the moment later (the claim's five seconds stand).
+    assert moments == {"A": now + dt.timedelta(seconds=5), "B": now + dt.timedelta(seconds=5)}
