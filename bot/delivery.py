@@ -435,7 +435,9 @@ class DeliveryWorker:
             if not self._leased:
                 continue
             try:
-                async with self.sessionmaker() as session, session.begin():
+                # Not beside a write of results: both update the messages in hand, each in an
+                # order of its own, and on PostgreSQL the two deadlocked.
+                async with self._flushing, self.sessionmaker() as session, session.begin():
                     await extend_leases(
                         session, list(self._leased), self.name, self.clock() + LEASE
                     )
@@ -533,13 +535,13 @@ class DeliveryWorker:
             # Before any other write waiting in this process: until this commits, a message
             # the channel accepted would be sent again if the process died.
             await session.connection(execution_options=URGENT_WRITE)
+            if flood is not None:  # the channel's row first, then its chats, as a claim does
+                await delay_channel(session, self.channel, flood)
             await record(session, self.channel, batch, now, self.pacing)
             await hand_back(session, handed_back)
             for chat_id in blocked:
                 await mark_unreachable(session, self.channel, chat_id, now)
             for message in lost_files:
                 await self._tell_lost_file(session, message, now)
-            if flood is not None:
-                await delay_channel(session, self.channel, flood)
         if batch.retry or handed_back or lost_files:
             self.wake()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -71,12 +72,36 @@ def _begin_immediate(connection: Any) -> None:
         pause = min(pause * 2, 0.2)
 
 
+_ORJSON = (
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def _not_orjson(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is left to the standard library")
+
+
 def dump_json(value: Any) -> str:
     """JSON columns as orjson writes them: the inbox's updates, the outbox's keyboards and the
     answers are encoded in every batch, and the standard library took 4% of the bot's CPU
-    doing so (bench/README.md, "conversation"). Compact, UTF-8 as is; non-string keys as the
-    standard library would write them."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    doing so (bench/README.md, "conversation"). Compact, UTF-8 as is. What orjson refuses
+    (a lone surrogate in a text, an integer beyond 64 bits) or would write where the standard
+    library refuses (dates, dataclasses) goes to the standard library, as before: an update
+    orjson cannot encode must not stop the receiving of all the others."""
+    try:
+        return orjson.dumps(value, default=_not_orjson, option=_ORJSON).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def load_json(text: str | bytes) -> Any:
+    """orjson's reading, and the standard library's for what only it reads (the lone
+    surrogates and NaN it writes). An integer beyond 64 bits reads as a float: none is stored
+    (Telegram's ids fit in 53 bits; Zalo's are strings)."""
+    try:
+        return orjson.loads(text)
+    except ValueError:
+        return json.loads(text)
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -87,7 +112,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     under WAL when another connection wrote in between; taking the write lock at BEGIN avoids it.
     """
     kwargs.setdefault("json_serializer", dump_json)
-    kwargs.setdefault("json_deserializer", orjson.loads)
+    kwargs.setdefault("json_deserializer", load_json)
     if not is_sqlite(url):
         return create_async_engine(url, pool_pre_ping=True, **kwargs)
     prepare_sqlite_file(url)

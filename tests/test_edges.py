@@ -26,8 +26,9 @@ from bot.emulator import Faults, Limits, TelegramEmulator
 from bot.inbox import _busy_text, _failed_text, _flood_text
 from bot.settings import Settings
 from handlers.i18n import _, in_language
+from models.base import utcnow
 from models.db import BUSY_SECONDS, create_sessionmaker
-from models.inbox import InboxStatus, InboxUpdate, Pending
+from models.inbox import InboxStatus, InboxUpdate, Incoming, Pending, pending_of, record
 from models.outbox import OutboxMessage, Pacing
 from models.registrations import Registration
 from models.users import User
@@ -571,3 +572,25 @@ async def test_an_update_recorded_while_a_start_reads_the_backlog_is_answered_in
     await emulator.wait_for_messages(8101, len(emulator.messages_to(8102)), timeout=patience)
     await running.drain(timeout=patience)
     assert _texts(emulator, 8101) == _texts(emulator, 8102)
+
+
+@pytest.mark.both_databases
+async def test_an_update_the_fast_json_encoder_refuses_is_recorded_as_it_came(
+    engine: AsyncEngine,
+) -> None:
+    """JSON columns are written by orjson, which refuses what the standard library (and so
+    PTB's reading of getUpdates) lets through: a lone surrogate, which a broken client's text
+    may carry as an escape, or an integer beyond 64 bits. Refused, such an update would fail
+    its recording again and again, and the receiver would never confirm it nor anything after
+    it: every chat would stop. It is recorded, and read back, as it came."""
+    payload = {
+        "update_id": 7,
+        "message": {"text": "m\ud83d", "chat": {"id": 5}, "big": 2**70, "name": "Nước mắm"},
+    }
+    update = Incoming("telegram", "7", "5", "5", payload)
+    async with create_sessionmaker(engine)() as session, session.begin():
+        assert len(await record(session, [update], utcnow())) == 1
+    async with create_sessionmaker(engine)() as session:
+        [row] = await pending_of(session, "telegram", "5", 10)
+    assert row.payload["message"]["text"] == "m\ud83d"
+    assert row.payload["message"]["name"] == "Nước mắm"
