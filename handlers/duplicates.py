@@ -33,6 +33,7 @@ async def refuse_duplicate(answers: Answers, ctx: Context, form: RegistrationInp
         form.product_name,
         year,
         other_than=int(returned_id) if returned_id is not None else None,
+        subject=(form.subject_name, form.subject_type),  # read for the submit that follows
     )
     if existing is None:
         return

@@ -7,9 +7,23 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Integer, Row, String, Text, bindparam, select
+from sqlalchemy import (
+    JSON,
+    Enum,
+    ForeignKey,
+    Integer,
+    Row,
+    String,
+    Text,
+    bindparam,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.selectable import CompoundSelect
 
 from models.base import Base, insert_for, utcnow
 from models.domain import (
@@ -187,12 +201,16 @@ async def _find_or_add_subject(
     session: AsyncSession, user_id: int, form: RegistrationInput
 ) -> Subject:
     """The producer's subject of that name and type, updated, or a new one (not flushed)."""
-    # Only this user's rows are read; nothing pending in the session is needed.
-    connection = await session.connection()
-    found = await connection.scalar(
-        _SUBJECT,
-        {"user_id": user_id, "name": form.subject_name, "subject_type": form.subject_type},
-    )
+    # Only this user's rows are read; nothing pending in the session is needed. The duplicate
+    # check may have read the id already, in its statement (`pending_duplicate`).
+    key = _subject_key(user_id, form.subject_name, form.subject_type)
+    found = session.info.pop(key, _UNREAD)
+    if found is _UNREAD:
+        connection = await session.connection()
+        found = await connection.scalar(
+            _SUBJECT,
+            {"user_id": user_id, "name": form.subject_name, "subject_type": form.subject_type},
+        )
     subject = None
     if found is not None:
         with session.no_autoflush:
@@ -400,23 +418,64 @@ _PENDING_OF = (
 )
 
 
+# The same, with the id of the producer's subject the form names, for the submit that follows
+# the check: one round trip instead of two (the submit steps made two thirds of the statements
+# on PostgreSQL, bench/README.md, "conversation").
+_PENDING_AND_SUBJECT: CompoundSelect[Any] = union_all(
+    select(literal("r"), Registration.id, Registration.product_name).where(
+        Registration.submitted_by_user_id == bindparam("user_id"),
+        Registration.programme_year == bindparam("year"),
+        Registration.status.in_(PENDING),
+    ),
+    select(literal("s"), Subject.id, null()).where(
+        Subject.owner_user_id == bindparam("user_id"),
+        Subject.name == bindparam("name"),
+        Subject.subject_type == bindparam("subject_type"),
+    ),
+)
+_UNREAD = object()
+
+
+def _subject_key(user_id: int, name: str, subject_type: SubjectType) -> tuple[Any, ...]:
+    return ("subject-id", user_id, name, subject_type)
+
+
 async def pending_duplicate(
     session: AsyncSession,
     user_id: int,
     product_name: str,
     year: int,
     other_than: int | None = None,
+    subject: tuple[str, SubjectType] | None = None,
 ) -> Registration | None:
     """The user's registration of the same product (name compared folded) in the same year
-    that is still pending, if any."""
+    that is still pending, if any. With `subject` (the form's subject name and type), the id
+    of that subject is read in the same statement and kept, in the session, for the submit."""
     key = fold(product_name)
     # The user's registrations are their own events' work, and a batch holds one event per
     # sender, so what is pending in the session is other users' (see `last_details_of`).
     # Ids and names on the session's connection; the registration itself only when it is one.
     connection = await session.connection()
-    rows = await connection.execute(_PENDING_OF, {"user_id": user_id, "year": year})
-    for row_id, name in rows.all():
-        if row_id != other_than and fold(name) == key:
+    rows: list[tuple[int, str]]
+    if subject is None:
+        found = await connection.execute(_PENDING_OF, {"user_id": user_id, "year": year})
+        rows = [(row_id, product) for row_id, product in found.all()]
+    else:
+        subject_name, subject_type = subject
+        both = await connection.execute(
+            _PENDING_AND_SUBJECT,
+            {"user_id": user_id, "year": year, "name": subject_name, "subject_type": subject_type},
+        )
+        rows, subject_id = [], None
+        for kind, row_id, product in both.all():
+            if kind == "s":
+                subject_id = row_id
+            else:
+                rows.append((row_id, product))
+        rows.sort()
+        session.info[_subject_key(user_id, subject_name, subject_type)] = subject_id
+    for row_id, product in rows:
+        if row_id != other_than and fold(product) == key:
             with session.no_autoflush:
                 return await session.get(Registration, row_id)
     return None
