@@ -144,6 +144,7 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._results: list[Result] = []
+        self._renew_due = False  # the leases in hand are to be renewed with the next write
         self._have_results = asyncio.Event()
         self._flushing = asyncio.Lock()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -429,20 +430,15 @@ class DeliveryWorker:
 
     async def _renew_loop(self) -> None:
         """Leases are short, so that a dead process's messages soon go to another; a live
-        one renews those it still holds (a reply retried for a minute stays its own)."""
+        one renews those it still holds (a reply retried for a minute stays its own). Renewed
+        by the results' write, in its transaction: both update the messages in hand, and as two
+        transactions they deadlocked on PostgreSQL, or (one waiting for the other) put the
+        results' write behind the batches waiting on SQLite."""
         while True:
             await asyncio.sleep(LEASE.total_seconds() / 3)
-            if not self._leased:
-                continue
-            try:
-                # Not beside a write of results: both update the messages in hand, each in an
-                # order of its own, and on PostgreSQL the two deadlocked.
-                async with self._flushing, self.sessionmaker() as session, session.begin():
-                    await extend_leases(
-                        session, list(self._leased), self.name, self.clock() + LEASE
-                    )
-            except Exception as error:
-                log.warning("could not renew delivery leases (%s)", error)
+            if self._leased:
+                self._renew_due = True
+                self._have_results.set()
 
     async def _flush_loop(self) -> None:
         """Write results as soon as there are any: a message sent but not yet marked sent would
@@ -451,7 +447,8 @@ class DeliveryWorker:
             await self._have_results.wait()
             self._have_results.clear()
             await self._flush()
-            if self._results and not self._stopping.is_set():  # the write failed: retry soon
+            failed = self._results or self._renew_due
+            if failed and not self._stopping.is_set():  # the write failed: retry soon
                 await asyncio.sleep(0.5)
                 self._have_results.set()
 
@@ -465,12 +462,14 @@ class DeliveryWorker:
 
     async def _flush_now(self) -> None:
         results, self._results = self._results, []
-        if results:
+        renew, self._renew_due = self._renew_due, False
+        if results or renew:
             try:
-                await self._record(results)
+                await self._record(results, renew)
             except BaseException as error:
                 # Keep them: forgetting would leave the messages leased, then sent twice.
                 self._results = results + self._results
+                self._renew_due = self._renew_due or renew
                 if not isinstance(error, Exception):
                     raise
                 log.exception("recording %d delivery results failed; will retry", len(results))
@@ -506,7 +505,9 @@ class DeliveryWorker:
             now=now,
         )
 
-    async def _record(self, results: list[Result]) -> None:
+    async def _record(self, results: list[Result], renew: bool = False) -> None:
+        """Write what the sends came to and, with `renew`, extend the leases of the messages
+        still in hand, in one transaction."""
         now = self.clock()
         batch = Results()
         handed_back: list[int] = []
@@ -543,5 +544,9 @@ class DeliveryWorker:
                 await mark_unreachable(session, self.channel, chat_id, now)
             for message in lost_files:
                 await self._tell_lost_file(session, message, now)
+            if renew:
+                settled = {result.message.id for result in results}
+                still = [message_id for message_id in self._leased if message_id not in settled]
+                await extend_leases(session, still, self.name, now + LEASE)
         if batch.retry or handed_back or lost_files:
             self.wake()

@@ -469,7 +469,7 @@ async def pending_duplicate(
         rows, subject_id = [], None
         for kind, row_id, product in both.all():
             if kind == "s":
-                subject_id = row_id
+                subject_id = row_id if subject_id is None else subject_id
             else:
                 rows.append((row_id, product))
         rows.sort()

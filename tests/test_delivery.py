@@ -3,6 +3,9 @@ flood control, server errors, timeouts and users who blocked the bot."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -10,6 +13,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import bot.delivery
 from bot.delivery import DeliveryWorker, backoff
 from bot.emulator import Faults, Limits, TelegramEmulator
 from bot.settings import Settings
@@ -202,3 +206,52 @@ async def test_batches_writing_replies_at_once_each_get_room_to_send_them_at_onc
     assert (first, second) == (3, 5)
     # Room is finite all the same: what is held counts against the rest.
     assert worker.reserve(worker.hand_limit) == worker.hand_limit - 8
+
+
+async def test_a_send_that_outlasts_its_lease_stays_its_workers_and_goes_out_once(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message in a worker's hands longer than its lease (a slow answer from Telegram, a
+    reply retried for a while) has its lease renewed, with the worker's writes of results: a
+    second process's claim does not take it back and send it again."""
+    lease = dt.timedelta(seconds=1.5)
+    monkeypatch.setattr(bot.delivery, "LEASE", lease)  # renewed every half second
+    await queue_notifications(engine, range(1, 2), 1)
+    sessions = create_sessionmaker(engine)
+    answer, sending, written = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    sent: list[str] = []
+
+    async def slow(chat: str, _reply: object) -> str:
+        sent.append(f"first:{chat}")
+        sending.set()
+        await answer.wait()
+        return "1"
+
+    async def other(chat: str, _reply: object) -> str:
+        sent.append(f"second:{chat}")
+        return "2"
+
+    first = DeliveryWorker(sessions, "telegram", slow, Pacing(30, lease=lease))
+    first.listeners.append(lambda _id, _sent: written.set())
+    second = DeliveryWorker(sessions, "telegram", other, Pacing(30, lease=lease))
+    running = asyncio.create_task(first.run())
+    try:
+        async with asyncio.timeout(60):
+            await sending.wait()  # the first worker claimed it and is sending
+            async with sessions() as session:
+                claimed_until = await session.scalar(select(OutboxMessage.lease_until))
+            assert claimed_until is not None
+            # Past the lease the claim gave: only a renewal keeps it the first worker's.
+            lapsed = claimed_until + dt.timedelta(seconds=0.2) - utcnow()
+            await asyncio.sleep(max(0.0, lapsed.total_seconds()))
+            await second.step()
+            answer.set()
+            await written.wait()
+    finally:
+        await first.stop()
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    assert sent == ["first:1"]
+    async with sessions() as session:
+        assert await session.scalar(select(OutboxMessage.status)) == "sent"
