@@ -83,6 +83,9 @@ class Context:
     progress: Callable[[str], Awaitable[None]] = _ignore_progress
     # The chat's conversation: its form's metadata (handlers.engine.meta_of) is read from it.
     conversation: Conversation | None = None
+    # Whether the user ever submitted a registration, when the batch read it with them (None:
+    # not known, look).
+    registered_before: bool | None = None
 
     @property
     def area(self) -> Area:

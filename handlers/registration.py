@@ -182,6 +182,8 @@ def _parse_reuse(value: str, _answers: Answers, ctx: Context) -> Answers:
 async def previous_details(ctx: Context) -> FormMeta:
     """Owner, subject, address and phone of the producer's last registration, if any, for the
     form to offer again."""
+    if ctx.registered_before is False:  # known with the sender: no registration to look at
+        return FormMeta()
     last = await last_details_of(ctx.session, ctx.user.id)
     if last is None:
         return FormMeta()

@@ -91,13 +91,16 @@ class Prepared:
     users: dict[tuple[str, str], User]
     fresh: set[tuple[str, str]]  # (channel, update id) seen for the first time
     conversations: dict[tuple[str, str], Conversation]
+    registered: set[int]  # ids of the senders who ever registered
 
 
 async def prepare(session: AsyncSession, events: Sequence[Event]) -> Prepared:
     """Senders (created when new), the claim of each update id, and each chat's conversation."""
+    registered: set[int] = set()
     users = await users_for(
         session,
         [Profile(e.channel, e.user_id, e.chat_id, e.display_name, e.username) for e in events],
+        registered,
     )
     fresh = await claim_updates(
         session,
@@ -108,7 +111,7 @@ async def prepare(session: AsyncSession, events: Sequence[Event]) -> Prepared:
         ],
     )
     conversations = await conversations_for(session, [(e.channel, e.chat_id) for e in events])
-    return Prepared(users, fresh, conversations)
+    return Prepared(users, fresh, conversations, registered)
 
 
 async def conclude(session: AsyncSession, prepared: Prepared) -> None:
@@ -133,7 +136,9 @@ async def handle_event(
         return Outcome()  # a redelivery
     use_language(user.language)
     conversation = prepared.conversations[(event.channel, event.chat_id)]
-    ctx = Context(session, user, services, progress, conversation)
+    # What the batch knew when it began: the sender's other events are never in it.
+    registered = user.id in prepared.registered
+    ctx = Context(session, user, services, progress, conversation, registered_before=registered)
     linked = await reminders.link_shared_contact(ctx, event)
     outcome = await _route(ctx, conversation, event)
     if linked is not None:

@@ -13,8 +13,11 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     bindparam,
+    column,
     delete,
+    exists,
     select,
+    table,
     true,
     tuple_,
 )
@@ -116,21 +119,32 @@ def remember_profile(user: User, profile: Profile) -> None:
         user.username = profile.username
 
 
-# Built once: constructing the statement per batch cost as much as running it.
-_USERS = select(User).where(
+# The registrations table by its name (models/registrations.py imports this module).
+_REGISTRATIONS = table("registrations", column("submitted_by_user_id"))
+# Built once: constructing the statement per batch cost as much as running it. With each
+# sender, whether they ever registered: a producer who never did has no details to offer
+# again, and `/dangky` need not look for them (a statement per registration, bench/README.md).
+_USERS = select(
+    User, exists().where(_REGISTRATIONS.c.submitted_by_user_id == User.id).label("registered")
+).where(
     User.channel == bindparam("channel"),
     User.channel_user_id.in_(bindparam("ids", expanding=True)),
 )
 
 
-async def users_for(session: AsyncSession, profiles: Sequence[Profile]) -> dict[Key, User]:
+async def users_for(
+    session: AsyncSession, profiles: Sequence[Profile], registered: set[int] | None = None
+) -> dict[Key, User]:
     """Many senders at once, by (channel, channel user id): one SELECT, and one INSERT for all
-    the new ones."""
+    the new ones. `registered`, when given, gets the ids of those who ever registered."""
     users: dict[Key, User] = {}
     for channel in {profile.channel for profile in profiles}:
         ids = [p.channel_user_id for p in profiles if p.channel == channel]
-        found = await session.scalars(_USERS, {"channel": channel, "ids": ids})
-        users.update(((user.channel, user.channel_user_id), user) for user in found)
+        found = await session.execute(_USERS, {"channel": channel, "ids": ids})
+        for user, has_registered in found:
+            users[(user.channel, user.channel_user_id)] = user
+            if has_registered and registered is not None:
+                registered.add(user.id)
     fresh = []
     for profile in profiles:
         key = (profile.channel, profile.channel_user_id)
