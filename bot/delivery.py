@@ -447,8 +447,8 @@ class DeliveryWorker:
             await self._have_results.wait()
             self._have_results.clear()
             await self._flush()
-            failed = self._results or self._renew_due
-            if failed and not self._stopping.is_set():  # the write failed: retry soon
+            # The write failed (or a renewal came due while it ran): again soon.
+            if (self._results or self._renew_due) and not self._stopping.is_set():
                 await asyncio.sleep(0.5)
                 self._have_results.set()
 
@@ -544,9 +544,7 @@ class DeliveryWorker:
                 await mark_unreachable(session, self.channel, chat_id, now)
             for message in lost_files:
                 await self._tell_lost_file(session, message, now)
-            if renew:
-                settled = {result.message.id for result in results}
-                still = [message_id for message_id in self._leased if message_id not in settled]
-                await extend_leases(session, still, self.name, now + LEASE)
+            if renew:  # those just settled are no longer SENDING: extend_leases skips them
+                await extend_leases(session, list(self._leased), self.name, now + LEASE)
         if batch.retry or handed_back or lost_files:
             self.wake()

@@ -32,8 +32,8 @@ async def refuse_duplicate(answers: Answers, ctx: Context, form: RegistrationInp
         ctx.user.id,
         form.product_name,
         year,
+        (form.subject_name, form.subject_type),  # its id read for the submit that follows
         other_than=int(returned_id) if returned_id is not None else None,
-        subject=(form.subject_name, form.subject_type),  # read for the submit that follows
     )
     if existing is None:
         return

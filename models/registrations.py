@@ -406,21 +406,10 @@ async def resubmit_registration(
 PENDING = (RegistrationStatus.SUBMITTED, RegistrationStatus.RETURNED, RegistrationStatus.ACCEPTED)
 
 
-# Built once: the submit step runs it for every registration.
-_PENDING_OF = (
-    select(Registration.id, Registration.product_name)
-    .where(
-        Registration.submitted_by_user_id == bindparam("user_id"),
-        Registration.programme_year == bindparam("year"),
-        Registration.status.in_(PENDING),
-    )
-    .order_by(Registration.id)
-)
-
-
-# The same, with the id of the producer's subject the form names, for the submit that follows
-# the check: one round trip instead of two (the submit steps made two thirds of the statements
-# on PostgreSQL, bench/README.md, "conversation").
+# Built once: the submit step runs it for every registration. The producer's pending
+# registrations of the year, with the id of the subject the form names, for the submit that
+# follows the check: one round trip instead of two (the submit steps made two thirds of the
+# statements on PostgreSQL, bench/README.md, "conversation").
 _PENDING_AND_SUBJECT: CompoundSelect[Any] = union_all(
     select(literal("r"), Registration.id, Registration.product_name).where(
         Registration.submitted_by_user_id == bindparam("user_id"),
@@ -445,35 +434,31 @@ async def pending_duplicate(
     user_id: int,
     product_name: str,
     year: int,
+    subject: tuple[str, SubjectType],
     other_than: int | None = None,
-    subject: tuple[str, SubjectType] | None = None,
 ) -> Registration | None:
     """The user's registration of the same product (name compared folded) in the same year
-    that is still pending, if any. With `subject` (the form's subject name and type), the id
-    of that subject is read in the same statement and kept, in the session, for the submit."""
+    that is still pending, if any. The id of `subject` (the form's subject name and type) is
+    read in the same statement and kept, in the session, for the submit."""
     key = fold(product_name)
     # The user's registrations are their own events' work, and a batch holds one event per
     # sender, so what is pending in the session is other users' (see `last_details_of`).
     # Ids and names on the session's connection; the registration itself only when it is one.
     connection = await session.connection()
-    rows: list[tuple[int, str]]
-    if subject is None:
-        found = await connection.execute(_PENDING_OF, {"user_id": user_id, "year": year})
-        rows = [(row_id, product) for row_id, product in found.all()]
-    else:
-        subject_name, subject_type = subject
-        both = await connection.execute(
-            _PENDING_AND_SUBJECT,
-            {"user_id": user_id, "year": year, "name": subject_name, "subject_type": subject_type},
-        )
-        rows, subject_id = [], None
-        for kind, row_id, product in both.all():
-            if kind == "s":
-                subject_id = row_id if subject_id is None else subject_id
-            else:
-                rows.append((row_id, product))
-        rows.sort()
-        session.info[_subject_key(user_id, subject_name, subject_type)] = subject_id
+    subject_name, subject_type = subject
+    both = await connection.execute(
+        _PENDING_AND_SUBJECT,
+        {"user_id": user_id, "year": year, "name": subject_name, "subject_type": subject_type},
+    )
+    rows: list[tuple[int, str]] = []
+    subject_id = None
+    for kind, row_id, product in both.all():
+        if kind == "s":
+            subject_id = row_id if subject_id is None else subject_id
+        else:
+            rows.append((row_id, product))
+    rows.sort()  # oldest first
+    session.info[_subject_key(user_id, subject_name, subject_type)] = subject_id
     for row_id, product in rows:
         if row_id != other_than and fold(product) == key:
             with session.no_autoflush:

@@ -192,7 +192,7 @@ async def test_answers_beyond_what_telegram_lets_out_wait_in_the_outbox_in_order
 async def test_batches_writing_replies_at_once_each_get_room_to_send_them_at_once(
     engine: AsyncEngine,
 ) -> None:
-    """PostgreSQL writes up to four batches at once. Each must get room for its own replies:
+    """PostgreSQL writes batches in parallel. Each must get room for its own replies:
     when the first took all that was left, the others' replies were queued in the outbox, the
     worker went into backlog mode and stayed there while the load lasted, every reply waiting
     for a claim (5,000 of 6,800 in the conversation benchmark, p99 1.7 s)."""
